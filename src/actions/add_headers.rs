@@ -1,0 +1,111 @@
+//! `add-headers`: append headers (values interpolated) to the request or the response.
+
+use super::Step;
+use crate::compile::config::{BAD_CONFIG, TOO_MANY};
+use crate::compile::{Config, Cx};
+use crate::error::GatewayError;
+use crate::eval::Exchange;
+use crate::expr::Template;
+use crate::source::Node;
+
+#[derive(Debug)]
+pub struct AddHeaders {
+    headers: Vec<(String, Template)>,
+}
+
+/// Headers ngrok will not let a policy add or remove.
+pub(super) const PROTECTED: &[&str] = &["user-agent"];
+
+impl AddHeaders {
+    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<AddHeaders> {
+        let mut c = Config::new(config, path, cx.diags);
+        let headers = header_templates(&mut c, 1, 10)?;
+        c.finish();
+        Some(AddHeaders { headers })
+    }
+
+    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+        for (name, value) in &self.headers {
+            let v = ex.render(value, "add-headers", "headers")?;
+            let headers = ex.headers_mut();
+            // ngrok appends, except `host`, which can only have one value.
+            if name == "host" {
+                headers.set(name, &v);
+            } else {
+                headers.append(name, &v);
+            }
+        }
+        Ok(Step::Continue)
+    }
+}
+
+/// Reads `headers: {name: value-template}` with between `min` and `max` entries; names are
+/// lower-cased as ngrok does.
+pub(super) fn header_templates(
+    c: &mut Config<'_, '_>,
+    min: usize,
+    max: usize,
+) -> Option<Vec<(String, Template)>> {
+    let Some(node) = c.field("headers") else {
+        if min > 0 {
+            c.missing("headers");
+            return None;
+        }
+        return Some(Vec::new());
+    };
+    let Some(entries) = node.as_map() else {
+        c.wrong_type("headers", node, "a map of header names to values");
+        return None;
+    };
+    if entries.len() < min || entries.len() > max {
+        let msg = format!(
+            "`headers` must have {min} to {max} entries, not {}",
+            entries.len()
+        );
+        c.error_at(TOO_MANY, "headers", node, msg);
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (name, value) in entries {
+        let key = format!("headers.{name}");
+        let lower = name.to_ascii_lowercase();
+        if PROTECTED.contains(&lower.as_str()) || !is_token(&lower) {
+            let why = if is_token(&lower) {
+                "may not be changed by a policy"
+            } else {
+                "is not a valid header name"
+            };
+            c.error_at(BAD_CONFIG, &key, value, format!("header `{name}` {why}"));
+            ok = false;
+            continue;
+        }
+        let text = match &value.value {
+            crate::source::Value::Str(s) => s.clone(),
+            crate::source::Value::Int(i) => i.to_string(),
+            crate::source::Value::Bool(b) => b.to_string(),
+            _ => {
+                c.error_at(
+                    BAD_CONFIG,
+                    &key,
+                    value,
+                    "header values must be strings".into(),
+                );
+                ok = false;
+                continue;
+            }
+        };
+        match c.template("headers", value, &text) {
+            Some(t) => out.push((lower, t)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// RFC 9110 token characters, the only ones allowed in a header name.
+pub(super) fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}

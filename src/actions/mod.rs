@@ -1,0 +1,153 @@
+//! The actions of a Traffic Policy, one file per action `type`, dispatched by one exhaustive match.
+
+mod add_headers;
+mod custom_response;
+mod deny;
+mod forward_internal;
+mod not_implemented;
+mod remove_headers;
+
+pub use add_headers::AddHeaders;
+pub use custom_response::CustomResponse;
+pub use deny::Deny;
+pub use forward_internal::ForwardInternal;
+pub use not_implemented::NotImplemented;
+pub use remove_headers::RemoveHeaders;
+
+use crate::compile::Cx;
+use crate::error::GatewayError;
+use crate::eval::{Exchange, Phase, Synthetic};
+use crate::source::Node;
+
+/// A compiled action.
+#[derive(Debug)]
+pub enum Action {
+    ForwardInternal(ForwardInternal),
+    CustomResponse(CustomResponse),
+    Deny(Deny),
+    AddHeaders(AddHeaders),
+    RemoveHeaders(RemoveHeaders),
+    NotImplemented(NotImplemented),
+}
+
+/// What the chain does after an action. Stopping the chain is a value, never a panic.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// Go on with the next action or rule.
+    Continue,
+    /// Forward to the internal endpoint (pool) with this key; terminating.
+    Forward(String),
+    /// Answer with a response made here (`custom-response`); the response phase still runs.
+    Respond(Synthetic),
+    /// Answer with this status and no body (`deny`); nothing else runs.
+    Deny(u16),
+}
+
+/// Every action type ngrok documents that this gateway does not run yet. They load (so ngrok
+/// policies are accepted) but fail closed at run time.
+const LATER: &[&str] = &[
+    "rate-limit",
+    "owasp-crs-request",
+    "owasp-crs-response",
+    "restrict-ips",
+    "basic-auth",
+    "jwt-validation",
+    "verify-webhook",
+    "redirect",
+    "url-rewrite",
+    "set-vars",
+    "log",
+    "compress-response",
+    "circuit-breaker",
+    "http-request",
+    "request-body-find-replace",
+    "response-body-find-replace",
+    "close-connection",
+    "oauth",
+    "oidc",
+    "openid-connect",
+    "terminate-tls",
+    "sse-find-replace",
+    "saml",
+    "ai-gateway",
+];
+
+impl Action {
+    /// Compiles one action of `type_name`; `None` when it was rejected (diagnostics say why).
+    pub fn compile(
+        type_name: &str,
+        config: Option<&Node>,
+        phase: Phase,
+        path: &str,
+        type_node: &Node,
+        cx: &mut Cx<'_>,
+    ) -> Option<Action> {
+        let supported: &[Phase] = match type_name {
+            "forward-internal" | "deny" => &[Phase::Request],
+            "custom-response" | "add-headers" | "remove-headers" => {
+                &[Phase::Request, Phase::Response]
+            }
+            t if LATER.contains(&t) => {
+                return Some(Action::NotImplemented(NotImplemented::compile(
+                    t, path, type_node, cx,
+                )))
+            }
+            other => {
+                cx.diags.error(
+                    Some("ERR_NGROK_2201"),
+                    crate::compile::At::new(path, type_node),
+                    format!("invalid action type `{other}`"),
+                );
+                return None;
+            }
+        };
+        if !supported.contains(&phase) {
+            cx.diags.error(
+                Some("ERR_NGROK_2202"),
+                crate::compile::At::new(path, type_node),
+                format!(
+                    "action `{type_name}` is not supported in `{}`",
+                    phase.name()
+                ),
+            );
+            return None;
+        }
+        let config_path = crate::compile::child(path, "config");
+        Some(match type_name {
+            "forward-internal" => {
+                Action::ForwardInternal(ForwardInternal::compile(config, config_path, cx)?)
+            }
+            "custom-response" => {
+                Action::CustomResponse(CustomResponse::compile(config, config_path, cx)?)
+            }
+            "deny" => Action::Deny(Deny::compile(config, config_path, cx)?),
+            "add-headers" => Action::AddHeaders(AddHeaders::compile(config, config_path, cx)?),
+            _ => Action::RemoveHeaders(RemoveHeaders::compile(config, config_path, cx)?),
+        })
+    }
+
+    /// Whether the chain always stops after this action (ngrok's "terminating" actions).
+    pub fn terminates(&self) -> bool {
+        match self {
+            Action::ForwardInternal(f) => !f.continues_on_error(),
+            Action::CustomResponse(_) | Action::Deny(_) => true,
+            Action::AddHeaders(_) | Action::RemoveHeaders(_) | Action::NotImplemented(_) => false,
+        }
+    }
+
+    pub fn apply(&self, ex: &mut Exchange, resolve: &dyn Resolve) -> Result<Step, GatewayError> {
+        match self {
+            Action::ForwardInternal(a) => a.apply(ex, resolve),
+            Action::CustomResponse(a) => a.apply(ex),
+            Action::Deny(a) => Ok(a.apply()),
+            Action::AddHeaders(a) => a.apply(ex),
+            Action::RemoveHeaders(a) => Ok(a.apply(ex)),
+            Action::NotImplemented(a) => Err(a.apply()),
+        }
+    }
+}
+
+/// What actions may ask of the gateway: whether an internal endpoint URL is declared.
+pub trait Resolve {
+    fn has_internal(&self, key: &str) -> bool;
+}

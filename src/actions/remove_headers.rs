@@ -1,0 +1,53 @@
+//! `remove-headers`: drop headers from the request or the response.
+
+use super::add_headers::{is_token, PROTECTED};
+use super::Step;
+use crate::compile::config::{BAD_CONFIG, TOO_MANY};
+use crate::compile::{Config, Cx};
+use crate::eval::Exchange;
+use crate::source::Node;
+
+#[derive(Debug)]
+pub struct RemoveHeaders {
+    headers: Vec<String>,
+}
+
+impl RemoveHeaders {
+    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<RemoveHeaders> {
+        let mut c = Config::new(config, path, cx.diags);
+        let Some(node) = c.field("headers") else {
+            c.missing("headers");
+            return None;
+        };
+        let Some(items) = node.as_seq() else {
+            c.wrong_type("headers", node, "a list of header names");
+            return None;
+        };
+        if items.is_empty() || items.len() > 10 {
+            let msg = format!("`headers` must have 1 to 10 entries, not {}", items.len());
+            c.error_at(TOO_MANY, "headers", node, msg);
+        }
+        let mut headers = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("headers[{i}]");
+            match item.as_str().map(str::to_ascii_lowercase) {
+                Some(name) if PROTECTED.contains(&name.as_str()) => {
+                    let msg = format!("header `{name}` may not be removed by a policy");
+                    c.error_at(BAD_CONFIG, &key, item, msg);
+                }
+                Some(name) if is_token(&name) => headers.push(name),
+                _ => c.error_at(BAD_CONFIG, &key, item, "not a valid header name".into()),
+            }
+        }
+        c.finish();
+        Some(RemoveHeaders { headers })
+    }
+
+    pub fn apply(&self, ex: &mut Exchange) -> Step {
+        let headers = ex.headers_mut();
+        for name in &self.headers {
+            headers.remove(name);
+        }
+        Step::Continue
+    }
+}

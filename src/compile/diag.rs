@@ -1,0 +1,120 @@
+//! Compile diagnostics: every problem found, with where it is and ngrok's code when one exists.
+
+use crate::source::{Node, Pos};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem in a policy or endpoint file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// ngrok's error code (`ERR_NGROK_2201`), when ngrok defines one for this problem.
+    pub code: Option<&'static str>,
+    /// The file the value came from (set by the caller that knows it).
+    pub file: Option<String>,
+    pub pos: Option<Pos>,
+    /// Path of the value inside its document, e.g. `spec.trafficPolicy.policy.on_http_request[0]`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}:")?;
+        }
+        if let Some(pos) = self.pos {
+            write!(f, "{}:{}:", pos.line, pos.col)?;
+        }
+        let level = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        write!(f, " {level}")?;
+        if let Some(code) = self.code {
+            write!(f, " [{code}]")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, " at `{}`", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Collects diagnostics while compiling; compiling goes on after an error so all are reported.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn error(&mut self, code: Option<&'static str>, at: At<'_>, message: impl Into<String>) {
+        self.push(Severity::Error, code, at, message.into());
+    }
+
+    pub fn warning(&mut self, code: Option<&'static str>, at: At<'_>, message: impl Into<String>) {
+        self.push(Severity::Warning, code, at, message.into());
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        code: Option<&'static str>,
+        at: At<'_>,
+        message: String,
+    ) {
+        self.items.push(Diagnostic {
+            severity,
+            code,
+            file: None,
+            pos: at.node.and_then(|n| n.pos),
+            path: at.path.to_string(),
+            message,
+        });
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Labels every diagnostic not yet labelled with the file it belongs to.
+    pub fn set_file(&mut self, file: &str) {
+        for d in &mut self.items {
+            d.file.get_or_insert_with(|| file.to_string());
+        }
+    }
+}
+
+/// The place a diagnostic points at: a path and, when known, the node (for its position).
+#[derive(Clone, Copy)]
+pub struct At<'a> {
+    pub path: &'a str,
+    pub node: Option<&'a Node>,
+}
+
+impl<'a> At<'a> {
+    pub fn new(path: &'a str, node: &'a Node) -> Self {
+        At {
+            path,
+            node: Some(node),
+        }
+    }
+}
+
+/// Joins a path and a map key (`a.b`) or list index (`a[0]`).
+pub fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+pub fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}

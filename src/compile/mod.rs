@@ -1,0 +1,373 @@
+//! Spec → program: turns a traffic policy [`Node`] into a [`Policy`], reporting every problem.
+//!
+//! Normalisation (reference §1.5): ngrok's published multicloud guide writes a phase as a map
+//! (`on_http_request: {actions: [...]}`) and nests a rule inside an actions list. ngrok itself
+//! rejects both (`ERR_NGROK_9026`). We accept them with a warning, as the rules they plainly mean,
+//! and reject them when `strict` is set.
+
+pub mod config;
+mod diag;
+
+pub use config::Config;
+pub use diag::{child, index, At, Diagnostic, Diagnostics, Severity};
+
+use crate::actions::Action;
+use crate::eval::Phase;
+use crate::expr::Expr;
+use crate::program::{Policy, Rule};
+use crate::source::{Node, Value};
+use std::collections::HashSet;
+
+const STRUCTURE: Option<&str> = Some("ERR_NGROK_9026");
+
+/// What a policy belongs to: a cloud endpoint's policy must always answer (ngrok 2235).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    Cloud,
+    Agent,
+}
+
+/// The compile context: where diagnostics go, the switches, and what endpoints exist.
+pub struct Cx<'a> {
+    pub diags: &'a mut Diagnostics,
+    pub strict: bool,
+    /// Keys (`scheme://host:port`) of every declared internal endpoint.
+    pub internal: &'a HashSet<String>,
+}
+
+impl Cx<'_> {
+    /// A §1.5 deviation: a warning normally, an error under `strict`.
+    fn deviation(&mut self, at: At<'_>, message: String) {
+        let message = format!("The TrafficPolicy you provided is invalid: {message}");
+        if self.strict {
+            self.diags.error(STRUCTURE, at, message);
+        } else {
+            self.diags.warning(
+                STRUCTURE,
+                at,
+                format!("{message} (accepted and normalised; `--strict` rejects it)"),
+            );
+        }
+    }
+}
+
+fn line_of(node: &Node) -> String {
+    node.pos
+        .map_or(String::new(), |p| format!("line {}: ", p.line))
+}
+
+/// Compiles a traffic policy document.
+pub fn compile_policy(
+    node: &Node,
+    path: &str,
+    kind: EndpointKind,
+    cx: &mut Cx<'_>,
+) -> Option<Policy> {
+    let Some(entries) = node.as_map() else {
+        cx.diags.error(
+            STRUCTURE,
+            At::new(path, node),
+            format!(
+                "a traffic policy must be a map of phases, not {}",
+                node.kind()
+            ),
+        );
+        return None;
+    };
+    let mut policy = Policy::default();
+    let errors_before = cx
+        .diags
+        .items
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    for (key, value) in entries {
+        let at_path = child(path, key);
+        let at = At::new(&at_path, value);
+        match key.as_str() {
+            "on_http_request" => {
+                policy.on_http_request = phase_rules(value, &at_path, Phase::Request, cx)
+            }
+            "on_http_response" => {
+                policy.on_http_response = phase_rules(value, &at_path, Phase::Response, cx)
+            }
+            "on_tcp_connect" => cx.diags.error(
+                Some("ERR_NGROK_2230"),
+                at,
+                "`on_tcp_connect` cannot run here: TCP and TLS end at Cloudflare's edge, before the Worker",
+            ),
+            "inbound" | "outbound" => cx.diags.error(
+                STRUCTURE,
+                at,
+                format!("`{key}` is the legacy name; use `on_http_request` / `on_http_response`"),
+            ),
+            other => cx.diags.error(
+                STRUCTURE,
+                at,
+                format!("unknown phase `{other}`; expected `on_http_request` or `on_http_response`"),
+            ),
+        }
+    }
+    let error_count = |cx: &Cx<'_>| {
+        cx.diags
+            .items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    };
+    // Whole-policy checks only make sense when every rule compiled: a dropped action or
+    // expression would make them report consequences instead of causes.
+    if error_count(cx) > errors_before {
+        return None;
+    }
+    check_reachability(&policy.on_http_request, path, node, cx);
+    if kind == EndpointKind::Cloud && !policy.on_http_request.iter().any(Rule::always_terminates) {
+        cx.diags.error(
+            Some("ERR_NGROK_2235"),
+            At::new(path, node),
+            "policy not guaranteed to handle traffic: a cloud endpoint's `on_http_request` needs a \
+             rule without expressions that ends in `forward-internal`, `custom-response` or `deny`",
+        );
+    }
+    (error_count(cx) == errors_before).then_some(policy)
+}
+
+fn phase_rules(value: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Vec<Rule> {
+    match &value.value {
+        Value::Null => Vec::new(),
+        Value::Seq(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, item)| compile_rule(item, &index(path, i), phase, &[], cx))
+            .collect(),
+        Value::Map(_) if value.get("actions").is_some() => {
+            cx.deviation(
+                At::new(path, value),
+                format!(
+                    "{}received invalid value of type 'map' for traffic policy rule array",
+                    line_of(value)
+                ),
+            );
+            compile_rule(value, path, phase, &[], cx)
+        }
+        _ => {
+            cx.diags.error(
+                STRUCTURE,
+                At::new(path, value),
+                format!(
+                    "{}received invalid value of type '{}' for traffic policy rule array",
+                    line_of(value),
+                    value.kind()
+                ),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Compiles one rule. A rule nested in its actions list splits it: the actions before, the
+/// nested rule (with the outer expressions and its own), and the actions after, in order.
+fn compile_rule(
+    node: &Node,
+    path: &str,
+    phase: Phase,
+    outer: &[(&Node, String)],
+    cx: &mut Cx<'_>,
+) -> Vec<Rule> {
+    let Some(entries) = node.as_map() else {
+        cx.diags.error(
+            STRUCTURE,
+            At::new(path, node),
+            format!("a rule must be a map, not {}", node.kind()),
+        );
+        return Vec::new();
+    };
+    let mut name = None;
+    let mut expressions: Vec<(&Node, String)> = outer.to_vec();
+    let mut actions_node = None;
+    for (key, value) in entries {
+        let p = child(path, key);
+        match key.as_str() {
+            "name" => {
+                name = match &value.value {
+                    Value::Str(s) => Some(s.clone()),
+                    Value::Int(i) => Some(i.to_string()),
+                    _ => None,
+                }
+            }
+            "expressions" => match value.as_seq() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        match item.as_str() {
+                            Some(s) => expressions.push((item, s.to_string())),
+                            None => cx.diags.error(
+                                Some("ERR_NGROK_2200"),
+                                At::new(&index(&p, i), item),
+                                format!("an expression must be a string, not {}", item.kind()),
+                            ),
+                        }
+                    }
+                }
+                None if value.value == Value::Null => {}
+                None => cx.diags.error(
+                    STRUCTURE,
+                    At::new(&p, value),
+                    "`expressions` must be a list of strings",
+                ),
+            },
+            "actions" => actions_node = Some(value),
+            other => cx.diags.error(
+                STRUCTURE,
+                At::new(&p, value),
+                format!(
+                    "unknown rule field `{other}`; expected `name`, `expressions` or `actions`"
+                ),
+            ),
+        }
+    }
+    let items = match actions_node.map(|n| (n, n.as_seq())) {
+        Some((_, Some(items))) if !items.is_empty() => items,
+        Some((n, Some(_))) | Some((n, None)) if n.as_seq().is_none() && n.value != Value::Null => {
+            cx.diags.error(
+                STRUCTURE,
+                At::new(&child(path, "actions"), n),
+                "`actions` must be a list",
+            );
+            return Vec::new();
+        }
+        _ => {
+            cx.diags.error(
+                Some("ERR_NGROK_2206"),
+                At::new(path, node),
+                "a rule needs at least one action",
+            );
+            return Vec::new();
+        }
+    };
+
+    let mut rules = Vec::new();
+    let mut pending = Vec::new();
+    let actions_path = child(path, "actions");
+    for (i, item) in items.iter().enumerate() {
+        let p = index(&actions_path, i);
+        let nested = item.get("type").is_none() && item.get("actions").is_some();
+        if nested {
+            cx.deviation(
+                At::new(&p, item),
+                format!(
+                    "{}a rule (`expressions` + `actions`) is nested inside an actions list",
+                    line_of(item)
+                ),
+            );
+            if !pending.is_empty() {
+                rules.push(make_rule(
+                    name.clone(),
+                    &expressions,
+                    std::mem::take(&mut pending),
+                    path,
+                    cx,
+                ));
+            }
+            rules.extend(compile_rule(item, &p, phase, &expressions, cx));
+        } else if let Some(action) = compile_action(item, &p, phase, cx) {
+            pending.push(action);
+        }
+    }
+    if !pending.is_empty() {
+        rules.push(make_rule(name, &expressions, pending, path, cx));
+    }
+    rules
+}
+
+fn make_rule(
+    name: Option<String>,
+    sources: &[(&Node, String)],
+    actions: Vec<Action>,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Rule {
+    let mut expressions = Vec::new();
+    for (node, src) in sources {
+        match Expr::compile(src) {
+            Ok(e) => expressions.push(e),
+            Err(e) => cx.diags.error(
+                Some("ERR_NGROK_2200"),
+                At::new(&child(path, "expressions"), node),
+                format!("invalid expression `{src}`: {}", e.0),
+            ),
+        }
+    }
+    for (i, window) in actions.windows(2).enumerate() {
+        if window[0].terminates() {
+            let p = index(&child(path, "actions"), i + 1);
+            cx.diags.error(
+                Some("ERR_NGROK_2207"),
+                At {
+                    path: &p,
+                    node: None,
+                },
+                "this action can never run: an earlier action of the rule always ends the phase",
+            );
+            break;
+        }
+    }
+    Rule {
+        name,
+        expressions,
+        actions,
+    }
+}
+
+fn compile_action(item: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Option<Action> {
+    let Some(entries) = item.as_map() else {
+        cx.diags.error(
+            STRUCTURE,
+            At::new(path, item),
+            format!("an action must be a map, not {}", item.kind()),
+        );
+        return None;
+    };
+    for (key, value) in entries {
+        if key != "type" && key != "config" {
+            cx.diags.error(
+                Some("ERR_NGROK_2203"),
+                At::new(&child(path, key), value),
+                format!("unknown action field `{key}`; expected `type` and `config`"),
+            );
+        }
+    }
+    let Some(type_node) = item.get("type") else {
+        cx.diags.error(
+            Some("ERR_NGROK_2201"),
+            At::new(path, item),
+            "an action needs a `type`",
+        );
+        return None;
+    };
+    let Some(type_name) = type_node.as_str() else {
+        cx.diags.error(
+            Some("ERR_NGROK_2201"),
+            At::new(&child(path, "type"), type_node),
+            "`type` must be a string",
+        );
+        return None;
+    };
+    Action::compile(type_name, item.get("config"), phase, path, type_node, cx)
+}
+
+/// ngrok's 2207: rules after one that always ends the phase can never run.
+fn check_reachability(rules: &[Rule], path: &str, node: &Node, cx: &mut Cx<'_>) {
+    if let Some(first) = rules.iter().position(Rule::always_terminates) {
+        if first + 1 < rules.len() {
+            cx.diags.error(
+                Some("ERR_NGROK_2207"),
+                At::new(&child(path, "on_http_request"), node),
+                format!(
+                    "rule {} always ends the phase, so the {} rule(s) after it can never run",
+                    first,
+                    rules.len() - first - 1
+                ),
+            );
+        }
+    }
+}

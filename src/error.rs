@@ -1,0 +1,163 @@
+//! Runtime errors of the gateway, and [`GatewayError::rescue`]: the one place that turns an
+//! error into an HTTP status, an `ngrok-error-code` and a short machine-readable body.
+
+use crate::eval::Synthetic;
+use crate::expr::EvalError;
+use crate::http::Headers;
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum GatewayError {
+    /// No valid policy has ever loaded in this isolate (fail closed).
+    NoPolicy { reason: String },
+    /// The request itself is unusable (e.g. no client address from the platform).
+    BadRequest { reason: String },
+    /// No public (cloud) endpoint serves this host.
+    NoPublicEndpoint { host: String },
+    /// `forward-internal` named an internal endpoint that is not declared (ngrok: offline).
+    EndpointOffline { url: String },
+    /// A `${...}` in an action's config failed at run time (e.g. a missing header indexed).
+    Interpolation {
+        action: &'static str,
+        field: &'static str,
+        error: EvalError,
+    },
+    /// A rule's expression failed at run time.
+    Expression { error: EvalError },
+    /// Internal endpoints forwarded to each other more than the hop limit.
+    TooManyHops { limit: usize },
+    /// The request phase ended without a terminating action.
+    NotTerminated,
+    /// An action this gateway does not run yet (fails closed).
+    ActionNotImplemented { action: String },
+    /// The upstream (tunnel origin) could not be reached.
+    UpstreamUnreachable { endpoint: String, detail: String },
+    /// The upstream did not answer in time.
+    UpstreamTimeout { endpoint: String, after_ms: u64 },
+}
+
+/// How an error is shown to the client.
+struct Shape {
+    status: u16,
+    code: Option<&'static str>,
+    reason: &'static str,
+}
+
+impl GatewayError {
+    fn shape(&self) -> Shape {
+        use GatewayError::*;
+        let (status, code, reason) = match self {
+            NoPolicy { .. } => (503, None, "no_valid_policy"),
+            BadRequest { .. } => (400, None, "bad_request"),
+            NoPublicEndpoint { .. } => (404, Some("ERR_NGROK_3200"), "no_endpoint_for_host"),
+            EndpointOffline { .. } => (404, Some("ERR_NGROK_3200"), "endpoint_offline"),
+            // The usual cause is a request without the header or parameter the policy routes on:
+            // a client error, so 400 rather than a 5xx that would page someone.
+            Interpolation { .. } => (400, Some("ERR_NGROK_3900"), "interpolation_failed"),
+            Expression { .. } => (400, None, "expression_failed"),
+            TooManyHops { .. } => (508, Some("ERR_NGROK_3501"), "too_many_hops"),
+            NotTerminated => (502, Some("ERR_NGROK_2235"), "policy_not_terminated"),
+            ActionNotImplemented { .. } => (501, None, "action_not_implemented"),
+            UpstreamUnreachable { .. } => (502, Some("ERR_NGROK_8012"), "upstream_unreachable"),
+            UpstreamTimeout { .. } => (504, None, "upstream_timeout"),
+        };
+        Shape {
+            status,
+            code,
+            reason,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.shape().status
+    }
+
+    /// ngrok's error code for this error, when there is one.
+    pub fn code(&self) -> Option<&'static str> {
+        self.shape().code
+    }
+
+    /// The response the client gets: JSON `{"error": {status, code, reason, message}}`.
+    pub fn rescue(&self) -> Synthetic {
+        let shape = self.shape();
+        let body = serde_json::json!({
+            "error": {
+                "status": shape.status,
+                "code": shape.code,
+                "reason": shape.reason,
+                "message": self.to_string(),
+            }
+        });
+        let mut headers = Headers::new();
+        headers.set("content-type", "application/json");
+        headers.set("cache-control", "no-store");
+        if let Some(code) = shape.code {
+            headers.set("ngrok-error-code", code);
+        }
+        Synthetic {
+            status: shape.status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use GatewayError::*;
+        match self {
+            NoPolicy { reason } => write!(f, "the gateway has no valid traffic policy: {reason}"),
+            BadRequest { reason } => write!(f, "bad request: {reason}"),
+            NoPublicEndpoint { host } => write!(f, "no endpoint serves host `{host}`"),
+            EndpointOffline { url } => write!(f, "the endpoint `{url}` is offline"),
+            Interpolation {
+                action,
+                field,
+                error,
+            } => write!(
+                f,
+                "CEL interpolation was unsuccessful in action `{action}` field `{field}`: {error}"
+            ),
+            Expression { error } => write!(f, "a rule expression failed: {error}"),
+            TooManyHops { limit } => write!(f, "more than {limit} forward-internal hops"),
+            NotTerminated => write!(f, "the traffic policy did not handle the request"),
+            ActionNotImplemented { action } => {
+                write!(
+                    f,
+                    "action `{action}` is not implemented by this gateway yet"
+                )
+            }
+            UpstreamUnreachable { endpoint, detail } => {
+                write!(
+                    f,
+                    "the upstream of `{endpoint}` could not be reached: {detail}"
+                )
+            }
+            UpstreamTimeout { endpoint, after_ms } => {
+                write!(
+                    f,
+                    "the upstream of `{endpoint}` did not answer within {after_ms} ms"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_endpoint_is_404_with_ngrok_code() {
+        let r = GatewayError::EndpointOffline {
+            url: "https://nope.internal".into(),
+        }
+        .rescue();
+        assert_eq!(r.status, 404);
+        assert_eq!(r.headers.get("ngrok-error-code"), Some("ERR_NGROK_3200"));
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"]["reason"], "endpoint_offline");
+    }
+}

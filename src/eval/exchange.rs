@@ -1,0 +1,87 @@
+//! One request (and, in the response phase, its response) as the actions see it.
+
+use crate::error::GatewayError;
+use crate::expr::{map, EvalError, Expr, Scope, Template};
+use crate::http::{Headers, RequestHead, ResponseHead};
+use cel::Value;
+use std::collections::HashMap;
+
+pub struct Exchange {
+    pub req: RequestHead,
+    /// Present in the response phase: the response being sent back.
+    pub res: Option<ResponseHead>,
+    /// `actions.ngrok.<action>.*` result variables, last execution wins.
+    results: HashMap<&'static str, Value>,
+    /// The CEL scope, built on first use and dropped whenever the request or results change.
+    scope: Option<Scope>,
+}
+
+impl Exchange {
+    pub fn new(req: RequestHead) -> Exchange {
+        Exchange {
+            req,
+            res: None,
+            results: HashMap::new(),
+            scope: None,
+        }
+    }
+
+    fn scope(&mut self) -> &Scope {
+        if self.scope.is_none() {
+            let actions = (!self.results.is_empty()).then(|| self.results_value());
+            self.scope = Some(Scope::new(&self.req, self.res.as_ref(), actions));
+        }
+        self.scope.as_ref().expect("scope was just built")
+    }
+
+    pub fn eval_condition(&mut self, expr: &Expr) -> Result<bool, GatewayError> {
+        expr.eval_bool(self.scope())
+            .map_err(|error| GatewayError::Expression { error })
+    }
+
+    pub fn render(
+        &mut self,
+        template: &Template,
+        action: &'static str,
+        field: &'static str,
+    ) -> Result<String, GatewayError> {
+        if let Some(text) = template.literal() {
+            return Ok(text.to_string());
+        }
+        template
+            .render(self.scope())
+            .map_err(|error: EvalError| GatewayError::Interpolation {
+                action,
+                field,
+                error,
+            })
+    }
+
+    /// The headers an action changes: the response's in the response phase, else the request's.
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        self.scope = None;
+        match &mut self.res {
+            Some(res) => &mut res.headers,
+            None => &mut self.req.headers,
+        }
+    }
+
+    /// Records `actions.ngrok.<action>.error.{code,message}` for an error an action swallowed.
+    pub fn set_error_result(&mut self, action: &'static str, e: &GatewayError) {
+        let error = map(vec![
+            ("code", Value::from(e.code().unwrap_or_default())),
+            ("message", Value::from(e.to_string())),
+        ]);
+        let mut fields = vec![("error", error)];
+        if let GatewayError::EndpointOffline { url } = e {
+            fields.push(("url", Value::from(url.as_str())));
+        }
+        self.results.insert(action, map(fields));
+        self.scope = None;
+    }
+
+    fn results_value(&self) -> Value {
+        let ngrok = map(self.results.iter().map(|(k, v)| (*k, v.clone())).collect());
+        map(vec![("ngrok", ngrok)])
+    }
+}

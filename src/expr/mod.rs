@@ -1,0 +1,143 @@
+//! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
+
+mod functions;
+mod template;
+mod vars;
+
+pub use functions::parse_ip;
+pub use template::{Part, Template};
+pub use vars::{map, percent_decode, RequestData, Scope};
+
+use cel::{Program, Value};
+use std::fmt;
+
+/// A compiled CEL expression and its source text (kept for messages).
+pub struct Expr {
+    source: String,
+    program: Program,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Expr({:?})", self.source)
+    }
+}
+
+/// Why an expression could not be compiled (the parser's words).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileError(pub String);
+
+/// Why an expression failed at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError {
+    pub expression: String,
+    pub message: String,
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.expression, self.message)
+    }
+}
+
+impl Expr {
+    pub fn compile(source: &str) -> Result<Expr, CompileError> {
+        let program =
+            Program::compile(source).map_err(|e| CompileError(one_line(&e.to_string())))?;
+        Ok(Expr {
+            source: source.to_string(),
+            program,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn eval(&self, scope: &Scope) -> Result<Value, EvalError> {
+        scope.execute(&self.program).map_err(|e| EvalError {
+            expression: self.source.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Evaluates a rule condition: it must yield a bool.
+    pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
+        match self.eval(scope)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError {
+                expression: self.source.clone(),
+                message: format!("expected a bool, got {}", type_name(&other)),
+            }),
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::List(_) => "list",
+        Value::Map(_) => "map",
+        Value::Function(..) => "function",
+        Value::Int(_) => "int",
+        Value::UInt(_) => "uint",
+        Value::Float(_) => "double",
+        Value::String(_) => "string",
+        Value::Bytes(_) => "bytes",
+        Value::Bool(_) => "bool",
+        Value::Duration(_) => "duration",
+        Value::Timestamp(_) => "timestamp",
+        Value::Opaque(_) => "opaque",
+        Value::Struct(_) => "struct",
+        Value::Null => "null",
+    }
+}
+
+/// Renders a value the way interpolation writes it into a string.
+pub fn to_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_string(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Timestamp(t) => t.to_rfc3339(),
+        Value::Duration(d) => format!("{}s", d.num_milliseconds() as f64 / 1000.0),
+        Value::List(items) => {
+            let parts: Vec<String> = items.iter().map(to_json_text).collect();
+            format!("[{}]", parts.join(","))
+        }
+        Value::Map(m) => {
+            let mut parts: Vec<String> = m
+                .map
+                .iter()
+                .map(|(k, v)| format!("{}:{}", to_json_text(&key_value(k)), to_json_text(v)))
+                .collect();
+            parts.sort();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Function(..) | Value::Opaque(_) | Value::Struct(_) => format!("{v:?}"),
+    }
+}
+
+fn key_value(k: &cel::objects::Key) -> Value {
+    use cel::objects::Key;
+    match k {
+        Key::Int(i) => Value::Int(*i),
+        Key::Uint(u) => Value::UInt(*u),
+        Key::Bool(b) => Value::Bool(*b),
+        Key::String(s) => Value::String(s.clone()),
+    }
+}
+
+fn to_json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => serde_json::Value::String(s.to_string()).to_string(),
+        other => to_text(other),
+    }
+}

@@ -1,0 +1,164 @@
+//! The CEL variables of one request (`req.*`, `conn.*`) and the scope expressions run in.
+
+use super::functions;
+use crate::http::{Headers, RequestHead, ResponseHead};
+use cel::objects::{Key, Map};
+use cel::{Context, Env, Program, ResolveResult, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+thread_local! {
+    // The standard environment is immutable; build it once per isolate (thread), not per request.
+    static ENV: Arc<Env> = Arc::new(Env::stdlib());
+}
+
+/// What the helper functions (`getReqHeader`, ...) read: a snapshot of the request head.
+pub type RequestData = Arc<RequestHead>;
+
+/// The scope one phase's expressions run in: variables plus the request-bound helpers.
+pub struct Scope {
+    ctx: Context<'static, 'static>,
+}
+
+impl Scope {
+    /// Builds the scope for a request. The variables are plain CEL values, so this is the only
+    /// per-request cost besides evaluation itself.
+    pub fn new(req: &RequestHead, res: Option<&ResponseHead>, actions: Option<Value>) -> Scope {
+        let data: RequestData = Arc::new(req.clone());
+        let mut ctx = Context::with_env(ENV.with(Arc::clone));
+        ctx.add_variable_from_value("req", req_value(req));
+        ctx.add_variable_from_value("conn", conn_value(req));
+        if let Some(res) = res {
+            ctx.add_variable_from_value("res", res_value(res));
+        }
+        if let Some(actions) = actions {
+            ctx.add_variable_from_value("actions", actions);
+        }
+        functions::register(&mut ctx, data);
+        Scope { ctx }
+    }
+
+    pub(crate) fn execute(&self, program: &Program) -> ResolveResult {
+        program.execute(&self.ctx)
+    }
+}
+
+pub fn map(entries: Vec<(&str, Value)>) -> Value {
+    let m: HashMap<Key, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (Key::String(Arc::new(k.to_string())), v))
+        .collect();
+    Value::Map(Map { map: Arc::new(m) })
+}
+
+fn string(s: &str) -> Value {
+    Value::String(Arc::new(s.to_string()))
+}
+
+/// `map[string][]string` with lower-case keys, values in arrival order.
+fn multi_map<'a>(pairs: impl Iterator<Item = (String, String)> + 'a) -> Value {
+    let mut m: HashMap<Key, Vec<Value>> = HashMap::new();
+    for (k, v) in pairs {
+        m.entry(Key::String(Arc::new(k)))
+            .or_default()
+            .push(string(&v));
+    }
+    let m = m
+        .into_iter()
+        .map(|(k, v)| (k, Value::List(Arc::new(v))))
+        .collect();
+    Value::Map(Map { map: Arc::new(m) })
+}
+
+fn header_map(headers: &Headers) -> Value {
+    multi_map(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+fn res_value(res: &ResponseHead) -> Value {
+    map(vec![
+        ("status_code", Value::Int(i64::from(res.status))),
+        ("headers", header_map(&res.headers)),
+    ])
+}
+
+fn req_value(req: &RequestHead) -> Value {
+    let headers = header_map(&req.headers);
+    let mut url = vec![
+        ("scheme", string(&req.scheme)),
+        ("host", string(&req.host)),
+        ("authority", string(&req.authority())),
+        ("path", string(&percent_decode(&req.path, false))),
+        ("raw_path", string(&req.path)),
+        ("query", string(&req.query)),
+        ("uri", string(&req.uri())),
+        ("raw", string(&req.url())),
+        ("user_password", string("")),
+        ("query_params", multi_map(query_pairs(&req.query))),
+    ];
+    if let Some(port) = req.port {
+        url.push(("port", Value::Int(i64::from(port))));
+    }
+    map(vec![
+        ("method", string(&req.method)),
+        ("host", string(&req.host)),
+        ("headers", headers),
+        ("url", map(url)),
+    ])
+}
+
+fn conn_value(req: &RequestHead) -> Value {
+    map(vec![("client_ip", string(&req.client_ip.to_string()))])
+}
+
+/// Splits a query string into decoded `(name, value)` pairs (`+` is a space, as in forms).
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|s| !s.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k, true), percent_decode(v, true))
+    })
+}
+
+/// Decodes `%XX` escapes (and `+` when `plus_is_space`); invalid escapes stay as written.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("a%20b+c", true), "a b c");
+        assert_eq!(percent_decode("a%20b+c", false), "a b+c");
+        assert_eq!(percent_decode("100%", false), "100%");
+        assert_eq!(percent_decode("%zz%4", false), "%zz%4");
+        assert_eq!(percent_decode("%41", false), "A");
+        let pairs: Vec<_> = query_pairs("a=1&b=x%26y&a=2&flag").collect();
+        assert_eq!(pairs[1], ("b".into(), "x&y".into()));
+        assert_eq!(pairs[3], ("flag".into(), "".into()));
+    }
+}

@@ -1,0 +1,88 @@
+//! Reading policy and manifest files from disk (native tooling and tests only).
+
+use crate::compile::{Diagnostic, Severity};
+use crate::manifest::SourceDoc;
+use crate::source::{from_json, parse_yaml_documents, Pos};
+use std::path::{Path, PathBuf};
+
+/// Expands files and directories (recursively: `*.yaml`, `*.yml`, `*.json`) in a stable order.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found).map_err(|e| format!("{}: {e}", p.display()))?;
+            found.sort();
+            if found.is_empty() {
+                return Err(format!("{}: no .yaml, .yml or .json files", p.display()));
+            }
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads every document of every file; syntax errors come back as diagnostics.
+pub fn load(files: &[PathBuf]) -> (Vec<SourceDoc>, Vec<Diagnostic>) {
+    let mut docs = Vec::new();
+    let mut diags = Vec::new();
+    for path in files {
+        let file = path.display().to_string();
+        let problem = |pos: Option<Pos>, message: String| Diagnostic {
+            severity: Severity::Error,
+            code: Some("ERR_NGROK_2236"),
+            file: Some(file.clone()),
+            pos,
+            path: String::new(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(problem(None, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let parsed = if path.extension().and_then(|e| e.to_str()) == Some("json") {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .map(|v| vec![from_json(&v)])
+                .map_err(|e| {
+                    let pos = Pos {
+                        line: e.line() as u32,
+                        col: e.column() as u32,
+                    };
+                    problem(Some(pos), format!("invalid JSON: {e}"))
+                })
+        } else {
+            parse_yaml_documents(&text)
+                .map_err(|e| problem(Some(e.pos), format!("invalid YAML: {}", e.message)))
+        };
+        match parsed {
+            Ok(nodes) => docs.extend(nodes.into_iter().map(|node| SourceDoc {
+                file: file.clone(),
+                node,
+            })),
+            Err(d) => diags.push(d),
+        }
+    }
+    (docs, diags)
+}

@@ -1,0 +1,215 @@
+//! The request path: public policy → forward-internal hops → member policy → upstream →
+//! response phases (innermost first). Platform work goes through the [`Upstream`] port.
+
+use super::{Gateway, Member, Pool};
+use crate::actions::Step;
+use crate::error::GatewayError;
+use crate::eval::{run_phase, Exchange, Synthetic};
+use crate::http::{Headers, RequestHead, ResponseHead};
+use crate::program::Policy;
+use crate::proxy;
+
+/// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
+pub const MAX_HOPS: usize = 8;
+
+/// A response body: made here, or the upstream's stream passed through untouched.
+#[derive(Debug)]
+pub enum Body<B> {
+    Empty,
+    Text(String),
+    Upstream(B),
+}
+
+#[derive(Debug)]
+pub struct Reply<B> {
+    pub head: ResponseHead,
+    pub body: Body<B>,
+}
+
+impl<B> Reply<B> {
+    /// A response made by the gateway (custom-response, errors).
+    pub fn synthetic(s: Synthetic) -> Self {
+        let body = if s.body.is_empty() {
+            Body::Empty
+        } else {
+            Body::Text(s.body)
+        };
+        Reply {
+            head: ResponseHead {
+                status: s.status,
+                headers: s.headers,
+            },
+            body,
+        }
+    }
+
+    fn deny(status: u16) -> Self {
+        Reply {
+            head: ResponseHead {
+                status,
+                headers: Headers::new(),
+            },
+            body: Body::Empty,
+        }
+    }
+}
+
+/// The request to send to a pool member's origin.
+pub struct Outbound<'a> {
+    pub method: &'a str,
+    pub url: String,
+    pub headers: Headers,
+    /// The internal endpoint URL and member, for errors and logs.
+    pub endpoint: &'a str,
+    pub member: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpstreamError {
+    Unreachable(String),
+    Timeout { after_ms: u64 },
+}
+
+/// Sends a request to an origin (the shell's `fetch`; a fake in tests). The request body is the
+/// shell's business: it streams the client's body into the one call it makes.
+#[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
+pub trait Upstream {
+    type Body;
+    async fn send(&self, req: Outbound<'_>) -> Result<(ResponseHead, Self::Body), UpstreamError>;
+}
+
+/// Randomness for balancing, injected so tests are deterministic.
+pub trait Random {
+    /// A number in `0..n` (`n > 0`).
+    fn below(&mut self, n: usize) -> usize;
+}
+
+impl Gateway {
+    /// Handles one request; every error becomes a response here (never a panic).
+    pub async fn handle<U: Upstream>(
+        &self,
+        req: RequestHead,
+        upstream: &U,
+        rng: &mut dyn Random,
+    ) -> Reply<U::Body> {
+        match self.try_handle(req, upstream, rng).await {
+            Ok(reply) => reply,
+            Err(e) => Reply::synthetic(e.rescue()),
+        }
+    }
+
+    async fn try_handle<U: Upstream>(
+        &self,
+        req: RequestHead,
+        upstream: &U,
+        rng: &mut dyn Random,
+    ) -> Result<Reply<U::Body>, GatewayError> {
+        let endpoint = self.public_for(&req.host)?;
+        let mut ex = Exchange::new(req);
+        let mut response_policies: Vec<&Policy> = vec![&endpoint.policy];
+        let mut step = run_phase(&endpoint.policy.on_http_request, &mut ex, self)?;
+        let mut hops = 0;
+        let reply = loop {
+            let key = match step {
+                Step::Forward(key) => key,
+                Step::Respond(s) => break Reply::synthetic(s),
+                Step::Deny(status) => return Ok(Reply::deny(status)),
+                Step::Continue => return Err(GatewayError::NotTerminated),
+            };
+            hops += 1;
+            if hops > MAX_HOPS {
+                return Err(GatewayError::TooManyHops { limit: MAX_HOPS });
+            }
+            let pool = self
+                .pools
+                .get(&key)
+                .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
+            let member = pool.pick(rng);
+            // The internal endpoint sees the request as forwarded, with fresh result variables.
+            ex = Exchange::new(ex.req);
+            let Some(policy) = &member.policy else {
+                break self.fetch(pool, member, &ex.req, upstream).await?;
+            };
+            response_policies.push(policy);
+            step = run_phase(&policy.on_http_request, &mut ex, self)?;
+            if step == Step::Continue {
+                break self.fetch(pool, member, &ex.req, upstream).await?;
+            }
+        };
+        let mut reply = reply;
+        for policy in response_policies.iter().rev() {
+            reply = respond(policy, &ex.req, reply)?;
+        }
+        Ok(reply)
+    }
+
+    async fn fetch<U: Upstream>(
+        &self,
+        pool: &Pool,
+        member: &Member,
+        req: &RequestHead,
+        upstream: &U,
+    ) -> Result<Reply<U::Body>, GatewayError> {
+        let out = Outbound {
+            method: &req.method,
+            url: member.origin.url_for(&req.uri()),
+            headers: proxy::forward_headers(req),
+            endpoint: &pool.url,
+            member: &member.name,
+        };
+        match upstream.send(out).await {
+            Ok((mut head, body)) => {
+                proxy::clean_response_headers(&mut head.headers);
+                Ok(Reply {
+                    head,
+                    body: Body::Upstream(body),
+                })
+            }
+            Err(UpstreamError::Unreachable(detail)) => Err(GatewayError::UpstreamUnreachable {
+                endpoint: pool.url.clone(),
+                detail,
+            }),
+            Err(UpstreamError::Timeout { after_ms }) => Err(GatewayError::UpstreamTimeout {
+                endpoint: pool.url.clone(),
+                after_ms,
+            }),
+        }
+    }
+}
+
+/// Runs a policy's `on_http_response` over a reply.
+fn respond<B>(
+    policy: &Policy,
+    req: &RequestHead,
+    reply: Reply<B>,
+) -> Result<Reply<B>, GatewayError> {
+    if policy.on_http_response.is_empty() {
+        return Ok(reply);
+    }
+    let mut ex = Exchange::new(req.clone());
+    ex.res = Some(reply.head);
+    let step = run_phase(&policy.on_http_response, &mut ex, &NoInternal)?;
+    let head = ex
+        .res
+        .take()
+        .expect("the response phase keeps its response");
+    Ok(match step {
+        Step::Continue => Reply {
+            head,
+            body: reply.body,
+        },
+        Step::Respond(s) => Reply::synthetic(s),
+        Step::Deny(status) => Reply::deny(status),
+        // The compiler rejects forward-internal in on_http_response (ERR_NGROK_2202).
+        Step::Forward(_) => return Err(GatewayError::NotTerminated),
+    })
+}
+
+/// The response phase cannot forward: no internal endpoint is visible from it.
+struct NoInternal;
+
+impl crate::actions::Resolve for NoInternal {
+    fn has_internal(&self, _key: &str) -> bool {
+        false
+    }
+}

@@ -1,0 +1,59 @@
+//! The compiled gateway (public endpoints + internal pools) and the request path through it.
+
+mod handle;
+mod pool;
+
+pub use handle::{Body, Outbound, Random, Reply, Upstream, UpstreamError, MAX_HOPS};
+pub use pool::{Member, Pool};
+
+use crate::actions::Resolve;
+use crate::error::GatewayError;
+use crate::program::Policy;
+
+/// One policy version, compiled: immutable and shared by every request of an isolate.
+#[derive(Debug)]
+pub struct Gateway {
+    pub version: String,
+    pub public: Vec<PublicEndpoint>,
+    /// Internal endpoints by key (`scheme://host:port`); several members form a pool.
+    pub pools: std::collections::HashMap<String, Pool>,
+}
+
+/// A public (cloud) endpoint: the host it answers and its traffic policy.
+#[derive(Debug)]
+pub struct PublicEndpoint {
+    pub name: String,
+    pub url: String,
+    /// `api.acme.example`, `*.acme.example`, or `*` (any host).
+    pub host: String,
+    pub policy: Policy,
+}
+
+impl Gateway {
+    /// The public endpoint for a request's host: an exact match, then a wildcard, then, when only
+    /// one public endpoint is declared, that one (so `wrangler dev` on 127.0.0.1 just works).
+    pub fn public_for(&self, host: &str) -> Result<&PublicEndpoint, GatewayError> {
+        let host = host.to_ascii_lowercase();
+        let exact = self.public.iter().find(|p| p.host == host);
+        let wildcard = || {
+            self.public.iter().find(|p| {
+                p.host
+                    .strip_prefix("*.")
+                    .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")))
+            })
+        };
+        let any = || self.public.iter().find(|p| p.host == "*");
+        let only = || (self.public.len() == 1).then(|| &self.public[0]);
+        exact
+            .or_else(wildcard)
+            .or_else(any)
+            .or_else(only)
+            .ok_or(GatewayError::NoPublicEndpoint { host })
+    }
+}
+
+impl Resolve for Gateway {
+    fn has_internal(&self, key: &str) -> bool {
+        self.pools.contains_key(key)
+    }
+}

@@ -1,0 +1,465 @@
+//! The gateway's configuration, read from the ngrok operator's Kubernetes manifests as users
+//! already write them (`apiVersion: ngrok.k8s.ngrok.com/v1alpha1`):
+//!
+//! - `CloudEndpoint`: the public endpoint (this Worker) and its traffic policy, inline as
+//!   `spec.trafficPolicy.policy` (documented) or `.inline` (current operator), or by reference.
+//! - `AgentEndpoint` with `spec.bindings: [internal]` and a `.internal` `spec.url`: a member of the
+//!   pool for that URL; `spec.upstream.url` is what the Worker fetches (a tunnel hostname).
+//! - `NgrokTrafficPolicy`: a named policy that the endpoints above can reference.
+//! - A bare traffic policy document (top-level `on_http_request` ...) is a public endpoint for
+//!   every host.
+
+use crate::compile::{child, compile_policy, At, Cx, Diagnostic, Diagnostics, EndpointKind};
+use crate::endpoint_url::{internal_key, Origin};
+use crate::gateway::{Gateway, Member, Pool, PublicEndpoint};
+use crate::source::{Node, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+const API_VERSIONS: &[&str] = &["ngrok.k8s.ngrok.com/v1alpha1", "ngrok.com/v1"];
+/// Optional annotation naming the cluster a pool member runs in (shown in logs, used by later
+/// balancing choices).
+pub const CLUSTER_ANNOTATION: &str = "edge-gateway.dev/cluster";
+
+/// One document and the file it came from.
+#[derive(Clone, Debug)]
+pub struct SourceDoc {
+    pub file: String,
+    pub node: Node,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Reject the deviations ngrok rejects (§1.5) instead of normalising them.
+    pub strict: bool,
+}
+
+/// A document, classified.
+enum Doc<'a> {
+    Cloud(&'a SourceDoc),
+    Agent(&'a SourceDoc),
+    Policy(&'a SourceDoc),
+    Bare(&'a SourceDoc),
+}
+
+/// Builds the gateway from every document given; returns it only when there is no error.
+pub fn build_gateway(
+    docs: &[SourceDoc],
+    opts: Options,
+    version: &str,
+) -> (Option<Gateway>, Vec<Diagnostic>) {
+    let mut all = Vec::new();
+    let mut classified = Vec::new();
+    for doc in docs {
+        let mut d = Diagnostics::default();
+        if let Some(c) = classify(doc, &mut d) {
+            classified.push(c);
+        }
+        d.set_file(&doc.file);
+        all.extend(d.items);
+    }
+
+    let named: HashMap<(String, String), &SourceDoc> = classified
+        .iter()
+        .filter_map(|c| match c {
+            Doc::Policy(doc) => Some(((namespace(&doc.node), name(&doc.node)), *doc)),
+            _ => None,
+        })
+        .collect();
+
+    // Pass 1: the internal endpoints, so forward-internal targets can be checked.
+    let mut agents = Vec::new();
+    let mut internal = HashSet::new();
+    for c in &classified {
+        if let Doc::Agent(doc) = c {
+            let mut d = Diagnostics::default();
+            if let Some((key, origin)) = agent_target(&doc.node, &mut d) {
+                internal.insert(key.clone());
+                agents.push((doc, key, origin));
+            }
+            d.set_file(&doc.file);
+            all.extend(d.items);
+        }
+    }
+
+    let mut pools: BTreeMap<String, Pool> = BTreeMap::new();
+    let mut public = Vec::new();
+    let mut ok = true;
+    for (doc, key, origin) in agents {
+        let mut d = Diagnostics::default();
+        let policy = endpoint_policy(&doc.node, &named, &mut d).map(|(n, p, src)| {
+            let mut cx = Cx {
+                diags: &mut d,
+                strict: opts.strict,
+                internal: &internal,
+            };
+            let compiled = compile_policy(n, &p, EndpointKind::Agent, &mut cx);
+            (compiled, src)
+        });
+        let member = Member {
+            name: format!("{}/{}", namespace(&doc.node), name(&doc.node)),
+            cluster: annotation(&doc.node, CLUSTER_ANNOTATION),
+            origin,
+            policy: match policy {
+                Some((Some(p), _)) => Some(p),
+                Some((None, _)) => {
+                    ok = false;
+                    None
+                }
+                None => None,
+            },
+        };
+        let url = doc
+            .node
+            .get("spec")
+            .and_then(|s| s.get("url"))
+            .and_then(Node::as_str)
+            .unwrap_or_default();
+        pools
+            .entry(key)
+            .or_insert_with(|| Pool {
+                url: url.to_string(),
+                members: Vec::new(),
+            })
+            .members
+            .push(member);
+        d.set_file(&doc.file);
+        all.extend(d.items);
+    }
+
+    for c in &classified {
+        let (doc, bare) = match c {
+            Doc::Cloud(doc) => (*doc, false),
+            Doc::Bare(doc) => (*doc, true),
+            _ => continue,
+        };
+        let mut d = Diagnostics::default();
+        let found = if bare {
+            Some((&doc.node, String::new(), None))
+        } else {
+            endpoint_policy(&doc.node, &named, &mut d)
+        };
+        match found {
+            Some((n, p, _)) => {
+                let mut cx = Cx { diags: &mut d, strict: opts.strict, internal: &internal };
+                match compile_policy(n, &p, EndpointKind::Cloud, &mut cx) {
+                    Some(policy) => {
+                        let (url, host) = if bare {
+                            ("*".to_string(), "*".to_string())
+                        } else {
+                            cloud_url(&doc.node, &mut d)
+                        };
+                        public.push(PublicEndpoint { name: if bare { doc.file.clone() } else { name(&doc.node) }, url, host, policy });
+                    }
+                    None => ok = false,
+                }
+            }
+            // A reference that did not resolve has been reported already.
+            None if d.has_errors() => {}
+            None => d.error(
+                Some("ERR_NGROK_2234"),
+                At::new("spec", &doc.node),
+                "a CloudEndpoint needs a traffic policy (`spec.trafficPolicy.policy`, `.inline` or `.targetRef`)",
+            ),
+        }
+        d.set_file(&doc.file);
+        all.extend(d.items);
+    }
+    if public.is_empty() && !all.iter().any(is_error) {
+        all.push(Diagnostic {
+            severity: crate::compile::Severity::Error,
+            code: None,
+            file: None,
+            pos: None,
+            path: String::new(),
+            message: "no public endpoint: give a CloudEndpoint manifest or a traffic policy file"
+                .into(),
+        });
+    }
+    let hosts: Vec<&str> = public.iter().map(|p| p.host.as_str()).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        if hosts[..i].contains(h) {
+            all.push(Diagnostic {
+                severity: crate::compile::Severity::Error,
+                code: Some("ERR_NGROK_334"),
+                file: None,
+                pos: None,
+                path: String::new(),
+                message: format!("two public endpoints serve host `{h}`"),
+            });
+        }
+    }
+    if !ok || all.iter().any(is_error) {
+        return (None, all);
+    }
+    let gateway = Gateway {
+        version: version.to_string(),
+        public,
+        pools: pools.into_iter().collect(),
+    };
+    (Some(gateway), all)
+}
+
+fn is_error(d: &Diagnostic) -> bool {
+    d.severity == crate::compile::Severity::Error
+}
+
+fn classify<'a>(doc: &'a SourceDoc, d: &mut Diagnostics) -> Option<Doc<'a>> {
+    let node = &doc.node;
+    if node.value == Value::Null {
+        return None;
+    }
+    if node.as_map().is_none() {
+        d.error(
+            Some("ERR_NGROK_9026"),
+            At::new("", node),
+            format!("a document must be a map, not {}", node.kind()),
+        );
+        return None;
+    }
+    let Some(kind) = node.get("kind").and_then(Node::as_str) else {
+        let is_policy = [
+            "on_http_request",
+            "on_http_response",
+            "on_tcp_connect",
+            "inbound",
+            "outbound",
+        ]
+        .iter()
+        .any(|k| node.get(k).is_some());
+        if is_policy {
+            return Some(Doc::Bare(doc));
+        }
+        d.error(
+            Some("ERR_NGROK_9026"),
+            At::new("", node),
+            "neither a traffic policy (no `on_http_request` / `on_http_response`) nor a Kubernetes manifest (no `kind`)",
+        );
+        return None;
+    };
+    let api = node
+        .get("apiVersion")
+        .and_then(Node::as_str)
+        .unwrap_or_default();
+    let ngrok_api = API_VERSIONS.contains(&api);
+    match kind {
+        "CloudEndpoint" | "AgentEndpoint" | "NgrokTrafficPolicy" if !ngrok_api => {
+            let at = node.get("apiVersion").unwrap_or(node);
+            d.error(
+                None,
+                At::new("apiVersion", at),
+                format!(
+                    "unsupported apiVersion `{api}` for {kind}; expected one of {}",
+                    API_VERSIONS.join(", ")
+                ),
+            );
+            None
+        }
+        "CloudEndpoint" => Some(Doc::Cloud(doc)),
+        "AgentEndpoint" => Some(Doc::Agent(doc)),
+        "NgrokTrafficPolicy" => Some(Doc::Policy(doc)),
+        other => {
+            d.warning(
+                None,
+                At::new("kind", node),
+                format!("ignored: `{other}` is not an ngrok endpoint or policy"),
+            );
+            None
+        }
+    }
+}
+
+fn meta<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+    node.get("metadata")?.get(key)
+}
+
+fn name(node: &Node) -> String {
+    meta(node, "name")
+        .and_then(Node::as_str)
+        .unwrap_or("(unnamed)")
+        .to_string()
+}
+
+fn namespace(node: &Node) -> String {
+    meta(node, "namespace")
+        .and_then(Node::as_str)
+        .unwrap_or("default")
+        .to_string()
+}
+
+fn annotation(node: &Node, key: &str) -> Option<String> {
+    meta(node, "annotations")?
+        .get(key)?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// An AgentEndpoint's pool key and origin; diagnostics for anything that keeps it out.
+fn agent_target(node: &Node, d: &mut Diagnostics) -> Option<(String, Origin)> {
+    let Some(spec) = node.get("spec") else {
+        d.error(
+            Some("ERR_NGROK_2234"),
+            At::new("", node),
+            "an AgentEndpoint needs a `spec`",
+        );
+        return None;
+    };
+    let url = spec.get("url");
+    let key = match url.and_then(Node::as_str) {
+        Some(u) => match internal_key(u) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                let at = At::new("spec.url", url.unwrap_or(spec));
+                d.error(Some("ERR_NGROK_9029"), at, format!("{e}: the Worker is the public endpoint, so agent endpoints must be internal"));
+                None
+            }
+        },
+        None => {
+            d.error(
+                Some("ERR_NGROK_2234"),
+                At::new("spec.url", spec),
+                "`spec.url` is required",
+            );
+            None
+        }
+    };
+    let bindings: Vec<&str> = spec
+        .get("bindings")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Node::as_str)
+        .collect();
+    if bindings != ["internal"] {
+        let at = At::new("spec.bindings", spec.get("bindings").unwrap_or(spec));
+        d.error(
+            None,
+            at,
+            "an internal endpoint needs `spec.bindings: [internal]` as well as a `.internal` URL",
+        );
+    }
+    let upstream = spec.get("upstream").and_then(|u| u.get("url"));
+    let origin = match upstream.map(|u| {
+        (
+            u,
+            u.as_str().map(str::to_string).or_else(|| match u.value {
+                Value::Int(i) => Some(i.to_string()),
+                _ => None,
+            }),
+        )
+    }) {
+        Some((u, Some(text))) => match Origin::parse(&text) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                d.error(Some("ERR_NGROK_2226"), At::new("spec.upstream.url", u), e);
+                None
+            }
+        },
+        _ => {
+            d.error(
+                Some("ERR_NGROK_2234"),
+                At::new("spec.upstream.url", spec),
+                "`spec.upstream.url` is required",
+            );
+            None
+        }
+    };
+    if let Some(p) = spec.get("upstream").and_then(|u| u.get("protocol")) {
+        if p.as_str() == Some("http2") {
+            d.warning(
+                None,
+                At::new("spec.upstream.protocol", p),
+                "`http2` is ignored: the Worker's fetch chooses the protocol",
+            );
+        }
+    }
+    if bindings != ["internal"] {
+        return None;
+    }
+    Some((key?, origin?))
+}
+
+/// Finds an endpoint's policy node: inline (`policy` / `inline`) or by reference.
+fn endpoint_policy<'a>(
+    node: &'a Node,
+    named: &HashMap<(String, String), &'a SourceDoc>,
+    d: &mut Diagnostics,
+) -> Option<(&'a Node, String, Option<String>)> {
+    let spec = node.get("spec")?;
+    let by_name = |n: &str, d: &mut Diagnostics, at: &Node, path: &str| match named
+        .get(&(namespace(node), n.to_string()))
+    {
+        Some(doc) => match doc.node.get("spec").and_then(|s| s.get("policy")) {
+            Some(p) => Some((p, "spec.policy".to_string(), Some(doc.file.clone()))),
+            None => {
+                d.error(
+                    Some("ERR_NGROK_2234"),
+                    At::new(path, at),
+                    format!("NgrokTrafficPolicy `{n}` has no `spec.policy`"),
+                );
+                None
+            }
+        },
+        None => {
+            d.error(
+                Some("ERR_NGROK_2234"),
+                At::new(path, at),
+                format!(
+                    "no NgrokTrafficPolicy named `{n}` in namespace `{}`",
+                    namespace(node)
+                ),
+            );
+            None
+        }
+    };
+    if let Some(tp) = spec.get("trafficPolicy") {
+        for form in ["policy", "inline"] {
+            if let Some(p) = tp.get(form) {
+                return Some((p, child("spec.trafficPolicy", form), None));
+            }
+        }
+        if let Some(r) = tp.get("targetRef").and_then(|t| t.get("name")) {
+            return by_name(
+                r.as_str().unwrap_or_default(),
+                d,
+                r,
+                "spec.trafficPolicy.targetRef.name",
+            );
+        }
+        d.error(
+            Some("ERR_NGROK_2234"),
+            At::new("spec.trafficPolicy", tp),
+            "expected `policy`, `inline` or `targetRef`",
+        );
+        return None;
+    }
+    let r = spec.get("trafficPolicyName")?;
+    by_name(
+        r.as_str().unwrap_or_default(),
+        d,
+        r,
+        "spec.trafficPolicyName",
+    )
+}
+
+/// A CloudEndpoint's URL and the host it serves.
+fn cloud_url(node: &Node, d: &mut Diagnostics) -> (String, String) {
+    let url = node.get("spec").and_then(|s| s.get("url"));
+    let text = url.and_then(Node::as_str).unwrap_or_default();
+    let authority = text
+        .split_once("://")
+        .map_or(text, |(_, r)| r)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    match crate::http::split_host_port(authority) {
+        Some((host, _)) if !host.is_empty() => (text.to_string(), host),
+        _ => {
+            d.error(
+                Some("ERR_NGROK_2226"),
+                At::new("spec.url", url.unwrap_or(node)),
+                format!("`{text}` is not an endpoint URL (https://host)"),
+            );
+            (text.to_string(), String::new())
+        }
+    }
+}

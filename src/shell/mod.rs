@@ -1,0 +1,70 @@
+//! The Worker shell (wasm32 only): wiring, no policy logic. It turns the platform's request into
+//! a [`RequestHead`], keeps the compiled policy per isolate ([`policy`]), and sends upstream
+//! requests with `fetch` ([`upstream`]).
+
+mod policy;
+mod upstream;
+
+use crate::error::GatewayError;
+use crate::gateway::{Body, Random, Reply};
+use crate::http::{Headers, RequestHead};
+use worker::{event, Context, Env, Request, Response, ResponseBody, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let gateway = match policy::current(&env).await {
+        Ok(g) => g,
+        Err(e) => return respond(Reply::synthetic(e.rescue())),
+    };
+    let head = match request_head(&req) {
+        Ok(h) => h,
+        Err(e) => return respond(Reply::synthetic(e.rescue())),
+    };
+    let upstream = upstream::FetchUpstream::new(&req, &env);
+    let reply = gateway.handle(head, &upstream, &mut JsRandom).await;
+    respond(reply)
+}
+
+/// The client's request as the core sees it. The client address comes from the platform's
+/// `CF-Connecting-IP` only (Cloudflare sets it; `X-Forwarded-For` is client-controlled).
+fn request_head(req: &Request) -> std::result::Result<RequestHead, GatewayError> {
+    let bad = |reason: &str| GatewayError::BadRequest {
+        reason: reason.to_string(),
+    };
+    let mut headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        headers.append(&name, &value);
+    }
+    let client_ip = headers
+        .get("cf-connecting-ip")
+        .and_then(crate::expr::parse_ip)
+        .ok_or_else(|| bad("the platform gave no client address (CF-Connecting-IP)"))?;
+    let url = req.url().map_err(|_| bad("unparsable URL"))?;
+    RequestHead::from_url(req.method().as_ref(), url.as_str(), headers, client_ip)
+        .ok_or_else(|| bad("unparsable URL"))
+}
+
+fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
+    let headers = worker::Headers::new();
+    for (name, value) in reply.head.headers.iter() {
+        headers.append(name, value)?;
+    }
+    let body = match reply.body {
+        Body::Empty => ResponseBody::Empty,
+        Body::Text(t) => ResponseBody::Body(t.into_bytes()),
+        Body::Upstream(b) => b,
+    };
+    Ok(Response::builder()
+        .with_status(reply.head.status)
+        .with_headers(headers)
+        .body(body))
+}
+
+/// `Math.random`, good enough for spreading load (not for secrets).
+struct JsRandom;
+
+impl Random for JsRandom {
+    fn below(&mut self, n: usize) -> usize {
+        ((worker::js_sys::Math::random() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+}

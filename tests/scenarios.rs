@@ -1,0 +1,157 @@
+//! Runs every scenario in `tests/scenarios/` through the core with a recording fake upstream.
+
+mod support;
+
+use edge_gateway::gateway::{Body, Gateway, Outbound, Random, Upstream, UpstreamError};
+use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+use edge_gateway::manifest::{build_gateway, Options};
+use std::cell::RefCell;
+use support::scenario::{load_all, Case};
+
+/// Records what would have been sent and answers like a demo origin.
+#[derive(Default)]
+struct FakeUpstream {
+    sent: RefCell<Vec<(String, String, Headers)>>,
+}
+
+impl Upstream for FakeUpstream {
+    type Body = String;
+    async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, String), UpstreamError> {
+        self.sent.borrow_mut().push((
+            out.endpoint.to_string(),
+            out.url.clone(),
+            out.headers.clone(),
+        ));
+        if out.url.contains(":9") {
+            return Err(UpstreamError::Unreachable("connection refused".into()));
+        }
+        let mut headers = Headers::new();
+        headers.set("content-type", "application/json");
+        headers.set("x-demo-origin", out.member);
+        headers.set("connection", "keep-alive");
+        Ok((
+            ResponseHead {
+                status: 200,
+                headers,
+            },
+            format!("{{\"member\":\"{}\"}}", out.member),
+        ))
+    }
+}
+
+struct Cycle(usize);
+
+impl Random for Cycle {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 += 1;
+        self.0 % n
+    }
+}
+
+fn run_case(gw: &Gateway, case: &Case) -> Result<(), String> {
+    let headers: Headers = case
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let head = RequestHead::from_url(
+        &case.method,
+        &case.url,
+        headers,
+        case.client_ip.parse().unwrap(),
+    )
+    .ok_or("bad request url")?;
+    let up = FakeUpstream::default();
+    let reply = pollster::block_on(gw.handle(head, &up, &mut Cycle(0)));
+    let e = &case.expect;
+    let body = match &reply.body {
+        Body::Empty => String::new(),
+        Body::Text(t) | Body::Upstream(t) => t.clone(),
+    };
+    let mut problems = Vec::new();
+    if reply.head.status != e.status {
+        problems.push(format!(
+            "status {} (want {}), body {body}",
+            reply.head.status, e.status
+        ));
+    }
+    let sent = up.sent.borrow();
+    match (&e.forwarded_to, sent.first()) {
+        (Some(want), Some((pool, _, _))) if pool != &format!("https://{want}.internal") => {
+            problems.push(format!("forwarded to {pool}, want {want}"))
+        }
+        (Some(want), None) => problems.push(format!("nothing forwarded, want {want}")),
+        (None, Some((pool, ..))) if e.status != 502 => {
+            problems.push(format!("unexpected forward to {pool}"))
+        }
+        _ => {}
+    }
+    if let Some(code) = &e.error_code {
+        if reply.head.headers.get("ngrok-error-code") != Some(code) {
+            problems.push(format!(
+                "ngrok-error-code {:?}, want {code}",
+                reply.head.headers.get("ngrok-error-code")
+            ));
+        }
+    }
+    for (k, v) in &e.headers {
+        if reply.head.headers.get(k) != Some(v.as_str()) {
+            problems.push(format!(
+                "response header {k}: {:?}, want {v}",
+                reply.head.headers.get(k)
+            ));
+        }
+    }
+    for k in &e.absent_headers {
+        if reply.head.headers.contains(k) {
+            problems.push(format!("response header {k} must be absent"));
+        }
+    }
+    let upstream_headers = sent.first().map(|(_, _, h)| h.clone()).unwrap_or_default();
+    for (k, v) in &e.upstream_headers {
+        if upstream_headers.get(k) != Some(v.as_str()) {
+            problems.push(format!(
+                "upstream header {k}: {:?}, want {v}",
+                upstream_headers.get(k)
+            ));
+        }
+    }
+    for k in &e.upstream_absent_headers {
+        if upstream_headers.contains(k) {
+            problems.push(format!("upstream header {k} must be absent"));
+        }
+    }
+    if let Some(want) = &e.body_contains {
+        if !body.contains(want.as_str()) {
+            problems.push(format!("body {body:?} lacks {want:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[test]
+fn scenarios() {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for sc in load_all() {
+        let (gw, diags) = build_gateway(&sc.source_docs(), Options::default(), "test");
+        let gw = gw.unwrap_or_else(|| panic!("{}: does not compile: {diags:#?}", sc.file));
+        for case in &sc.cases {
+            count += 1;
+            if let Err(e) = run_case(&gw, case) {
+                failures.push(format!("{} / {}: {e}", sc.file, case.name));
+            }
+        }
+    }
+    assert!(count >= 20, "only {count} cases ran");
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
