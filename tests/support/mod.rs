@@ -1,1 +1,2 @@
 pub mod scenario;
+pub mod stack;
