@@ -15,6 +15,18 @@ use std::fmt;
 pub struct Expr {
     source: String,
     program: Program,
+    /// The variables the expression reads, found once at compile time so a request only
+    /// builds those.
+    needs: Needs,
+}
+
+/// Which top-level variables an expression references.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub req: bool,
+    pub conn: bool,
+    pub res: bool,
+    pub actions: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -44,9 +56,17 @@ impl Expr {
     pub fn compile(source: &str) -> Result<Expr, CompileError> {
         let program =
             Program::compile(source).map_err(|e| CompileError(one_line(&e.to_string())))?;
+        let refs = program.references();
+        let needs = Needs {
+            req: refs.has_variable("req"),
+            conn: refs.has_variable("conn"),
+            res: refs.has_variable("res"),
+            actions: refs.has_variable("actions"),
+        };
         Ok(Expr {
             source: source.to_string(),
             program,
+            needs,
         })
     }
 
@@ -55,10 +75,12 @@ impl Expr {
     }
 
     pub fn eval(&self, scope: &Scope) -> Result<Value, EvalError> {
-        scope.execute(&self.program).map_err(|e| EvalError {
-            expression: self.source.clone(),
-            message: e.to_string(),
-        })
+        scope
+            .execute(&self.program, self.needs)
+            .map_err(|e| EvalError {
+                expression: self.source.clone(),
+                message: e.to_string(),
+            })
     }
 
     /// Evaluates a rule condition: it must yield a bool.

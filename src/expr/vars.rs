@@ -1,9 +1,10 @@
 //! The CEL variables of one request (`req.*`, `conn.*`) and the scope expressions run in.
 
-use super::functions;
+use super::{functions, Needs};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, ResolveResult, Value};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,31 +16,58 @@ thread_local! {
 /// What the helper functions (`getReqHeader`, ...) read: a snapshot of the request head.
 pub type RequestData = Arc<RequestHead>;
 
-/// The scope one phase's expressions run in: variables plus the request-bound helpers.
+/// The scope one phase's expressions run in: the request-bound helpers, and the variables,
+/// each built on the first evaluation that reads it.
 pub struct Scope {
-    ctx: Context<'static, 'static>,
+    ctx: RefCell<Context<'static, 'static>>,
+    req: RequestData,
+    res: Option<ResponseHead>,
+    actions: Option<Value>,
+    built: Cell<Needs>,
 }
 
 impl Scope {
-    /// Builds the scope for a request. The variables are plain CEL values, so this is the only
-    /// per-request cost besides evaluation itself.
     pub fn new(req: &RequestHead, res: Option<&ResponseHead>, actions: Option<Value>) -> Scope {
         let data: RequestData = Arc::new(req.clone());
         let mut ctx = Context::with_env(ENV.with(Arc::clone));
-        ctx.add_variable_from_value("req", req_value(req));
-        ctx.add_variable_from_value("conn", conn_value(req));
-        if let Some(res) = res {
-            ctx.add_variable_from_value("res", res_value(res));
+        functions::register(&mut ctx, Arc::clone(&data));
+        Scope {
+            ctx: RefCell::new(ctx),
+            req: data,
+            res: res.cloned(),
+            actions,
+            built: Cell::new(Needs::default()),
         }
-        if let Some(actions) = actions {
-            ctx.add_variable_from_value("actions", actions);
-        }
-        functions::register(&mut ctx, data);
-        Scope { ctx }
     }
 
-    pub(crate) fn execute(&self, program: &Program) -> ResolveResult {
-        program.execute(&self.ctx)
+    pub(crate) fn execute(&self, program: &Program, needs: Needs) -> ResolveResult {
+        let built = self.built.get();
+        if (needs.req && !built.req)
+            || (needs.conn && !built.conn)
+            || (needs.res && !built.res)
+            || (needs.actions && !built.actions)
+        {
+            let mut ctx = self.ctx.borrow_mut();
+            if needs.req && !built.req {
+                ctx.add_variable_from_value("req", req_value(&self.req));
+            }
+            if needs.conn && !built.conn {
+                ctx.add_variable_from_value("conn", conn_value(&self.req));
+            }
+            if let (true, false, Some(res)) = (needs.res, built.res, &self.res) {
+                ctx.add_variable_from_value("res", res_value(res));
+            }
+            if let (true, false, Some(actions)) = (needs.actions, built.actions, &self.actions) {
+                ctx.add_variable_from_value("actions", actions.clone());
+            }
+            self.built.set(Needs {
+                req: built.req || needs.req,
+                conn: built.conn || needs.conn,
+                res: built.res || needs.res,
+                actions: built.actions || needs.actions,
+            });
+        }
+        program.execute(&self.ctx.borrow())
     }
 }
 

@@ -1,0 +1,121 @@
+//! Criterion benches of the core: compiling the Acme gateway (once per policy version in the
+//! Worker) and handling the Acme scenario's requests (per request). Cases come from
+//! `tests/scenarios/acme.yaml`, the same file the tests use.
+
+#[path = "../tests/support/scenario.rs"]
+mod scenario;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use edge_gateway::gateway::{Outbound, Random, Upstream, UpstreamError};
+use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+use edge_gateway::manifest::{build_gateway, Options};
+use std::hint::black_box;
+
+struct NullUpstream;
+
+impl Upstream for NullUpstream {
+    type Body = ();
+    async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
+        black_box(&out.url);
+        Ok((
+            ResponseHead {
+                status: 200,
+                headers: Headers::new(),
+            },
+            (),
+        ))
+    }
+}
+
+struct Cycle(usize);
+
+impl Random for Cycle {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(1);
+        self.0 % n
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let sc = scenario::load(&scenario::repo_root().join("tests/scenarios/acme.yaml"));
+    let docs = sc.source_docs();
+    c.bench_function("compile acme gateway (3 files, 9 documents)", |b| {
+        b.iter(|| {
+            build_gateway(black_box(&docs), Options::default(), "bench")
+                .0
+                .unwrap()
+        })
+    });
+
+    let gw = build_gateway(&docs, Options::default(), "bench").0.unwrap();
+    let heads: Vec<(String, RequestHead)> = sc
+        .cases
+        .iter()
+        .map(|c| {
+            let headers: Headers = c
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let head =
+                RequestHead::from_url(&c.method, &c.url, headers, c.client_ip.parse().unwrap())
+                    .unwrap();
+            (c.name.clone(), head)
+        })
+        .collect();
+    let routed = &heads[0].1;
+    let mut rng = Cycle(0);
+    c.bench_function(
+        "handle a routed request (catalog-eks, request + response phase)",
+        |b| {
+            b.iter(|| {
+                pollster::block_on(gw.handle(black_box(routed.clone()), &NullUpstream, &mut rng))
+            })
+        },
+    );
+    c.bench_function("handle every acme scenario request once", |b| {
+        b.iter(|| {
+            for (_, h) in &heads {
+                black_box(pollster::block_on(gw.handle(
+                    h.clone(),
+                    &NullUpstream,
+                    &mut rng,
+                )));
+            }
+        })
+    });
+}
+
+criterion_group!(engine, benches);
+criterion_main!(engine, part_benches);
+
+fn parts(c: &mut Criterion) {
+    use edge_gateway::expr::{Expr, Scope, Template};
+    let headers: Headers = [
+        ("X-Acme-Api", "catalog-eks"),
+        ("Accept", "*/*"),
+        ("User-Agent", "bench"),
+    ]
+    .into_iter()
+    .collect();
+    let head = RequestHead::from_url(
+        "GET",
+        "https://api.acme.example/items?a=1",
+        headers,
+        "203.0.113.9".parse().unwrap(),
+    )
+    .unwrap();
+    c.bench_function("part: Scope::new", |b| {
+        b.iter(|| black_box(Scope::new(&head, None, None)))
+    });
+    let scope = Scope::new(&head, None, None);
+    let e = Expr::compile("!hasReqHeader('X-Acme-Api')").unwrap();
+    c.bench_function("part: eval hasReqHeader", |b| {
+        b.iter(|| black_box(e.eval(&scope).unwrap()))
+    });
+    let t = Template::compile("https://${getReqHeader('X-Acme-Api')[0]}.internal").unwrap();
+    c.bench_function("part: render forward url", |b| {
+        b.iter(|| black_box(t.render(&scope).unwrap()))
+    });
+}
+criterion_group!(part_benches, parts);
