@@ -1,0 +1,195 @@
+//! Robustness: mangled versions of the shipped policy files (bytes deleted, duplicated, swapped,
+//! replaced with YAML punctuation) must produce diagnostics or a gateway, never a panic. A panic
+//! in the Worker resets the wasm instance, and the checker is the Worker's compiler.
+
+mod support;
+
+use edge_gateway::manifest::{build_gateway, Options, SourceDoc};
+use edge_gateway::source::parse_yaml_documents;
+
+/// xorshift64*: deterministic, so a failure is reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const PUNCTUATION: &[u8] = b"{}[]:,-'\"$#&*!|>%@` \n\t\\";
+
+fn mangle(text: &str, rng: &mut Rng) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for _ in 0..1 + rng.below(4) {
+        if bytes.is_empty() {
+            break;
+        }
+        let at = rng.below(bytes.len());
+        match rng.below(4) {
+            0 => {
+                let len = rng.below(8).min(bytes.len() - at);
+                bytes.drain(at..at + len);
+            }
+            1 => {
+                let len = rng.below(16).min(bytes.len() - at);
+                let copy: Vec<u8> = bytes[at..at + len].to_vec();
+                let to = rng.below(bytes.len());
+                bytes.splice(to..to, copy);
+            }
+            2 => bytes[at] = PUNCTUATION[rng.below(PUNCTUATION.len())],
+            _ => {
+                let other = rng.below(bytes.len());
+                bytes.swap(at, other);
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn mangled_policies_never_panic() {
+    let root = support::scenario::repo_root();
+    let sources: Vec<String> = [
+        "policies/acme/cloud-endpoint.yaml",
+        "policies/acme/eks.yaml",
+        "policies/reference/multicloud-full.yaml",
+        "tests/scenarios/semantics.yaml",
+    ]
+    .iter()
+    .map(|p| std::fs::read_to_string(root.join(p)).unwrap())
+    .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut compiled, mut rejected) = (0, 0);
+    for _ in 0..3000 {
+        let src = &sources[rng.below(sources.len())];
+        let text = mangle(src, &mut rng);
+        let docs = match parse_yaml_documents(&text) {
+            Ok(nodes) => nodes,
+            Err(_) => {
+                rejected += 1;
+                continue;
+            }
+        };
+        let mut docs: Vec<SourceDoc> = docs
+            .into_iter()
+            .map(|node| SourceDoc {
+                file: "m.yaml".into(),
+                node,
+            })
+            .collect();
+        // Scenario files hold their documents under `documents:`; unwrap them too.
+        if let Some(inner) = docs
+            .first()
+            .and_then(|d| d.node.get("documents"))
+            .and_then(|d| d.as_seq())
+        {
+            docs = inner
+                .iter()
+                .map(|node| SourceDoc {
+                    file: "m.yaml".into(),
+                    node: node.clone(),
+                })
+                .collect();
+        }
+        match build_gateway(
+            &docs,
+            Options {
+                strict: rng.below(2) == 0,
+            },
+            "m",
+        )
+        .0
+        {
+            Some(_) => compiled += 1,
+            None => rejected += 1,
+        }
+    }
+    // Both outcomes must occur, or the mutations are too weak (or too strong) to mean anything.
+    assert!(
+        compiled > 100 && rejected > 100,
+        "compiled {compiled}, rejected {rejected}"
+    );
+}
+
+/// Hostile requests through the Acme gateway: odd routing headers, paths and queries get a
+/// response (never a panic), and a forward only ever goes to a declared pool.
+#[test]
+fn hostile_requests_never_panic_and_never_leave_the_pools() {
+    use edge_gateway::gateway::{Outbound, Random, Upstream, UpstreamError};
+    use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+    use std::cell::RefCell;
+
+    struct Recorder(RefCell<Vec<String>>);
+    impl Upstream for Recorder {
+        type Body = ();
+        async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
+            self.0.borrow_mut().push(out.endpoint.to_string());
+            Ok((
+                ResponseHead {
+                    status: 200,
+                    headers: Headers::new(),
+                },
+                (),
+            ))
+        }
+    }
+    struct First;
+    impl Random for First {
+        fn below(&mut self, _n: usize) -> usize {
+            0
+        }
+    }
+
+    let root = support::scenario::repo_root();
+    let files = edge_gateway::files::expand(&[root.join("policies/acme")]).unwrap();
+    let (docs, _) = edge_gateway::files::load(&files);
+    let gw = build_gateway(&docs, Options::default(), "t").0.unwrap();
+    let declared: Vec<String> = gw.pools.values().map(|p| p.url.clone()).collect();
+    let seeds = [
+        "catalog-eks",
+        "orders-eks",
+        "x.internal/",
+        "evil.example:443/#",
+        "[::1]",
+        "a b",
+        "%2e%2e",
+        "${1}",
+        "'",
+        "\u{0}",
+        "",
+    ];
+    let mut rng = Rng(42);
+    let up = Recorder(RefCell::new(Vec::new()));
+    for _ in 0..2000 {
+        let mut value: Vec<u8> = seeds[rng.below(seeds.len())].as_bytes().to_vec();
+        for _ in 0..rng.below(3) {
+            let at = rng.below(value.len() + 1);
+            value.insert(at, PUNCTUATION[rng.below(PUNCTUATION.len())]);
+        }
+        let value = String::from_utf8_lossy(&value).into_owned();
+        let path = ["/", "/a?b=%zz&&=", "/%ff/../x", "/?q=${x}"][rng.below(4)];
+        let headers: Headers = [("X-Acme-Api", value.as_str())].into_iter().collect();
+        let head = RequestHead::from_url(
+            "GET",
+            &format!("https://api.acme.example{path}"),
+            headers,
+            "203.0.113.1".parse().unwrap(),
+        )
+        .unwrap();
+        let reply = pollster::block_on(gw.handle(head, &up, &mut First));
+        assert!((200..600).contains(&reply.head.status));
+    }
+    let sent = up.0.borrow();
+    assert!(!sent.is_empty(), "some requests must be forwarded");
+    assert!(
+        sent.iter().all(|e| declared.contains(e)),
+        "forwarded outside the declared pools"
+    );
+}
