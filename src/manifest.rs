@@ -86,22 +86,19 @@ pub fn build_gateway(
     let mut ok = true;
     for (doc, key, origin) in agents {
         let mut d = Diagnostics::default();
-        let policy = endpoint_policy(&doc.node, &named, &mut d).map(|(n, p, src)| {
-            let mut cx = Cx {
-                diags: &mut d,
-                strict: opts.strict,
-                internal: &internal,
-            };
-            let compiled = compile_policy(n, &p, EndpointKind::Agent, &mut cx);
-            (compiled, src)
+        let policy = endpoint_policy(&doc.node, &named, &mut d).map(|found| {
+            let (policy, diags) =
+                compile_found(found, &doc.file, EndpointKind::Agent, opts, &internal);
+            all.extend(diags);
+            policy
         });
         let member = Member {
             name: format!("{}/{}", namespace(&doc.node), name(&doc.node)),
             cluster: annotation(&doc.node, CLUSTER_ANNOTATION),
             origin,
             policy: match policy {
-                Some((Some(p), _)) => Some(p),
-                Some((None, _)) => {
+                Some(Some(p)) => Some(p),
+                Some(None) => {
                     ok = false;
                     None
                 }
@@ -139,16 +136,18 @@ pub fn build_gateway(
             endpoint_policy(&doc.node, &named, &mut d)
         };
         match found {
-            Some((n, p, _)) => {
-                let mut cx = Cx { diags: &mut d, strict: opts.strict, internal: &internal };
-                match compile_policy(n, &p, EndpointKind::Cloud, &mut cx) {
+            Some(found) => {
+                let (policy, diags) = compile_found(found, &doc.file, EndpointKind::Cloud, opts, &internal);
+                all.extend(diags);
+                match policy {
                     Some(policy) => {
                         let (url, host) = if bare {
                             ("*".to_string(), "*".to_string())
                         } else {
                             cloud_url(&doc.node, &mut d)
                         };
-                        public.push(PublicEndpoint { name: if bare { doc.file.clone() } else { name(&doc.node) }, url, host, policy });
+                        let name = if bare { doc.file.clone() } else { name(&doc.node) };
+                        public.push(PublicEndpoint { name, url, host, policy });
                     }
                     None => ok = false,
                 }
@@ -197,6 +196,26 @@ pub fn build_gateway(
         pools: pools.into_iter().collect(),
     };
     (Some(gateway), all)
+}
+
+/// Compiles a policy found for an endpoint. Its diagnostics name the file the policy was written
+/// in: the endpoint's own, or the NgrokTrafficPolicy's when it was referenced.
+fn compile_found(
+    (node, path, source): (&Node, String, Option<String>),
+    endpoint_file: &str,
+    kind: EndpointKind,
+    opts: Options,
+    internal: &HashSet<String>,
+) -> (Option<crate::program::Policy>, Vec<Diagnostic>) {
+    let mut d = Diagnostics::default();
+    let mut cx = Cx {
+        diags: &mut d,
+        strict: opts.strict,
+        internal,
+    };
+    let policy = compile_policy(node, &path, kind, &mut cx);
+    d.set_file(source.as_deref().unwrap_or(endpoint_file));
+    (policy, d.items)
 }
 
 fn is_error(d: &Diagnostic) -> bool {

@@ -85,3 +85,33 @@ fn diagnostics_have_code_position_and_path() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn a_referenced_policy_is_reported_in_its_own_file() {
+    let dir = std::env::temp_dir().join(format!("eg-ref-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let endpoint = dir.join("endpoint.yaml");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &endpoint,
+        "apiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: CloudEndpoint\nmetadata: {name: c}\n\
+         spec:\n  url: https://api.example.com\n  trafficPolicy: {targetRef: {name: shared}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &policy,
+        "apiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: NgrokTrafficPolicy\nmetadata: {name: shared}\n\
+         spec:\n  policy:\n    on_http_request:\n      - actions:\n          - type: not-an-action\n",
+    )
+    .unwrap();
+    let (docs, _) = files::load(&[endpoint, policy.clone()]);
+    let (gw, diags) = build_gateway(&docs, Options::default(), "t");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(gw.is_none());
+    let d = diags
+        .iter()
+        .find(|d| d.code == Some("ERR_NGROK_2201"))
+        .expect("the bad action is reported");
+    assert_eq!(d.file.as_deref(), Some(policy.to_str().unwrap()), "{d}");
+    assert_eq!(d.pos.map(|p| p.line), Some(8), "{d}");
+}
