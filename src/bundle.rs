@@ -86,3 +86,59 @@ pub fn load(text: &str) -> Result<Gateway, String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::from_json;
+
+    fn doc(v: serde_json::Value) -> SourceDoc {
+        SourceDoc {
+            file: "p.yaml".into(),
+            node: from_json(&v),
+        }
+    }
+
+    fn policy() -> serde_json::Value {
+        serde_json::json!({"on_http_request": [{"actions": [{"type": "deny"}]}]})
+    }
+
+    #[test]
+    fn round_trip_and_content_addressed_version() {
+        let a = Bundle::pack(&[doc(policy())], "20261126T000000Z");
+        let b = Bundle::pack(&[doc(policy())], "20261126T000000Z");
+        assert_eq!(a.version, b.version);
+        assert!(
+            a.version.starts_with("20261126T000000Z-") && a.version.len() == 25,
+            "{}",
+            a.version
+        );
+        let text = serde_json::to_string(&a).unwrap();
+        assert_eq!(load(&text).unwrap().version, a.version);
+        let other = Bundle::pack(
+            &[doc(
+                serde_json::json!({"on_http_request": [{"actions": [{"type": "deny", "config": {"status_code": 404}}]}]}),
+            )],
+            "20261126T000000Z",
+        );
+        assert_ne!(other.version, a.version);
+    }
+
+    #[test]
+    fn corrupt_or_foreign_bundles_are_refused_with_a_reason() {
+        assert!(load("{not json").unwrap_err().contains("corrupt bundle"));
+        let wrong = serde_json::json!({"format": 9, "version": "v", "documents": []}).to_string();
+        assert!(load(&wrong).unwrap_err().contains("format 9"));
+        let bad = Bundle::pack(
+            &[doc(
+                serde_json::json!({"on_http_request": [{"actions": [{"type": "nope"}]}]}),
+            )],
+            "s",
+        );
+        let err = load(&serde_json::to_string(&bad).unwrap()).unwrap_err();
+        assert!(
+            err.contains("does not compile") && err.contains("ERR_NGROK_2201"),
+            "{err}"
+        );
+    }
+}

@@ -87,3 +87,74 @@ impl PolicyCache {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(version: &str) -> Gateway {
+        Gateway {
+            version: version.into(),
+            public: Vec::new(),
+            pools: Default::default(),
+        }
+    }
+
+    #[test]
+    fn checks_at_most_once_per_interval() {
+        let mut c = PolicyCache::default();
+        assert!(c.due(0.0, 60_000.0), "the first request looks");
+        c.checked(1_000.0);
+        assert!(!c.due(30_000.0, 60_000.0));
+        assert!(c.due(61_000.0, 60_000.0));
+        assert!(
+            c.due(500.0, 60_000.0),
+            "a clock that went backwards looks again"
+        );
+    }
+
+    #[test]
+    fn fails_closed_until_a_version_loads() {
+        let mut c = PolicyCache::default();
+        assert_eq!(c.pointer(None), Pointer::Unchanged);
+        let err = c.gateway().unwrap_err();
+        assert_eq!(err.status(), 503);
+        assert!(err.to_string().contains("`current` is missing"), "{err}");
+        assert_eq!(c.pointer(Some(" v1 \n")), Pointer::Load("v1".into()));
+        c.install(gateway("v1"));
+        assert_eq!(c.gateway().unwrap().version, "v1");
+        assert_eq!(
+            c.pointer(Some("v1")),
+            Pointer::Unchanged,
+            "a version compiles once"
+        );
+    }
+
+    #[test]
+    fn a_bad_version_keeps_the_last_good_and_is_not_retried() {
+        let mut c = PolicyCache::default();
+        c.install(gateway("v1"));
+        assert_eq!(c.pointer(Some("v2")), Pointer::Load("v2".into()));
+        c.reject("v2", "corrupt bundle".into());
+        assert_eq!(c.gateway().unwrap().version, "v1");
+        assert_eq!(c.problem(), Some("corrupt bundle"));
+        assert_eq!(
+            c.pointer(Some("v2")),
+            Pointer::Unchanged,
+            "rejected once, not recompiled"
+        );
+        assert_eq!(c.pointer(Some("v3")), Pointer::Load("v3".into()));
+        c.transient("KV unreachable".into());
+        assert_eq!(
+            c.pointer(Some("v3")),
+            Pointer::Load("v3".into()),
+            "a transient problem retries"
+        );
+        assert_eq!(c.pointer(None), Pointer::Unchanged);
+        assert_eq!(
+            c.gateway().unwrap().version,
+            "v1",
+            "a missing pointer keeps serving"
+        );
+    }
+}
