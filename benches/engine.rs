@@ -6,8 +6,9 @@
 mod scenario;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use edge_gateway::gateway::{Outbound, Random, Upstream, UpstreamError};
+use edge_gateway::gateway::{Outbound, Random, RateLimiter, Upstream, UpstreamError};
 use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+use edge_gateway::limiter::{Bucket, Decision, LimitCheck};
 use edge_gateway::manifest::{build_gateway, Options};
 use std::hint::black_box;
 
@@ -24,6 +25,21 @@ impl Upstream for NullUpstream {
             },
             (),
         ))
+    }
+}
+
+/// The Durable Object's arithmetic, in memory: what a bucket costs apart from the round trip.
+#[derive(Default)]
+struct MemoryLimiter(std::cell::RefCell<std::collections::HashMap<String, Bucket>>);
+
+impl RateLimiter for MemoryLimiter {
+    async fn check(&self, bucket: &str, checks: &[LimitCheck]) -> Result<Vec<Decision>, String> {
+        Ok(self
+            .0
+            .borrow_mut()
+            .entry(bucket.to_string())
+            .or_default()
+            .apply(checks, 0))
     }
 }
 
@@ -65,11 +81,17 @@ fn benches(c: &mut Criterion) {
         .collect();
     let routed = &heads[0].1;
     let mut rng = Cycle(0);
+    let limiter = MemoryLimiter::default();
     c.bench_function(
         "handle a routed request (catalog-eks, request + response phase)",
         |b| {
             b.iter(|| {
-                pollster::block_on(gw.handle(black_box(routed.clone()), &NullUpstream, &mut rng))
+                pollster::block_on(gw.handle(
+                    black_box(routed.clone()),
+                    &NullUpstream,
+                    &limiter,
+                    &mut rng,
+                ))
             })
         },
     );
@@ -79,6 +101,7 @@ fn benches(c: &mut Criterion) {
                 black_box(pollster::block_on(gw.handle(
                     h.clone(),
                     &NullUpstream,
+                    &limiter,
                     &mut rng,
                 )));
             }

@@ -28,6 +28,14 @@ pub enum GatewayError {
     TooManyHops { limit: usize },
     /// The request phase ended without a terminating action.
     NotTerminated,
+    /// A `rate-limit` refused the request.
+    RateLimited {
+        name: String,
+        limit: crate::limiter::Limit,
+        decision: crate::limiter::Decision,
+    },
+    /// A `rate-limit` with `on_error: halt` could not reach its bucket (fail closed).
+    RateLimiterUnavailable { reason: String },
     /// An action this gateway does not run yet (fails closed).
     ActionNotImplemented { action: String },
     /// The upstream (tunnel origin) could not be reached.
@@ -58,6 +66,8 @@ impl GatewayError {
             TooManyHops { .. } => (508, Some("ERR_NGROK_3501"), "too_many_hops"),
             NotTerminated => (502, Some("ERR_NGROK_2235"), "policy_not_terminated"),
             ActionNotImplemented { .. } => (501, None, "action_not_implemented"),
+            RateLimited { .. } => (429, None, "rate_limited"),
+            RateLimiterUnavailable { .. } => (503, None, "rate_limiter_unavailable"),
             UpstreamUnreachable { .. } => (502, Some("ERR_NGROK_8012"), "upstream_unreachable"),
             UpstreamTimeout { .. } => (504, None, "upstream_timeout"),
         };
@@ -94,6 +104,15 @@ impl GatewayError {
         if let Some(code) = shape.code {
             headers.set("ngrok-error-code", code);
         }
+        if let GatewayError::RateLimited {
+            name,
+            limit,
+            decision,
+        } = self
+        {
+            headers.set("retry-after", &decision.retry_after_s.to_string());
+            rate_limit_headers(&mut headers, &[(name.clone(), *limit, *decision)]);
+        }
         Synthetic {
             status: shape.status,
             headers,
@@ -121,6 +140,14 @@ impl fmt::Display for GatewayError {
             Expression { error } => write!(f, "a rule expression failed: {error}"),
             TooManyHops { limit } => write!(f, "more than {limit} forward-internal hops"),
             NotTerminated => write!(f, "the traffic policy did not handle the request"),
+            RateLimited { name, decision, .. } => write!(
+                f,
+                "rate limit `{name}` exceeded; retry after {} s",
+                decision.retry_after_s
+            ),
+            RateLimiterUnavailable { reason } => {
+                write!(f, "the rate limiter could not be reached: {reason}")
+            }
             ActionNotImplemented { action } => {
                 write!(
                     f,
@@ -144,6 +171,54 @@ impl fmt::Display for GatewayError {
 }
 
 impl std::error::Error for GatewayError {}
+
+/// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers):
+/// every policy applied, and the state of the tightest one.
+pub fn rate_limit_headers(
+    headers: &mut Headers,
+    applied: &[(String, crate::limiter::Limit, crate::limiter::Decision)],
+) {
+    let Some((name, _, tightest)) = applied
+        .iter()
+        .min_by_key(|(_, _, d)| (d.allowed, d.remaining))
+    else {
+        return;
+    };
+    let policies: Vec<String> = applied
+        .iter()
+        .map(|(n, l, _)| {
+            format!(
+                "{};q={};w={}",
+                sf_string(n),
+                l.capacity,
+                l.rate_ms.div_ceil(1000)
+            )
+        })
+        .collect();
+    headers.set("ratelimit-policy", &policies.join(", "));
+    let reset = if tightest.allowed {
+        tightest.reset_s
+    } else {
+        tightest.retry_after_s
+    };
+    headers.set(
+        "ratelimit",
+        &format!("{};r={};t={}", sf_string(name), tightest.remaining, reset),
+    );
+}
+
+/// A structured-field string (RFC 8941): quoted, `"` and `\` escaped, printable ASCII only.
+fn sf_string(s: &str) -> String {
+    let inner: String = s
+        .chars()
+        .filter(|c| (' '..='~').contains(c))
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{inner}\"")
+}
 
 #[cfg(test)]
 mod tests {

@@ -87,8 +87,14 @@ pub fn build_gateway(
     for (doc, key, origin) in agents {
         let mut d = Diagnostics::default();
         let policy = endpoint_policy(&doc.node, &named, &mut d).map(|found| {
-            let (policy, diags) =
-                compile_found(found, &doc.file, EndpointKind::Agent, opts, &internal);
+            let (policy, diags) = compile_found(
+                found,
+                &doc.file,
+                &endpoint_id("AgentEndpoint", &doc.node),
+                EndpointKind::Agent,
+                opts,
+                &internal,
+            );
             all.extend(diags);
             policy
         });
@@ -137,7 +143,7 @@ pub fn build_gateway(
         };
         match found {
             Some(found) => {
-                let (policy, diags) = compile_found(found, &doc.file, EndpointKind::Cloud, opts, &internal);
+                let (policy, diags) = compile_found(found, &doc.file, &endpoint_id(if bare { "policy" } else { "CloudEndpoint" }, &doc.node), EndpointKind::Cloud, opts, &internal);
                 all.extend(diags);
                 match policy {
                     Some(policy) => {
@@ -203,6 +209,7 @@ pub fn build_gateway(
 fn compile_found(
     (node, path, source): (&Node, String, Option<String>),
     endpoint_file: &str,
+    endpoint: &str,
     kind: EndpointKind,
     opts: Options,
     internal: &HashSet<String>,
@@ -212,10 +219,16 @@ fn compile_found(
         diags: &mut d,
         strict: opts.strict,
         internal,
+        endpoint,
     };
     let policy = compile_policy(node, &path, kind, &mut cx);
     d.set_file(source.as_deref().unwrap_or(endpoint_file));
     (policy, d.items)
+}
+
+/// `Kind namespace/name`: names an endpoint stably across policy versions.
+fn endpoint_id(kind: &str, node: &Node) -> String {
+    format!("{kind} {}/{}", namespace(node), name(node))
 }
 
 fn is_error(d: &Diagnostic) -> bool {

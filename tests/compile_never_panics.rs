@@ -122,8 +122,9 @@ fn mangled_policies_never_panic() {
 /// response (never a panic), and a forward only ever goes to a declared pool.
 #[test]
 fn hostile_requests_never_panic_and_never_leave_the_pools() {
-    use edge_gateway::gateway::{Outbound, Random, Upstream, UpstreamError};
+    use edge_gateway::gateway::{Outbound, Random, RateLimiter, Upstream, UpstreamError};
     use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+    use edge_gateway::limiter::{Decision, LimitCheck};
     use std::cell::RefCell;
 
     struct Recorder(RefCell<Vec<String>>);
@@ -138,6 +139,12 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
                 },
                 (),
             ))
+        }
+    }
+    struct NoLimits;
+    impl RateLimiter for NoLimits {
+        async fn check(&self, _: &str, _: &[LimitCheck]) -> Result<Vec<Decision>, String> {
+            Err("no limiter in this test".into())
         }
     }
     struct First;
@@ -183,7 +190,7 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
             "203.0.113.1".parse().unwrap(),
         )
         .unwrap();
-        let reply = pollster::block_on(gw.handle(head, &up, &mut First));
+        let reply = pollster::block_on(gw.handle(head, &up, &NoLimits, &mut First));
         assert!((200..600).contains(&reply.head.status));
     }
     let sent = up.0.borrow();

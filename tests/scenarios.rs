@@ -2,10 +2,14 @@
 
 mod support;
 
-use edge_gateway::gateway::{Body, Gateway, Outbound, Random, Upstream, UpstreamError};
+use edge_gateway::gateway::{
+    Body, Gateway, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+};
 use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+use edge_gateway::limiter::{Bucket, Decision, LimitCheck};
 use edge_gateway::manifest::{build_gateway, Options};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use support::scenario::{load_all, Case};
 
 /// Records what would have been sent and answers like a demo origin.
@@ -39,6 +43,28 @@ impl Upstream for FakeUpstream {
     }
 }
 
+/// The limiter's arithmetic in memory with a settable clock, or down.
+#[derive(Default)]
+struct MemoryLimiter {
+    buckets: RefCell<HashMap<String, Bucket>>,
+    now: Cell<u64>,
+    down: Cell<bool>,
+}
+
+impl RateLimiter for MemoryLimiter {
+    async fn check(&self, bucket: &str, checks: &[LimitCheck]) -> Result<Vec<Decision>, String> {
+        if self.down.get() {
+            return Err("bucket object unreachable (test)".into());
+        }
+        Ok(self
+            .buckets
+            .borrow_mut()
+            .entry(bucket.to_string())
+            .or_default()
+            .apply(checks, self.now.get()))
+    }
+}
+
 struct Cycle(usize);
 
 impl Random for Cycle {
@@ -48,7 +74,11 @@ impl Random for Cycle {
     }
 }
 
-fn run_case(gw: &Gateway, case: &Case) -> Result<(), String> {
+fn run_case(gw: &Gateway, limiter: &MemoryLimiter, case: &Case) -> Result<(), String> {
+    if let Some(t) = case.at_ms {
+        limiter.now.set(t);
+    }
+    limiter.down.set(case.limiter_down);
     let headers: Headers = case
         .headers
         .iter()
@@ -62,7 +92,7 @@ fn run_case(gw: &Gateway, case: &Case) -> Result<(), String> {
     )
     .ok_or("bad request url")?;
     let up = FakeUpstream::default();
-    let reply = pollster::block_on(gw.handle(head, &up, &mut Cycle(0)));
+    let reply = pollster::block_on(gw.handle(head, &up, limiter, &mut Cycle(0)));
     let e = &case.expect;
     let body = match &reply.body {
         Body::Empty => String::new(),
@@ -140,9 +170,10 @@ fn scenarios() {
     for sc in load_all() {
         let (gw, diags) = build_gateway(&sc.source_docs(), Options::default(), "test");
         let gw = gw.unwrap_or_else(|| panic!("{}: does not compile: {diags:#?}", sc.file));
+        let limiter = MemoryLimiter::default();
         for case in &sc.cases {
             count += 1;
-            if let Err(e) = run_case(&gw, case) {
+            if let Err(e) = run_case(&gw, &limiter, case) {
                 failures.push(format!("{} / {}: {e}", sc.file, case.name));
             }
         }
@@ -153,5 +184,43 @@ fn scenarios() {
         "{} failing case(s):\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// Several rate-limit actions on one key cost one round trip to the bucket, not one each.
+#[test]
+fn limits_sharing_a_key_share_one_round_trip() {
+    struct Counting(RefCell<Vec<usize>>, MemoryLimiter);
+    impl RateLimiter for Counting {
+        async fn check(
+            &self,
+            bucket: &str,
+            checks: &[LimitCheck],
+        ) -> Result<Vec<Decision>, String> {
+            self.0.borrow_mut().push(checks.len());
+            self.1.check(bucket, checks).await
+        }
+    }
+    let sc = support::scenario::load(
+        &support::scenario::repo_root().join("tests/scenarios/rate-limit.yaml"),
+    );
+    let gw = build_gateway(&sc.source_docs(), Options::default(), "t")
+        .0
+        .unwrap();
+    let limiter = Counting(RefCell::new(Vec::new()), MemoryLimiter::default());
+    let head = RequestHead::from_url(
+        "GET",
+        "https://gw.example/two",
+        Headers::new(),
+        "192.0.2.1".parse().unwrap(),
+    )
+    .unwrap();
+    let reply =
+        pollster::block_on(gw.handle(head, &FakeUpstream::default(), &limiter, &mut Cycle(0)));
+    assert_eq!(reply.head.status, 200);
+    assert_eq!(
+        *limiter.0.borrow(),
+        vec![2],
+        "one call carrying both limits"
     );
 }

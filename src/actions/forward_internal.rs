@@ -3,7 +3,7 @@
 //! Security: the URL may come from request data (`${getReqHeader(...)}`), so it is only ever
 //! used as a lookup key into the declared endpoints; an undeclared name is an error, never a fetch.
 
-use super::{Resolve, Step};
+use super::{Context, Step};
 use crate::compile::config::BAD_CONFIG;
 use crate::compile::{Config, Cx};
 use crate::endpoint_url::internal_key;
@@ -79,7 +79,7 @@ impl ForwardInternal {
         self.on_error_continue
     }
 
-    pub fn apply(&self, ex: &mut Exchange, resolve: &dyn Resolve) -> Result<Step, GatewayError> {
+    pub fn apply<C: Context>(&self, ex: &mut Exchange, resolve: &C) -> Result<Step, GatewayError> {
         let outcome = ex
             .render(&self.url, "forward-internal", "url")
             .and_then(|url| match internal_key(&url) {

@@ -5,6 +5,7 @@ mod custom_response;
 mod deny;
 mod forward_internal;
 mod not_implemented;
+mod rate_limit;
 mod remove_headers;
 
 pub use add_headers::AddHeaders;
@@ -12,6 +13,7 @@ pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
 pub use not_implemented::NotImplemented;
+pub use rate_limit::{parse_duration_ms, RateLimit};
 pub use remove_headers::RemoveHeaders;
 
 use crate::compile::Cx;
@@ -27,6 +29,7 @@ pub enum Action {
     Deny(Deny),
     AddHeaders(AddHeaders),
     RemoveHeaders(RemoveHeaders),
+    RateLimit(RateLimit),
     NotImplemented(NotImplemented),
 }
 
@@ -46,7 +49,6 @@ pub enum Step {
 /// Every action type ngrok documents that this gateway does not run yet. They load (so ngrok
 /// policies are accepted) but fail closed at run time.
 const LATER: &[&str] = &[
-    "rate-limit",
     "owasp-crs-request",
     "owasp-crs-response",
     "restrict-ips",
@@ -83,7 +85,7 @@ impl Action {
         cx: &mut Cx<'_>,
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
-            "forward-internal" | "deny" => &[Phase::Request],
+            "forward-internal" | "deny" | "rate-limit" => &[Phase::Request],
             "custom-response" | "add-headers" | "remove-headers" => {
                 &[Phase::Request, Phase::Response]
             }
@@ -122,6 +124,7 @@ impl Action {
             }
             "deny" => Action::Deny(Deny::compile(config, config_path, cx)?),
             "add-headers" => Action::AddHeaders(AddHeaders::compile(config, config_path, cx)?),
+            "rate-limit" => Action::RateLimit(RateLimit::compile(config, config_path, cx)?),
             _ => Action::RemoveHeaders(RemoveHeaders::compile(config, config_path, cx)?),
         })
     }
@@ -131,13 +134,17 @@ impl Action {
         match self {
             Action::ForwardInternal(f) => !f.continues_on_error(),
             Action::CustomResponse(_) | Action::Deny(_) => true,
-            Action::AddHeaders(_) | Action::RemoveHeaders(_) | Action::NotImplemented(_) => false,
+            Action::AddHeaders(_)
+            | Action::RemoveHeaders(_)
+            | Action::RateLimit(_)
+            | Action::NotImplemented(_) => false,
         }
     }
 
-    pub fn apply(&self, ex: &mut Exchange, resolve: &dyn Resolve) -> Result<Step, GatewayError> {
+    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         match self {
-            Action::ForwardInternal(a) => a.apply(ex, resolve),
+            Action::ForwardInternal(a) => a.apply(ex, cx),
+            Action::RateLimit(a) => a.apply(ex, cx).await,
             Action::CustomResponse(a) => a.apply(ex),
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),
@@ -147,7 +154,16 @@ impl Action {
     }
 }
 
-/// What actions may ask of the gateway: whether an internal endpoint URL is declared.
-pub trait Resolve {
+/// What actions may ask of the world outside the policy (the gateway's ports).
+#[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
+pub trait Context {
+    /// Whether an internal endpoint with this key (`scheme://host:port`) is declared.
     fn has_internal(&self, key: &str) -> bool;
+    /// Applies `checks`, in order, to the bucket named `bucket` (one Durable Object); stops
+    /// after the first enforced refusal. `Err` when the bucket cannot be reached.
+    async fn rate_limit(
+        &self,
+        bucket: &str,
+        checks: &[crate::limiter::LimitCheck],
+    ) -> Result<Vec<crate::limiter::Decision>, String>;
 }

@@ -33,6 +33,8 @@ pub struct Cx<'a> {
     pub strict: bool,
     /// Keys (`scheme://host:port`) of every declared internal endpoint.
     pub internal: &'a HashSet<String>,
+    /// The endpoint whose policy this is (`CloudEndpoint default/name`), for stable names.
+    pub endpoint: &'a str,
 }
 
 impl Cx<'_> {
@@ -270,13 +272,26 @@ fn compile_rule(
             }
             rules.extend(compile_rule(item, &p, phase, &expressions, cx));
         } else if let Some(action) = compile_action(item, &p, phase, cx) {
-            pending.push(action);
+            push_merging(&mut pending, action);
         }
     }
     if !pending.is_empty() {
         rules.push(make_rule(name, &expressions, pending, path, cx));
     }
     rules
+}
+
+/// Appends an action; a `rate-limit` right after one with the same bucket key joins it, so
+/// both are decided in one round trip to the bucket.
+fn push_merging(pending: &mut Vec<Action>, action: Action) {
+    let action = match (pending.last_mut(), action) {
+        (Some(Action::RateLimit(prev)), Action::RateLimit(next)) => match prev.absorb(next) {
+            Ok(()) => return,
+            Err(next) => Action::RateLimit(next),
+        },
+        (_, action) => action,
+    };
+    pending.push(action);
 }
 
 fn make_rule(

@@ -3,6 +3,7 @@
 use crate::error::GatewayError;
 use crate::expr::{map, EvalError, Expr, Scope, Template};
 use crate::http::{Headers, RequestHead, ResponseHead};
+use crate::limiter::{Decision, Limit};
 use cel::Value;
 use std::collections::HashMap;
 
@@ -14,6 +15,10 @@ pub struct Exchange {
     results: HashMap<&'static str, Value>,
     /// The CEL scope, built on first use and dropped whenever the request or results change.
     scope: Option<Scope>,
+    /// Rate limits decided for this request, for the `RateLimit` response headers.
+    pub rate_limits: Vec<(String, Limit, Decision)>,
+    /// Things the shell should log (a limiter that failed open, ...).
+    pub notes: Vec<String>,
 }
 
 impl Exchange {
@@ -23,7 +28,48 @@ impl Exchange {
             res: None,
             results: HashMap::new(),
             scope: None,
+            rate_limits: Vec::new(),
+            notes: Vec::new(),
         }
+    }
+
+    /// Starts the exchange of the next hop, keeping what the response must still carry.
+    pub fn forwarded(self) -> Exchange {
+        let mut next = Exchange::new(self.req);
+        next.rate_limits = self.rate_limits;
+        next.notes = self.notes;
+        next
+    }
+
+    /// Evaluates an expression to a value (for `bucket_key`).
+    pub fn eval(&mut self, expr: &Expr) -> Result<cel::Value, EvalError> {
+        expr.eval(self.scope())
+    }
+
+    pub fn note(&mut self, line: String) {
+        self.notes.push(line);
+    }
+
+    pub fn record_rate_limit(&mut self, name: &str, limit: Limit, decision: Decision) {
+        self.rate_limits.push((name.to_string(), limit, decision));
+    }
+
+    /// `actions.ngrok.rate_limit.{bucket_key, limited, error}`.
+    pub fn set_rate_limit_result(
+        &mut self,
+        bucket_key: &str,
+        limited: bool,
+        error: Option<&GatewayError>,
+    ) {
+        let mut fields = vec![
+            ("bucket_key", Value::from(bucket_key)),
+            ("limited", Value::Bool(limited)),
+        ];
+        if let Some(e) = error {
+            fields.push(("error", error_value(e)));
+        }
+        self.results.insert("rate_limit", map(fields));
+        self.scope = None;
     }
 
     fn scope(&mut self) -> &Scope {
@@ -68,11 +114,7 @@ impl Exchange {
 
     /// Records `actions.ngrok.<action>.error.{code,message}` for an error an action swallowed.
     pub fn set_error_result(&mut self, action: &'static str, e: &GatewayError) {
-        let error = map(vec![
-            ("code", Value::from(e.code().unwrap_or_default())),
-            ("message", Value::from(e.to_string())),
-        ]);
-        let mut fields = vec![("error", error)];
+        let mut fields = vec![("error", error_value(e))];
         if let GatewayError::EndpointOffline { url } = e {
             fields.push(("url", Value::from(url.as_str())));
         }
@@ -84,4 +126,11 @@ impl Exchange {
         let ngrok = map(self.results.iter().map(|(k, v)| (*k, v.clone())).collect());
         map(vec![("ngrok", ngrok)])
     }
+}
+
+fn error_value(e: &GatewayError) -> Value {
+    map(vec![
+        ("code", Value::from(e.code().unwrap_or_default())),
+        ("message", Value::from(e.to_string())),
+    ])
 }

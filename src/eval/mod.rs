@@ -4,7 +4,7 @@ mod exchange;
 
 pub use exchange::Exchange;
 
-use crate::actions::{Resolve, Step};
+use crate::actions::{Context, Step};
 use crate::error::GatewayError;
 use crate::http::Headers;
 use crate::program::Rule;
@@ -35,10 +35,10 @@ pub struct Synthetic {
 }
 
 /// Runs `rules` in order; returns at the first step that is not [`Step::Continue`].
-pub fn run_phase(
+pub async fn run_phase<C: Context>(
     rules: &[Rule],
     ex: &mut Exchange,
-    resolve: &dyn Resolve,
+    cx: &C,
 ) -> Result<Step, GatewayError> {
     for rule in rules {
         let mut matched = true;
@@ -52,7 +52,7 @@ pub fn run_phase(
             continue;
         }
         for action in &rule.actions {
-            match action.apply(ex, resolve)? {
+            match action.apply(ex, cx).await? {
                 Step::Continue => {}
                 stop => return Ok(stop),
             }

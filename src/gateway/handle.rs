@@ -2,10 +2,12 @@
 //! response phases (innermost first). Platform work goes through the [`Upstream`] port.
 
 use super::{Gateway, Member, Pool};
-use crate::actions::Step;
+use crate::actions::{Context, Step};
+use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
 use crate::eval::{run_phase, Exchange, Synthetic};
 use crate::http::{Headers, RequestHead, ResponseHead};
+use crate::limiter::{Decision, LimitCheck};
 use crate::program::Policy;
 use crate::proxy;
 
@@ -24,6 +26,8 @@ pub enum Body<B> {
 pub struct Reply<B> {
     pub head: ResponseHead,
     pub body: Body<B>,
+    /// Lines for the shell to log (e.g. a rate limiter that failed open).
+    pub notes: Vec<String>,
 }
 
 impl<B> Reply<B> {
@@ -40,6 +44,7 @@ impl<B> Reply<B> {
                 headers: s.headers,
             },
             body,
+            notes: Vec::new(),
         }
     }
 
@@ -50,6 +55,7 @@ impl<B> Reply<B> {
                 headers: Headers::new(),
             },
             body: Body::Empty,
+            notes: Vec::new(),
         }
     }
 }
@@ -84,30 +90,72 @@ pub trait Random {
     fn below(&mut self, n: usize) -> usize;
 }
 
-impl Gateway {
-    /// Handles one request; every error becomes a response here (never a panic).
-    pub async fn handle<U: Upstream>(
-        &self,
-        req: RequestHead,
-        upstream: &U,
-        rng: &mut dyn Random,
-    ) -> Reply<U::Body> {
-        match self.try_handle(req, upstream, rng).await {
-            Ok(reply) => reply,
-            Err(e) => Reply::synthetic(e.rescue()),
-        }
+/// Global rate-limit buckets (one Durable Object per bucket in the Worker; in memory in tests).
+#[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
+pub trait RateLimiter {
+    /// Applies `checks` in order to `bucket`, stopping after the first enforced refusal.
+    async fn check(&self, bucket: &str, checks: &[LimitCheck]) -> Result<Vec<Decision>, String>;
+}
+
+/// The ports as the actions of one phase see them.
+struct Ports<'a, L> {
+    gateway: &'a Gateway,
+    limiter: &'a L,
+    /// The response phase cannot forward: no internal endpoint is visible from it.
+    can_forward: bool,
+}
+
+impl<L: RateLimiter> Context for Ports<'_, L> {
+    fn has_internal(&self, key: &str) -> bool {
+        self.can_forward && self.gateway.pools.contains_key(key)
     }
 
-    async fn try_handle<U: Upstream>(
+    async fn rate_limit(
+        &self,
+        bucket: &str,
+        checks: &[LimitCheck],
+    ) -> Result<Vec<Decision>, String> {
+        self.limiter.check(bucket, checks).await
+    }
+}
+
+impl Gateway {
+    /// Handles one request; every error becomes a response here (never a panic).
+    pub async fn handle<U: Upstream, L: RateLimiter>(
         &self,
         req: RequestHead,
         upstream: &U,
+        limiter: &L,
+        rng: &mut dyn Random,
+    ) -> Reply<U::Body> {
+        let ports = Ports {
+            gateway: self,
+            limiter,
+            can_forward: true,
+        };
+        let mut ex = Exchange::new(req);
+        let result = self.run(&mut ex, upstream, &ports, rng).await;
+        let mut reply = match result {
+            Ok(reply) => reply,
+            Err(e) => Reply::synthetic(e.rescue()),
+        };
+        if !ex.rate_limits.is_empty() && reply.head.status != 429 {
+            rate_limit_headers(&mut reply.head.headers, &ex.rate_limits);
+        }
+        reply.notes = std::mem::take(&mut ex.notes);
+        reply
+    }
+
+    async fn run<U: Upstream, L: RateLimiter>(
+        &self,
+        ex: &mut Exchange,
+        upstream: &U,
+        ports: &Ports<'_, L>,
         rng: &mut dyn Random,
     ) -> Result<Reply<U::Body>, GatewayError> {
-        let endpoint = self.public_for(&req.host)?;
-        let mut ex = Exchange::new(req);
+        let endpoint = self.public_for(&ex.req.host)?;
         let mut response_policies: Vec<&Policy> = vec![&endpoint.policy];
-        let mut step = run_phase(&endpoint.policy.on_http_request, &mut ex, self)?;
+        let mut step = run_phase(&endpoint.policy.on_http_request, ex, ports).await?;
         let mut hops = 0;
         let reply = loop {
             let key = match step {
@@ -126,19 +174,23 @@ impl Gateway {
                 .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
             let member = pool.pick(rng);
             // The internal endpoint sees the request as forwarded, with fresh result variables.
-            ex = Exchange::new(ex.req);
+            *ex = std::mem::replace(ex, Exchange::new(ex.req.clone())).forwarded();
             let Some(policy) = &member.policy else {
                 break self.fetch(pool, member, &ex.req, upstream).await?;
             };
             response_policies.push(policy);
-            step = run_phase(&policy.on_http_request, &mut ex, self)?;
+            step = run_phase(&policy.on_http_request, ex, ports).await?;
             if step == Step::Continue {
                 break self.fetch(pool, member, &ex.req, upstream).await?;
             }
         };
         let mut reply = reply;
+        let response_ports = Ports {
+            can_forward: false,
+            ..*ports
+        };
         for policy in response_policies.iter().rev() {
-            reply = respond(policy, &ex.req, reply)?;
+            reply = respond(policy, &ex.req, reply, &response_ports).await?;
         }
         Ok(reply)
     }
@@ -163,6 +215,7 @@ impl Gateway {
                 Ok(Reply {
                     head,
                     body: Body::Upstream(body),
+                    notes: Vec::new(),
                 })
             }
             Err(UpstreamError::Unreachable(detail)) => Err(GatewayError::UpstreamUnreachable {
@@ -178,38 +231,27 @@ impl Gateway {
 }
 
 /// Runs a policy's `on_http_response` over a reply.
-fn respond<B>(
+async fn respond<B, L: RateLimiter>(
     policy: &Policy,
     req: &RequestHead,
     reply: Reply<B>,
+    ports: &Ports<'_, L>,
 ) -> Result<Reply<B>, GatewayError> {
     if policy.on_http_response.is_empty() {
         return Ok(reply);
     }
     let mut ex = Exchange::new(req.clone());
     ex.res = Some(reply.head);
-    let step = run_phase(&policy.on_http_response, &mut ex, &NoInternal)?;
+    let step = run_phase(&policy.on_http_response, &mut ex, ports).await?;
     let head = ex
         .res
         .take()
         .expect("the response phase keeps its response");
     Ok(match step {
-        Step::Continue => Reply {
-            head,
-            body: reply.body,
-        },
+        Step::Continue => Reply { head, ..reply },
         Step::Respond(s) => Reply::synthetic(s),
         Step::Deny(status) => Reply::deny(status),
         // The compiler rejects forward-internal in on_http_response (ERR_NGROK_2202).
         Step::Forward(_) => return Err(GatewayError::NotTerminated),
     })
-}
-
-/// The response phase cannot forward: no internal endpoint is visible from it.
-struct NoInternal;
-
-impl crate::actions::Resolve for NoInternal {
-    fn has_internal(&self, _key: &str) -> bool {
-        false
-    }
 }

@@ -3,10 +3,9 @@
 mod handle;
 mod pool;
 
-pub use handle::{Body, Outbound, Random, Reply, Upstream, UpstreamError, MAX_HOPS};
+pub use handle::{Body, Outbound, Random, RateLimiter, Reply, Upstream, UpstreamError, MAX_HOPS};
 pub use pool::{Member, Pool};
 
-use crate::actions::Resolve;
 use crate::error::GatewayError;
 use crate::program::Policy;
 
@@ -49,11 +48,5 @@ impl Gateway {
             .or_else(any)
             .or_else(only)
             .ok_or(GatewayError::NoPublicEndpoint { host })
-    }
-}
-
-impl Resolve for Gateway {
-    fn has_internal(&self, key: &str) -> bool {
-        self.pools.contains_key(key)
     }
 }

@@ -3,6 +3,8 @@
 //! requests with `fetch` ([`upstream`]).
 
 mod policy;
+mod rate_limit;
+mod timeout;
 mod upstream;
 
 use crate::error::GatewayError;
@@ -21,7 +23,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Err(e) => return respond(Reply::synthetic(e.rescue())),
     };
     let upstream = upstream::FetchUpstream::new(&req, &env);
-    let reply = gateway.handle(head, &upstream, &mut JsRandom).await;
+    let limiter = rate_limit::DurableLimiter { env: &env };
+    let reply = gateway
+        .handle(head, &upstream, &limiter, &mut JsRandom)
+        .await;
+    for note in &reply.notes {
+        worker::console_warn!("edge-gateway: {note}");
+    }
     respond(reply)
 }
 

@@ -1,13 +1,12 @@
 //! The [`Upstream`] port over `fetch`: streams the client's body to the origin, enforces the
 //! timeout with an `AbortSignal`, and never follows redirects (a proxy passes 3xx through).
 
+use super::timeout::within;
 use crate::gateway::{Outbound, Upstream, UpstreamError};
 use crate::http::{Headers, ResponseHead};
-use futures_util::future::{select, Either};
 use std::cell::RefCell;
-use std::time::Duration;
 use worker::{
-    AbortController, Delay, Env, Fetch, Method, Request, RequestInit, RequestRedirect, ResponseBody,
+    AbortController, Env, Fetch, Method, Request, RequestInit, RequestRedirect, ResponseBody,
 };
 
 pub struct FetchUpstream {
@@ -51,11 +50,9 @@ impl Upstream for FetchUpstream {
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
-        let sending = Box::pin(fetch.send_with_signal(&signal));
-        let timer = Box::pin(Delay::from(Duration::from_millis(self.timeout_ms)));
-        let response = match select(sending, timer).await {
-            Either::Left((result, _)) => result.map_err(unreachable)?,
-            Either::Right(_) => {
+        let response = match within(self.timeout_ms, fetch.send_with_signal(&signal)).await {
+            Some(result) => result.map_err(unreachable)?,
+            None => {
                 controller.abort();
                 return Err(UpstreamError::Timeout {
                     after_ms: self.timeout_ms,

@@ -7,6 +7,8 @@
 //! cases:
 //!   - name: routes catalog
 //!     e2e: false                    # optional: native only (default true when files-only)
+//!     at_ms: 60000                  # optional: the rate limiter's clock (native runs)
+//!     limiter: down                 # optional: the rate limiter is unreachable (native runs)
 //!     request: {method: GET, url: https://api.acme.example/items, client_ip: 203.0.113.9,
 //!               headers: {X-Acme-Api: catalog-eks}, body: ""}
 //!     expect:
@@ -46,6 +48,10 @@ pub struct Case {
     pub client_ip: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The limiter's clock for this case (ms); cases without it keep the previous time.
+    pub at_ms: Option<u64>,
+    /// `limiter: down`: the rate limiter cannot be reached.
+    pub limiter_down: bool,
     pub expect: Expect,
 }
 
@@ -124,6 +130,8 @@ pub fn load(path: &Path) -> Scenario {
                 client_ip: req.get("client_ip").map_or("203.0.113.9".into(), s),
                 headers: pairs(req.get("headers")),
                 body: req.get("body").map_or(String::new(), s),
+                at_ms: c.get("at_ms").map(|v| s(v).parse().unwrap()),
+                limiter_down: c.get("limiter").is_some_and(|v| s(v) == "down"),
                 expect: Expect {
                     status: s(exp.get("status").expect("expect.status"))
                         .parse()

@@ -18,6 +18,8 @@ pub struct Stack {
     pub log: PathBuf,
     /// (port in policies/acme, port the test's demo origin listens on)
     pub origin_ports: Vec<(u16, u16)>,
+    vars: Vec<(String, String)>,
+    wrangler: Option<Child>,
     children: Vec<Child>,
 }
 
@@ -74,6 +76,8 @@ impl Stack {
             config,
             dir,
             origin_ports: Vec::new(),
+            vars: Vec::new(),
+            wrangler: None,
             children: Vec::new(),
         };
 
@@ -112,21 +116,38 @@ impl Stack {
         }
         stack.children.push(origins);
 
-        let log = std::fs::File::create(&stack.log).unwrap();
+        stack.vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        stack.start_wrangler();
+        stack
+    }
+
+    /// Stops `wrangler dev` (its whole process group) and starts it again on the same state.
+    pub fn restart_wrangler(&mut self) {
+        if let Some(mut child) = self.wrangler.take() {
+            stop_group(&mut child);
+        }
+        self.start_wrangler();
+    }
+
+    fn start_wrangler(&mut self) {
+        let root = repo_root();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let port = self.port.to_string();
         let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
         cmd.args(["dev", "--config"])
-            .arg(&stack.config)
-            .args([
-                "--local",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &stack.port.to_string(),
-            ])
+            .arg(&self.config)
+            .args(["--local", "--ip", "127.0.0.1", "--port", &port])
             .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
-            .arg(stack.dir.join("state"))
+            .arg(self.dir.join("state"))
             .arg("--show-interactive-dev-session=false");
-        for (k, v) in vars {
+        for (k, v) in &self.vars {
             cmd.args(["--var", &format!("{k}:{v}")]);
         }
         wrangler_env(&mut cmd)
@@ -134,13 +155,10 @@ impl Stack {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0);
-        stack
-            .children
-            .push(cmd.spawn().expect("wrangler dev starts"));
-        stack.wait_until("wrangler dev answers", Duration::from_secs(60), |s| {
+        self.wrangler = Some(cmd.spawn().expect("wrangler dev starts"));
+        self.wait_until("wrangler dev answers", Duration::from_secs(60), |s| {
             s.get("/", &[]).is_ok()
         });
-        stack
     }
 
     /// Copies policies/acme into `name` under the stack's dir, pointing at this stack's origins,
@@ -285,23 +303,29 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let pgid = child.id() as i32;
-            // SAFETY: signalling a process group we created; no memory is involved.
-            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        if let Some(mut child) = self.wrangler.take() {
+            stop_group(&mut child);
         }
         for child in &mut self.children {
-            let start = Instant::now();
-            while child.try_wait().ok().flatten().is_none()
-                && start.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            child.wait().ok();
+            stop_group(child);
         }
         std::fs::remove_dir_all(&self.dir).ok();
     }
+}
+
+/// SIGTERM to the child's process group, then SIGKILL after 10 s (wrangler leaves workerd behind
+/// when only the parent is signalled).
+fn stop_group(child: &mut Child) {
+    let pgid = child.id() as i32;
+    // SAFETY: signalling a process group this test created; no memory is involved.
+    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    let start = Instant::now();
+    while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    child.wait().ok();
 }
 
 pub struct Reply {
