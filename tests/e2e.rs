@@ -179,16 +179,14 @@ fn acme_gateway_end_to_end() {
     // 3. 200 requests to one API reach both replicas of its pool, each at least 30%.
     let agent = Stack::agent();
     let mut replicas: HashMap<String, usize> = HashMap::new();
-    for _ in 0..200 {
-        let r = stack
-            .send(
-                &agent,
-                "GET",
-                "/items",
-                &[("X-Acme-Api", "catalog-eks")],
-                b"",
-            )
-            .unwrap();
+    for i in 0..200 {
+        // 200 clients, one request each: the Acme policy limits each address to 10 per second.
+        let client = format!("198.18.{}.{}", i / 250, i % 250 + 1);
+        let headers = [
+            ("X-Acme-Api", "catalog-eks"),
+            ("CF-Connecting-IP", client.as_str()),
+        ];
+        let r = stack.send(&agent, "GET", "/items", &headers, b"").unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(routed(&r), "catalog-eks");
         *replicas

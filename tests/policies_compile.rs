@@ -20,9 +20,21 @@ fn check(paths: &[&str], strict: bool) -> (bool, Vec<Diagnostic>) {
 const AGENTS: [&str; 2] = ["policies/acme/eks.yaml", "policies/acme/gke.yaml"];
 
 #[test]
-fn acme_compiles_without_warnings_even_strict() {
+fn acme_compiles_with_only_the_guides_rate_warning() {
+    let (ok, diags) = check(&["policies/acme"], false);
+    assert!(ok, "{diags:#?}");
+    let codes: Vec<_> = diags.iter().map(|d| (d.severity, d.code)).collect();
+    assert_eq!(
+        codes,
+        vec![(Severity::Warning, Some("ERR_NGROK_2215"))],
+        "{diags:#?}"
+    );
     let (ok, diags) = check(&["policies/acme"], true);
-    assert!(ok && diags.is_empty(), "{diags:#?}");
+    assert!(!ok, "--strict refuses the guide's `rate: 1s`");
+    assert!(
+        diags.iter().all(|d| d.code == Some("ERR_NGROK_2215")),
+        "{diags:#?}"
+    );
 }
 
 #[test]

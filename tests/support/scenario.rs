@@ -117,7 +117,8 @@ pub fn load(path: &Path) -> Scenario {
         .and_then(Node::as_seq)
         .expect("a scenario has cases")
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             let req = c.get("request").expect("case.request");
             let exp = c.get("expect").expect("case.expect");
             Case {
@@ -127,7 +128,10 @@ pub fn load(path: &Path) -> Scenario {
                     .map_or(!inline, |v| v.value == Value::Bool(true)),
                 method: req.get("method").map_or("GET".into(), s),
                 url: req.get("url").map_or("https://api.acme.example/".into(), s),
-                client_ip: req.get("client_ip").map_or("203.0.113.9".into(), s),
+                // Each case is its own client unless it says otherwise (rate limits are per address).
+                client_ip: req
+                    .get("client_ip")
+                    .map_or(format!("203.0.113.{}", i + 1), s),
                 headers: pairs(req.get("headers")),
                 body: req.get("body").map_or(String::new(), s),
                 at_ms: c.get("at_ms").map(|v| s(v).parse().unwrap()),
