@@ -5,20 +5,6 @@
 
 use super::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Admissions in (t - rate, t].
 fn in_window(admitted: &[u64], t: u64, rate: u64) -> u64 {
     admitted
@@ -28,17 +14,17 @@ fn in_window(admitted: &[u64], t: u64, rate: u64) -> u64 {
 }
 
 fn run(seed: u64, limit: Limit, steps: usize) {
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut w = Window::new(limit);
-    let mut now = rng.below(10_000);
+    let mut now = rng.u64(0..10_000);
     let mut admitted = Vec::new();
     for _ in 0..steps {
         // Bursts (several requests at one instant), small steps, and long pauses.
-        now += match rng.below(10) {
+        now += match rng.u64(0..10) {
             0..=3 => 0,
-            4..=7 => rng.below(limit.rate_ms / 10 + 2),
-            8 => rng.below(limit.rate_ms + 1),
-            _ => rng.below(3 * limit.rate_ms + 1),
+            4..=7 => rng.u64(0..limit.rate_ms / 10 + 2),
+            8 => rng.u64(0..limit.rate_ms + 1),
+            _ => rng.u64(0..3 * limit.rate_ms + 1),
         };
         let d = w.decide(limit, now, true);
         if d.allowed {
@@ -82,10 +68,10 @@ fn run(seed: u64, limit: Limit, steps: usize) {
 #[test]
 fn exact_log_properties() {
     for seed in 1..400u64 {
-        let mut rng = Rng(seed * 7919);
+        let mut rng = fastrand::Rng::with_seed(seed * 7919);
         let limit = Limit {
-            capacity: 1 + rng.below(20),
-            rate_ms: 1 + rng.below(5000),
+            capacity: 1 + rng.u64(0..20),
+            rate_ms: 1 + rng.u64(0..5000),
         };
         run(seed, limit, 400);
     }
@@ -94,10 +80,10 @@ fn exact_log_properties() {
 #[test]
 fn bounded_buckets_properties() {
     for seed in 1..60u64 {
-        let mut rng = Rng(seed * 104_729);
+        let mut rng = fastrand::Rng::with_seed(seed * 104_729);
         let limit = Limit {
-            capacity: EXACT_MAX + 1 + rng.below(200),
-            rate_ms: 60 + rng.below(3000),
+            capacity: EXACT_MAX + 1 + rng.u64(0..200),
+            rate_ms: 60 + rng.u64(0..3000),
         };
         run(seed, limit, 4000);
     }
