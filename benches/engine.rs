@@ -110,7 +110,7 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(engine, benches);
-criterion_main!(engine, part_benches);
+criterion_main!(engine, part_benches, ipset_benches);
 
 fn parts(c: &mut Criterion) {
     use edge_gateway::expr::{Expr, Scope, Template};
@@ -142,3 +142,29 @@ fn parts(c: &mut Criterion) {
     });
 }
 criterion_group!(part_benches, parts);
+
+/// restrict-ips: the lookup must not grow with the number of ranges.
+fn ipset(c: &mut Criterion) {
+    use edge_gateway::ipset::IpSet;
+    let mut rng = fastrand::Rng::with_seed(1);
+    for n in [10usize, 10_000] {
+        let mut set = IpSet::default();
+        for _ in 0..n {
+            let len = rng.u8(16..=32);
+            let net = format!("{}.{}.{}.0/{len}", rng.u8(1..224), rng.u8(..), rng.u8(..));
+            let net: ipnet::IpNet = net.parse().unwrap();
+            set.insert(&net.trunc().to_string()).unwrap();
+        }
+        let probes: Vec<std::net::IpAddr> = (0..64)
+            .map(|_| std::net::IpAddr::from([rng.u8(1..224), rng.u8(..), rng.u8(..), rng.u8(..)]))
+            .collect();
+        c.bench_function(&format!("ipset lookup, {n} ranges"), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % probes.len();
+                black_box(set.lookup(probes[i]))
+            })
+        });
+    }
+}
+criterion_group!(ipset_benches, ipset);

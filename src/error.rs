@@ -28,6 +28,11 @@ pub enum GatewayError {
     TooManyHops { limit: usize },
     /// The request phase ended without a terminating action.
     NotTerminated,
+    /// `restrict-ips` refused the client's address.
+    IpRestricted {
+        ip: std::net::IpAddr,
+        matched: Option<String>,
+    },
     /// A `rate-limit` refused the request.
     RateLimited {
         name: String,
@@ -67,6 +72,7 @@ impl GatewayError {
             NotTerminated => (502, Some("ERR_NGROK_2235"), "policy_not_terminated"),
             ActionNotImplemented { .. } => (501, None, "action_not_implemented"),
             RateLimited { .. } => (429, None, "rate_limited"),
+            IpRestricted { .. } => (403, Some("ERR_NGROK_3205"), "ip_restricted"),
             RateLimiterUnavailable { .. } => (503, None, "rate_limiter_unavailable"),
             UpstreamUnreachable { .. } => (502, Some("ERR_NGROK_8012"), "upstream_unreachable"),
             UpstreamTimeout { .. } => (504, None, "upstream_timeout"),
@@ -145,6 +151,10 @@ impl fmt::Display for GatewayError {
                 "rate limit `{name}` exceeded; retry after {} s",
                 decision.retry_after_s
             ),
+            IpRestricted { ip, matched } => match matched {
+                Some(range) => write!(f, "the address {ip} is blocked ({range})"),
+                None => write!(f, "the address {ip} is not in the allowed ranges"),
+            },
             RateLimiterUnavailable { reason } => {
                 write!(f, "the rate limiter could not be reached: {reason}")
             }

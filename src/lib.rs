@@ -18,6 +18,7 @@ pub mod eval;
 pub mod expr;
 pub mod gateway;
 pub mod http;
+pub mod ipset;
 pub mod limiter;
 pub mod manifest;
 pub mod program;

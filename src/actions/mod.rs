@@ -7,6 +7,7 @@ mod forward_internal;
 mod not_implemented;
 mod rate_limit;
 mod remove_headers;
+mod restrict_ips;
 
 pub use add_headers::AddHeaders;
 pub use custom_response::CustomResponse;
@@ -15,6 +16,7 @@ pub use forward_internal::ForwardInternal;
 pub use not_implemented::NotImplemented;
 pub use rate_limit::{parse_duration_ms, RateLimit};
 pub use remove_headers::RemoveHeaders;
+pub use restrict_ips::RestrictIps;
 
 use crate::compile::Cx;
 use crate::error::GatewayError;
@@ -30,6 +32,7 @@ pub enum Action {
     AddHeaders(AddHeaders),
     RemoveHeaders(RemoveHeaders),
     RateLimit(RateLimit),
+    RestrictIps(Box<RestrictIps>),
     NotImplemented(NotImplemented),
 }
 
@@ -51,7 +54,6 @@ pub enum Step {
 const LATER: &[&str] = &[
     "owasp-crs-request",
     "owasp-crs-response",
-    "restrict-ips",
     "basic-auth",
     "jwt-validation",
     "verify-webhook",
@@ -86,7 +88,7 @@ impl Action {
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
             "forward-internal" | "deny" | "rate-limit" => &[Phase::Request],
-            "custom-response" | "add-headers" | "remove-headers" => {
+            "custom-response" | "add-headers" | "remove-headers" | "restrict-ips" => {
                 &[Phase::Request, Phase::Response]
             }
             t if LATER.contains(&t) => {
@@ -125,6 +127,9 @@ impl Action {
             "deny" => Action::Deny(Deny::compile(config, config_path, cx)?),
             "add-headers" => Action::AddHeaders(AddHeaders::compile(config, config_path, cx)?),
             "rate-limit" => Action::RateLimit(RateLimit::compile(config, config_path, cx)?),
+            "restrict-ips" => {
+                Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
+            }
             _ => Action::RemoveHeaders(RemoveHeaders::compile(config, config_path, cx)?),
         })
     }
@@ -137,6 +142,7 @@ impl Action {
             Action::AddHeaders(_)
             | Action::RemoveHeaders(_)
             | Action::RateLimit(_)
+            | Action::RestrictIps(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -145,6 +151,7 @@ impl Action {
         match self {
             Action::ForwardInternal(a) => a.apply(ex, cx),
             Action::RateLimit(a) => a.apply(ex, cx).await,
+            Action::RestrictIps(a) => a.apply(ex),
             Action::CustomResponse(a) => a.apply(ex),
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),

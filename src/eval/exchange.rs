@@ -54,6 +54,12 @@ impl Exchange {
         self.rate_limits.push((name.to_string(), limit, decision));
     }
 
+    /// Sets `actions.ngrok.<action>.*` (the last execution of an action wins, as in ngrok).
+    pub fn set_result(&mut self, action: &'static str, fields: Vec<(&str, Value)>) {
+        self.results.insert(action, map(fields));
+        self.scope = None;
+    }
+
     /// `actions.ngrok.rate_limit.{bucket_key, limited, error}`.
     pub fn set_rate_limit_result(
         &mut self,
@@ -68,8 +74,7 @@ impl Exchange {
         if let Some(e) = error {
             fields.push(("error", error_value(e)));
         }
-        self.results.insert("rate_limit", map(fields));
-        self.scope = None;
+        self.set_result("rate_limit", fields);
     }
 
     fn scope(&mut self) -> &Scope {
@@ -118,8 +123,7 @@ impl Exchange {
         if let GatewayError::EndpointOffline { url } = e {
             fields.push(("url", Value::from(url.as_str())));
         }
-        self.results.insert(action, map(fields));
-        self.scope = None;
+        self.set_result(action, fields);
     }
 
     fn results_value(&self) -> Value {
