@@ -129,9 +129,9 @@ fn parts(c: &mut Criterion) {
     )
     .unwrap();
     c.bench_function("part: Scope::new", |b| {
-        b.iter(|| black_box(Scope::new(&head, None, None)))
+        b.iter(|| black_box(Scope::new(&head, None, None, Default::default())))
     });
-    let scope = Scope::new(&head, None, None);
+    let scope = Scope::new(&head, None, None, Default::default());
     let e = Expr::compile("!hasReqHeader('X-Acme-Api')").unwrap();
     c.bench_function("part: eval hasReqHeader", |b| {
         b.iter(|| black_box(e.eval(&scope).unwrap()))

@@ -28,6 +28,8 @@ pub enum GatewayError {
     TooManyHops { limit: usize },
     /// The request phase ended without a terminating action.
     NotTerminated,
+    /// `basic-auth` found no valid credentials.
+    Unauthorized { realm: String },
     /// `restrict-ips` refused the client's address.
     IpRestricted {
         ip: std::net::IpAddr,
@@ -73,6 +75,7 @@ impl GatewayError {
             ActionNotImplemented { .. } => (501, None, "action_not_implemented"),
             RateLimited { .. } => (429, None, "rate_limited"),
             IpRestricted { .. } => (403, Some("ERR_NGROK_3205"), "ip_restricted"),
+            Unauthorized { .. } => (401, None, "unauthorized"),
             RateLimiterUnavailable { .. } => (503, None, "rate_limiter_unavailable"),
             UpstreamUnreachable { .. } => (502, Some("ERR_NGROK_8012"), "upstream_unreachable"),
             UpstreamTimeout { .. } => (504, None, "upstream_timeout"),
@@ -109,6 +112,10 @@ impl GatewayError {
         headers.set("cache-control", "no-store");
         if let Some(code) = shape.code {
             headers.set("ngrok-error-code", code);
+        }
+        if let GatewayError::Unauthorized { realm } = self {
+            let challenge = format!("Basic realm=\"{realm}\", charset=\"UTF-8\"");
+            headers.set("www-authenticate", &challenge);
         }
         if let GatewayError::RateLimited {
             name,
@@ -151,6 +158,7 @@ impl fmt::Display for GatewayError {
                 "rate limit `{name}` exceeded; retry after {} s",
                 decision.retry_after_s
             ),
+            Unauthorized { .. } => write!(f, "valid credentials are required"),
             IpRestricted { ip, matched } => match matched {
                 Some(range) => write!(f, "the address {ip} is blocked ({range})"),
                 None => write!(f, "the address {ip} is not in the allowed ranges"),

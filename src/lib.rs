@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod program;
 pub mod proxy;
 pub mod reload;
+pub mod secrets;
 pub mod source;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -200,6 +200,8 @@ pub fn build_gateway(
         version: version.to_string(),
         public,
         pools: pools.into_iter().collect(),
+        secret_refs: crate::secrets::scan(docs.iter().map(|d| &d.node)),
+        secrets: Default::default(),
     };
     (Some(gateway), all)
 }

@@ -97,6 +97,8 @@ mod tests {
             version: version.into(),
             public: Vec::new(),
             pools: Default::default(),
+            secret_refs: Default::default(),
+            secrets: Default::default(),
         }
     }
 

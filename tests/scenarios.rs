@@ -169,7 +169,8 @@ fn scenarios() {
     let mut count = 0;
     for sc in load_all() {
         let (gw, diags) = build_gateway(&sc.source_docs(), Options::default(), "test");
-        let gw = gw.unwrap_or_else(|| panic!("{}: does not compile: {diags:#?}", sc.file));
+        let mut gw = gw.unwrap_or_else(|| panic!("{}: does not compile: {diags:#?}", sc.file));
+        gw.set_secrets(sc.secrets.iter().cloned().collect());
         let limiter = MemoryLimiter::default();
         for case in &sc.cases {
             count += 1;

@@ -1,6 +1,7 @@
 //! The actions of a Traffic Policy, one file per action `type`, dispatched by one exhaustive match.
 
 mod add_headers;
+mod basic_auth;
 mod custom_response;
 mod deny;
 mod forward_internal;
@@ -10,6 +11,7 @@ mod remove_headers;
 mod restrict_ips;
 
 pub use add_headers::AddHeaders;
+pub use basic_auth::BasicAuth;
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
@@ -33,6 +35,7 @@ pub enum Action {
     RemoveHeaders(RemoveHeaders),
     RateLimit(RateLimit),
     RestrictIps(Box<RestrictIps>),
+    BasicAuth(BasicAuth),
     NotImplemented(NotImplemented),
 }
 
@@ -54,7 +57,6 @@ pub enum Step {
 const LATER: &[&str] = &[
     "owasp-crs-request",
     "owasp-crs-response",
-    "basic-auth",
     "jwt-validation",
     "verify-webhook",
     "redirect",
@@ -87,7 +89,7 @@ impl Action {
         cx: &mut Cx<'_>,
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
-            "forward-internal" | "deny" | "rate-limit" => &[Phase::Request],
+            "forward-internal" | "deny" | "rate-limit" | "basic-auth" => &[Phase::Request],
             "custom-response" | "add-headers" | "remove-headers" | "restrict-ips" => {
                 &[Phase::Request, Phase::Response]
             }
@@ -126,6 +128,7 @@ impl Action {
             }
             "deny" => Action::Deny(Deny::compile(config, config_path, cx)?),
             "add-headers" => Action::AddHeaders(AddHeaders::compile(config, config_path, cx)?),
+            "basic-auth" => Action::BasicAuth(BasicAuth::compile(config, config_path, cx)?),
             "rate-limit" => Action::RateLimit(RateLimit::compile(config, config_path, cx)?),
             "restrict-ips" => {
                 Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
@@ -143,6 +146,7 @@ impl Action {
             | Action::RemoveHeaders(_)
             | Action::RateLimit(_)
             | Action::RestrictIps(_)
+            | Action::BasicAuth(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -152,6 +156,7 @@ impl Action {
             Action::ForwardInternal(a) => a.apply(ex, cx),
             Action::RateLimit(a) => a.apply(ex, cx).await,
             Action::RestrictIps(a) => a.apply(ex),
+            Action::BasicAuth(a) => a.apply(ex),
             Action::CustomResponse(a) => a.apply(ex),
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),

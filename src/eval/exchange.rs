@@ -4,8 +4,10 @@ use crate::error::GatewayError;
 use crate::expr::{map, EvalError, Expr, Scope, Template};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::limiter::{Decision, Limit};
+use crate::secrets::Secrets;
 use cel::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub struct Exchange {
     pub req: RequestHead,
@@ -19,6 +21,8 @@ pub struct Exchange {
     pub rate_limits: Vec<(String, Limit, Decision)>,
     /// Things the shell should log (a limiter that failed open, ...).
     pub notes: Vec<String>,
+    /// What `secrets.get` reads.
+    secrets: Arc<Secrets>,
 }
 
 impl Exchange {
@@ -30,12 +34,19 @@ impl Exchange {
             scope: None,
             rate_limits: Vec::new(),
             notes: Vec::new(),
+            secrets: Arc::default(),
         }
+    }
+
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> Exchange {
+        self.secrets = secrets;
+        self.scope = None;
+        self
     }
 
     /// Starts the exchange of the next hop, keeping what the response must still carry.
     pub fn forwarded(self) -> Exchange {
-        let mut next = Exchange::new(self.req);
+        let mut next = Exchange::new(self.req).with_secrets(self.secrets);
         next.rate_limits = self.rate_limits;
         next.notes = self.notes;
         next
@@ -80,7 +91,12 @@ impl Exchange {
     fn scope(&mut self) -> &Scope {
         if self.scope.is_none() {
             let actions = (!self.results.is_empty()).then(|| self.results_value());
-            self.scope = Some(Scope::new(&self.req, self.res.as_ref(), actions));
+            self.scope = Some(Scope::new(
+                &self.req,
+                self.res.as_ref(),
+                actions,
+                Arc::clone(&self.secrets),
+            ));
         }
         self.scope.as_ref().expect("scope was just built")
     }

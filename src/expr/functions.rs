@@ -1,6 +1,7 @@
 //! ngrok's request helpers and IP macros, bound to the request they read.
 
 use super::vars::{query_pairs, RequestData};
+use crate::secrets::Secrets;
 use cel::{Context, ExecutionError, Value};
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -9,7 +10,21 @@ use std::sync::Arc;
 type Result<T> = std::result::Result<T, ExecutionError>;
 
 /// Adds the request helpers (closures over this request's data) and the IP macros to `ctx`.
-pub fn register(ctx: &mut Context<'static, 'static>, req: RequestData) {
+pub fn register(ctx: &mut Context<'static, 'static>, req: RequestData, secrets: Arc<Secrets>) {
+    add(
+        ctx,
+        "secrets.get",
+        move |vault: Arc<String>, name: Arc<String>| -> Result<Value> {
+            // The message names the secret, never its value.
+            secrets
+                .get(&(vault.to_string(), name.to_string()))
+                .map(|v| Value::String(Arc::new(v.clone())))
+                .ok_or_else(|| {
+                    let msg = format!("secret `{vault}/{name}` is not available");
+                    ExecutionError::function_error("secrets.get", msg)
+                })
+        },
+    );
     let r = Arc::clone(&req);
     add(ctx, "getReqHeader", move |name: Arc<String>| -> Value {
         strings(r.headers.get_all(&name).map(str::to_string))

@@ -2,6 +2,7 @@
 
 use super::{functions, Needs};
 use crate::http::{Headers, RequestHead, ResponseHead};
+use crate::secrets::Secrets;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, Program, ResolveResult, Value};
 use std::cell::{Cell, RefCell};
@@ -27,10 +28,15 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn new(req: &RequestHead, res: Option<&ResponseHead>, actions: Option<Value>) -> Scope {
+    pub fn new(
+        req: &RequestHead,
+        res: Option<&ResponseHead>,
+        actions: Option<Value>,
+        secrets: Arc<Secrets>,
+    ) -> Scope {
         let data: RequestData = Arc::new(req.clone());
         let mut ctx = Context::with_env(ENV.with(Arc::clone));
-        functions::register(&mut ctx, Arc::clone(&data));
+        functions::register(&mut ctx, Arc::clone(&data), secrets);
         Scope {
             ctx: RefCell::new(ctx),
             req: data,

@@ -133,7 +133,7 @@ impl Gateway {
             limiter,
             can_forward: true,
         };
-        let mut ex = Exchange::new(req);
+        let mut ex = Exchange::new(req).with_secrets(std::sync::Arc::clone(&self.secrets));
         let result = self.run(&mut ex, upstream, &ports, rng).await;
         let mut reply = match result {
             Ok(reply) => reply,
@@ -240,7 +240,8 @@ async fn respond<B, L: RateLimiter>(
     if policy.on_http_response.is_empty() {
         return Ok(reply);
     }
-    let mut ex = Exchange::new(req.clone());
+    let mut ex =
+        Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
     ex.res = Some(reply.head);
     let step = run_phase(&policy.on_http_response, &mut ex, ports).await?;
     let head = ex

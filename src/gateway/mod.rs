@@ -16,6 +16,10 @@ pub struct Gateway {
     pub public: Vec<PublicEndpoint>,
     /// Internal endpoints by key (`scheme://host:port`); several members form a pool.
     pub pools: std::collections::HashMap<String, Pool>,
+    /// The `secrets.get(vault, name)` the policies name; the shell resolves them.
+    pub secret_refs: std::collections::BTreeSet<crate::secrets::SecretRef>,
+    /// Their values, set once per version by the shell ([`Gateway::set_secrets`]).
+    pub secrets: std::sync::Arc<crate::secrets::Secrets>,
 }
 
 /// A public (cloud) endpoint: the host it answers and its traffic policy.
@@ -29,6 +33,10 @@ pub struct PublicEndpoint {
 }
 
 impl Gateway {
+    pub fn set_secrets(&mut self, secrets: crate::secrets::Secrets) {
+        self.secrets = std::sync::Arc::new(secrets);
+    }
+
     /// The public endpoint for a request's host: an exact match, then a wildcard, then, when only
     /// one public endpoint is declared, that one (so `wrangler dev` on 127.0.0.1 just works).
     pub fn public_for(&self, host: &str) -> Result<&PublicEndpoint, GatewayError> {

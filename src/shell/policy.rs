@@ -64,7 +64,7 @@ async fn refresh(env: &Env, interval_s: f64) {
         Ok(None) => return problem(format!("KV key `{}` is missing", bundle_key(&version))),
         Err(e) => return problem(format!("cannot read `{}`: {e}", bundle_key(&version))),
     };
-    match bundle::load(&text) {
+    match bundle::load(&text).and_then(|g| with_secrets(env, g)) {
         Ok(gateway) => {
             console_log!("edge-gateway: policy version {version} is live");
             CACHE.with(|c| c.borrow_mut().install(gateway));
@@ -74,6 +74,28 @@ async fn refresh(env: &Env, interval_s: f64) {
             CACHE.with(|c| c.borrow_mut().reject(&version, reason));
         }
     }
+}
+
+/// Resolves the `secrets.get` the version names from Worker secrets, once per version. A missing
+/// secret rejects the version (the last good one keeps serving); values never reach a log.
+fn with_secrets(env: &Env, mut gateway: Gateway) -> Result<Gateway, String> {
+    let mut secrets = crate::secrets::Secrets::new();
+    for (vault, name) in &gateway.secret_refs {
+        let binding = crate::secrets::binding_name(vault, name);
+        match env.secret(&binding) {
+            Ok(value) => {
+                secrets.insert((vault.clone(), name.clone()), value.to_string());
+            }
+            Err(_) => {
+                return Err(format!(
+                    "secrets.get('{vault}', '{name}') needs the Worker secret `{binding}` \
+                     (npx wrangler secret put {binding}; locally: .dev.vars)"
+                ))
+            }
+        }
+    }
+    gateway.set_secrets(secrets);
+    Ok(gateway)
 }
 
 fn problem(reason: String) {

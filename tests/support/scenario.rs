@@ -36,6 +36,8 @@ pub struct Scenario {
     pub file: String,
     pub files: Vec<PathBuf>,
     pub documents: Vec<Node>,
+    /// `secrets: {"vault/name": value}`: what the Worker's secrets would hold.
+    pub secrets: Vec<((String, String), String)>,
     pub cases: Vec<Case>,
 }
 
@@ -151,10 +153,18 @@ pub fn load(path: &Path) -> Scenario {
             }
         })
         .collect();
+    let secrets = pairs(doc.get("secrets"))
+        .into_iter()
+        .map(|(k, v)| {
+            let (vault, name) = k.split_once('/').expect("secrets are keyed vault/name");
+            ((vault.to_string(), name.to_string()), v)
+        })
+        .collect();
     Scenario {
         file: path.display().to_string(),
         files,
         documents,
+        secrets,
         cases,
     }
 }
