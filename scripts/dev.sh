@@ -147,8 +147,10 @@ until curl -s -o /dev/null --max-time 2 "$BASE_URL/"; do
 done
 
 # --- 5. how to use it -------------------------------------------------------------
-status() { # API PATH: the HTTP status the gateway answers right now
-    curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "X-Acme-Api: $1" "$BASE_URL$2" || echo "no answer"
+status() { # API PATH [CURL_ARGS...]: the HTTP status the gateway answers right now
+    local api=$1 path=$2
+    shift 2
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "X-Acme-Api: $api" "$@" "$BASE_URL$path" || echo "no answer"
 }
 cat <<EOF
 
@@ -157,6 +159,9 @@ $SCRIPT_NAME: edge-gateway is running on $BASE_URL (Ctrl-C stops it and the demo
   # one request per API (HTTP status right now in brackets)
   curl -s -H 'X-Acme-Api: catalog-eks'   $BASE_URL/items       # [$(status catalog-eks /items)]
   curl -s -H 'X-Acme-Api: orders-eks'    $BASE_URL/orders      # [$(status orders-eks /orders)]
+  # inventory is for partner addresses only; wrangler dev takes the client address from
+  # CF-Connecting-IP, as Cloudflare's edge sets it, so curl can act as a partner (or not)
+  curl -s -H 'X-Acme-Api: inventory-gke' -H 'CF-Connecting-IP: 192.0.2.10' $BASE_URL/inventory   # [$(status inventory-gke /inventory -H 'CF-Connecting-IP: 192.0.2.10')]
   curl -s -H 'X-Acme-Api: inventory-gke' $BASE_URL/inventory   # [$(status inventory-gke /inventory)]
   curl -s -H 'X-Acme-Api: webhook-gke'   $BASE_URL/webhook     # [$(status webhook-gke /webhook)]
   # an unknown API -> 404; no X-Acme-Api header at all -> 400
