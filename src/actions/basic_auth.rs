@@ -18,9 +18,17 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug)]
 pub struct BasicAuth {
-    credentials: Vec<Template>,
+    credentials: Vec<Credential>,
     realm: String,
     enforce: bool,
+}
+
+/// A configured `user:password`: hashed once when literal, rendered per request when it reads a
+/// secret or a variable.
+#[derive(Debug)]
+enum Credential {
+    Fixed([u8; 32]),
+    Dynamic(Template),
 }
 
 impl BasicAuth {
@@ -61,16 +69,18 @@ impl BasicAuth {
     pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
         let presented = ex.req.headers.get("authorization").and_then(decode);
         let mut authorized = false;
-        if let Some((user, _)) = &presented {
-            let digest = Sha256::digest(format!(
-                "{}:{}",
-                user,
-                presented.as_ref().map_or("", |p| p.1.as_str())
-            ));
-            for template in &self.credentials {
-                let expected = ex.render(template, "basic-auth", "credentials")?;
+        if let Some((user, password)) = &presented {
+            let digest = Sha256::digest(format!("{user}:{password}"));
+            for credential in &self.credentials {
+                let expected: [u8; 32] = match credential {
+                    Credential::Fixed(d) => *d,
+                    Credential::Dynamic(t) => {
+                        let text = ex.render(t, "basic-auth", "credentials")?;
+                        Sha256::digest(text.as_bytes()).into()
+                    }
+                };
                 // Every configured credential is compared, whatever matched before.
-                authorized |= same(&digest, &Sha256::digest(expected.as_bytes()));
+                authorized |= same(&digest, &expected);
             }
         }
         let mut fields = vec![
@@ -113,7 +123,7 @@ fn decode(header: &str) -> Option<(String, String)> {
 }
 
 /// `credentials`: 1 to 10 `user:password` strings; the first `:` outside `${}` splits them.
-fn credentials(c: &mut Config<'_, '_>) -> Option<Vec<Template>> {
+fn credentials(c: &mut Config<'_, '_>) -> Option<Vec<Credential>> {
     let Some(node) = c.field("credentials") else {
         c.missing("credentials");
         return None;
@@ -171,7 +181,10 @@ fn credentials(c: &mut Config<'_, '_>) -> Option<Vec<Template>> {
                 ok = false;
             }
             Some(_) => match c.template("credentials", item, text) {
-                Some(t) => out.push(t),
+                Some(t) => out.push(match t.literal() {
+                    Some(fixed) => Credential::Fixed(Sha256::digest(fixed.as_bytes()).into()),
+                    None => Credential::Dynamic(t),
+                }),
                 None => ok = false,
             },
         }
