@@ -12,7 +12,7 @@ use crate::compile::{Config, Cx};
 use crate::error::GatewayError;
 use crate::eval::Exchange;
 use crate::expr::Template;
-use crate::source::{Node, Value};
+use crate::source::Node;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
@@ -47,17 +47,7 @@ impl BasicAuth {
             Some((_, r)) => r,
             None => "ngrok".to_string(),
         };
-        let enforce = match c.field("enforce") {
-            Some(Node {
-                value: Value::Bool(b),
-                ..
-            }) => *b,
-            Some(n) => {
-                c.wrong_type("enforce", n, "a bool");
-                true
-            }
-            None => true,
-        };
+        let enforce = c.bool("enforce", true);
         c.finish();
         Some(BasicAuth {
             credentials: credentials?,

@@ -11,7 +11,7 @@ use crate::error::GatewayError;
 use crate::eval::Exchange;
 use crate::expr::{to_text, Expr};
 use crate::limiter::{Limit, LimitCheck};
-use crate::source::{Node, Value};
+use crate::source::Node;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug)]
@@ -73,17 +73,7 @@ impl RateLimit {
         };
         let rate_ms = rate(&mut c, cx.strict);
         let (key, key_sources) = bucket_key(&mut c);
-        let enforce = match c.field("enforce") {
-            Some(Node {
-                value: Value::Bool(b),
-                ..
-            }) => *b,
-            Some(n) => {
-                c.wrong_type("enforce", n, "a bool");
-                true
-            }
-            None => true,
-        };
+        let enforce = c.bool("enforce", true);
         let halt_on_error = match c.string("on_error") {
             None => false,
             Some((_, v)) if v == "continue" => false,

@@ -12,7 +12,7 @@ use crate::error::GatewayError;
 use crate::eval::Exchange;
 use crate::expr::Template;
 use crate::ipset::IpSet;
-use crate::source::{Node, Value};
+use crate::source::Node;
 
 const BAD_CIDR: Option<&str> = Some("ERR_NGROK_2217");
 
@@ -59,17 +59,7 @@ impl RestrictIps {
         let mut c = Config::new(config, path, cx.diags);
         let allow = list(&mut c, "allow");
         let deny = list(&mut c, "deny");
-        let enforce = match c.field("enforce") {
-            Some(Node {
-                value: Value::Bool(b),
-                ..
-            }) => *b,
-            Some(n) => {
-                c.wrong_type("enforce", n, "a bool");
-                true
-            }
-            None => true,
-        };
+        let enforce = c.bool("enforce", true);
         if let Some(n) = c.field("ip_policies") {
             let msg = "`ip_policies` name ngrok IP Policy objects, which live in ngrok's cloud: \
                        list their ranges in `allow` / `deny` instead"

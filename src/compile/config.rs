@@ -86,6 +86,21 @@ impl<'a, 'd> Config<'a, 'd> {
         }
     }
 
+    /// A bool field, `default` when absent (ngrok's `enforce`, ...).
+    pub fn bool(&mut self, key: &'static str, default: bool) -> bool {
+        match self.field(key) {
+            Some(Node {
+                value: Value::Bool(b),
+                ..
+            }) => *b,
+            Some(node) => {
+                self.wrong_type(key, node, "a bool");
+                default
+            }
+            None => default,
+        }
+    }
+
     pub fn int(&mut self, key: &'static str) -> Option<(&'a Node, i64)> {
         let node = self.field(key)?;
         match node.value {
