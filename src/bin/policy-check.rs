@@ -108,6 +108,10 @@ fn utc_stamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    stamp_of(secs)
+}
+
+fn stamp_of(secs: u64) -> String {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (Howard Hinnant's algorithm), valid for the Unix era.
     let z = days as i64 + 719_468;
@@ -125,4 +129,15 @@ fn utc_stamp() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stamps_are_utc_civil_time() {
+        assert_eq!(super::stamp_of(0), "19700101T000000Z");
+        assert_eq!(super::stamp_of(951_782_400), "20000229T000000Z");
+        assert_eq!(super::stamp_of(1_764_115_200), "20251126T000000Z");
+        assert_eq!(super::stamp_of(4_102_444_799), "20991231T235959Z");
+    }
 }
