@@ -45,7 +45,7 @@ impl Bundle {
             })
             .collect();
         let digest = Sha256::digest(serde_json::to_vec(&documents).unwrap_or_default());
-        let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let hash = &format!("{digest:x}")[..8];
         Bundle {
             format: FORMAT,
             version: format!("{stamp}-{hash}"),

@@ -159,7 +159,7 @@ fn bucket_name(scope: &str, values: &[String]) -> String {
         h.update([0x1f]);
         h.update(v.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", h.finalize())
 }
 
 /// `rate`: a duration string (`60s`, `1m`, `1h`). ngrok requires 60 s to 24 h in multiples of

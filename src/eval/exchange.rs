@@ -44,12 +44,11 @@ impl Exchange {
         self
     }
 
-    /// Starts the exchange of the next hop, keeping what the response must still carry.
-    pub fn forwarded(self) -> Exchange {
-        let mut next = Exchange::new(self.req).with_secrets(self.secrets);
-        next.rate_limits = self.rate_limits;
-        next.notes = self.notes;
-        next
+    /// Hands the exchange to the next internal endpoint: its policy starts with fresh result
+    /// variables; the request, the rate limits the response must report and the notes stay.
+    pub fn enter_endpoint(&mut self) {
+        self.results.clear();
+        self.scope = None;
     }
 
     /// Evaluates an expression to a value (for `bucket_key`).

@@ -173,8 +173,7 @@ impl Gateway {
                 .get(&key)
                 .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
             let member = pool.pick(rng);
-            // The internal endpoint sees the request as forwarded, with fresh result variables.
-            *ex = std::mem::replace(ex, Exchange::new(ex.req.clone())).forwarded();
+            ex.enter_endpoint();
             let Some(policy) = &member.policy else {
                 break self.fetch(pool, member, &ex.req, upstream).await?;
             };
