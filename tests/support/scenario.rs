@@ -182,3 +182,86 @@ impl Scenario {
         docs
     }
 }
+
+/// What one run of a case observed. The native run fills it from the recording fake upstream,
+/// the end-to-end run from the live Worker and the demo origin's echo; both check it the same way.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub status: u16,
+    /// Response headers (names compared case-insensitively).
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// The pool the request reached (`catalog-eks`), when it reached one.
+    pub forwarded_to: Option<String>,
+    /// The headers the origin received, when a request reached one.
+    pub upstream_headers: Option<Vec<(String, String)>>,
+}
+
+fn lookup<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+impl Expect {
+    /// Every way `seen` differs from this expectation, or `Ok` when none.
+    pub fn check(&self, seen: &Observed) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if seen.status != self.status {
+            problems.push(format!(
+                "status {} (want {}), body {}",
+                seen.status, self.status, seen.body
+            ));
+        }
+        match (&self.forwarded_to, &seen.forwarded_to) {
+            (Some(want), Some(got)) if want != got => {
+                problems.push(format!("reached {got}, want {want}"))
+            }
+            (Some(want), None) => problems.push(format!("nothing forwarded, want {want}")),
+            (None, Some(got)) if self.status != 502 => {
+                problems.push(format!("unexpected forward to {got}"))
+            }
+            _ => {}
+        }
+        if let Some(code) = &self.error_code {
+            let got = lookup(&seen.headers, "ngrok-error-code");
+            if got != Some(code) {
+                problems.push(format!("ngrok-error-code {got:?}, want {code}"));
+            }
+        }
+        for (k, v) in &self.headers {
+            let got = lookup(&seen.headers, k);
+            if got != Some(v.as_str()) {
+                problems.push(format!("response header {k}: {got:?}, want {v}"));
+            }
+        }
+        for k in &self.absent_headers {
+            if lookup(&seen.headers, k).is_some() {
+                problems.push(format!("response header {k} must be absent"));
+            }
+        }
+        let upstream = seen.upstream_headers.as_deref();
+        for (k, v) in &self.upstream_headers {
+            let got = upstream.and_then(|h| lookup(h, k));
+            if got != Some(v.as_str()) {
+                problems.push(format!("upstream header {k}: {got:?}, want {v}"));
+            }
+        }
+        for k in &self.upstream_absent_headers {
+            if upstream.and_then(|h| lookup(h, k)).is_some() {
+                problems.push(format!("upstream header {k} must be absent"));
+            }
+        }
+        if let Some(want) = &self.body_contains {
+            if !seen.body.contains(want.as_str()) {
+                problems.push(format!("body {:?} lacks {want:?}", seen.body));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
