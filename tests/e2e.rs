@@ -12,14 +12,6 @@ use std::time::Duration;
 use support::scenario::{load, repo_root, Case, Observed};
 use support::stack::{Reply, Stack};
 
-fn enabled() -> bool {
-    if std::env::var("EDGE_GATEWAY_E2E").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!("e2e skipped: set EDGE_GATEWAY_E2E=1 (scripts/test.sh builds the Worker and does)");
-    false
-}
-
 fn routed(r: &Reply) -> String {
     let j = r.json();
     format!(
@@ -110,7 +102,7 @@ fn tag_seen(stack: &Stack) -> Option<String> {
 
 #[test]
 fn acme_gateway_end_to_end() {
-    if !enabled() {
+    if !support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[

@@ -37,10 +37,7 @@ fn basic(user_pass: &str) -> String {
 
 #[test]
 fn access_control_end_to_end() {
-    if std::env::var("EDGE_GATEWAY_E2E").as_deref() != Ok("1") {
-        eprintln!(
-            "e2e skipped: set EDGE_GATEWAY_E2E=1 (scripts/test.sh builds the Worker and does)"
-        );
+    if !support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[

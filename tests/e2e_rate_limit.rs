@@ -48,16 +48,6 @@ struct Sample {
     retry_after: Option<u64>,
 }
 
-fn enabled() -> bool {
-    let on = std::env::var("EDGE_GATEWAY_E2E").as_deref() == Ok("1");
-    if !on {
-        eprintln!(
-            "e2e skipped: set EDGE_GATEWAY_E2E=1 (scripts/test.sh builds the Worker and does)"
-        );
-    }
-    on
-}
-
 fn hammer(stack: &Stack, bucket: &str, until: Instant) -> Vec<Sample> {
     let samples = Arc::new(Mutex::new(Vec::new()));
     std::thread::scope(|s| {
@@ -88,7 +78,7 @@ fn hammer(stack: &Stack, bucket: &str, until: Instant) -> Vec<Sample> {
 
 #[test]
 fn rate_limits_are_exact_across_concurrent_clients_and_restarts() {
-    if !enabled() {
+    if !support::stack::e2e_enabled() {
         return;
     }
     let mut stack = Stack::start(&[("POLICY_REFRESH_SECONDS", "1")]);

@@ -23,6 +23,18 @@ pub struct Stack {
     children: Vec<Child>,
 }
 
+/// Whether the end-to-end tests should run (scripts/test.sh sets `EDGE_GATEWAY_E2E=1` after it
+/// builds the Worker); otherwise the test says it skipped.
+pub fn e2e_enabled() -> bool {
+    let on = std::env::var("EDGE_GATEWAY_E2E").as_deref() == Ok("1");
+    if !on {
+        eprintln!(
+            "e2e skipped: set EDGE_GATEWAY_E2E=1 (scripts/test.sh builds the Worker and does)"
+        );
+    }
+    on
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
