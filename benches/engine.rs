@@ -6,7 +6,9 @@
 mod scenario;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use edge_gateway::gateway::{Outbound, Random, RateLimiter, Upstream, UpstreamError};
+use edge_gateway::gateway::{
+    BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+};
 use edge_gateway::http::{Headers, RequestHead, ResponseHead};
 use edge_gateway::limiter::{Bucket, Decision, LimitCheck};
 use edge_gateway::manifest::{build_gateway, Options};
@@ -25,6 +27,10 @@ impl Upstream for NullUpstream {
             },
             (),
         ))
+    }
+
+    async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
+        Ok(std::rc::Rc::from(&b""[..]))
     }
 }
 
@@ -82,6 +88,7 @@ fn benches(c: &mut Criterion) {
     let routed = &heads[0].1;
     let mut rng = Cycle(0);
     let limiter = MemoryLimiter::default();
+    let trust = LocalTrust::default();
     c.bench_function(
         "handle a routed request (catalog-eks, request + response phase)",
         |b| {
@@ -90,6 +97,7 @@ fn benches(c: &mut Criterion) {
                     black_box(routed.clone()),
                     &NullUpstream,
                     &limiter,
+                    &trust,
                     &mut rng,
                 ))
             })
@@ -102,6 +110,7 @@ fn benches(c: &mut Criterion) {
                     h.clone(),
                     &NullUpstream,
                     &limiter,
+                    &trust,
                     &mut rng,
                 )));
             }

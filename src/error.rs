@@ -49,6 +49,20 @@ pub enum GatewayError {
     UpstreamUnreachable { endpoint: String, detail: String },
     /// The upstream did not answer in time.
     UpstreamTimeout { endpoint: String, after_ms: u64 },
+    /// `jwt-validation` refused the request's token.
+    JwtRejected {
+        rejection: crate::jwt::Rejection,
+        realm: String,
+    },
+    /// `verify-webhook` found no valid signature (ngrok's `ERR_NGROK_3204`).
+    WebhookRejected {
+        provider: &'static str,
+        reason: crate::webhook::Failure,
+    },
+    /// An action needed the body and it is larger than the gateway buffers.
+    BodyTooLarge { limit: usize },
+    /// Replay protection could not reach its log (fail closed).
+    ReplayLogUnavailable { reason: String },
 }
 
 /// How an error is shown to the client.
@@ -79,6 +93,16 @@ impl GatewayError {
             RateLimiterUnavailable { .. } => (503, None, "rate_limiter_unavailable"),
             UpstreamUnreachable { .. } => (502, Some("ERR_NGROK_8012"), "upstream_unreachable"),
             UpstreamTimeout { .. } => (504, None, "upstream_timeout"),
+            JwtRejected { rejection, .. } => {
+                let status = match rejection {
+                    crate::jwt::Rejection::KeysUnavailable(_) => 503,
+                    _ => 401,
+                };
+                (status, Some(rejection.code()), rejection.reason())
+            }
+            WebhookRejected { reason, .. } => (403, Some("ERR_NGROK_3204"), reason.reason()),
+            BodyTooLarge { .. } => (413, None, "body_too_large"),
+            ReplayLogUnavailable { .. } => (503, None, "replay_log_unavailable"),
         };
         Shape {
             status,
@@ -115,6 +139,21 @@ impl GatewayError {
         }
         if let GatewayError::Unauthorized { realm } = self {
             let challenge = format!("Basic realm=\"{realm}\", charset=\"UTF-8\"");
+            headers.set("www-authenticate", &challenge);
+        }
+        if let GatewayError::JwtRejected { rejection, realm } = self {
+            // RFC 6750 §3: the challenge names the error; descriptions stay printable ASCII.
+            let mut challenge = format!("Bearer realm=\"{realm}\"");
+            if let Some(error) = rejection.bearer_error() {
+                let description: String = rejection
+                    .to_string()
+                    .chars()
+                    .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+                    .collect();
+                challenge.push_str(&format!(
+                    ", error=\"{error}\", error_description=\"{description}\""
+                ));
+            }
             headers.set("www-authenticate", &challenge);
         }
         if let GatewayError::RateLimited {
@@ -177,6 +216,22 @@ impl fmt::Display for GatewayError {
                     f,
                     "the upstream of `{endpoint}` could not be reached: {detail}"
                 )
+            }
+            JwtRejected { rejection, .. } => write!(f, "{rejection}"),
+            WebhookRejected { provider, reason } => {
+                write!(
+                    f,
+                    "request failed {provider} webhook verification: {reason}"
+                )
+            }
+            BodyTooLarge { limit } => {
+                write!(
+                    f,
+                    "the request body is larger than the {limit} bytes this check reads"
+                )
+            }
+            ReplayLogUnavailable { reason } => {
+                write!(f, "webhook replay protection is unavailable: {reason}")
             }
             UpstreamTimeout { endpoint, after_ms } => {
                 write!(

@@ -19,6 +19,7 @@ pub mod expr;
 pub mod gateway;
 pub mod http;
 pub mod ipset;
+pub mod jwt;
 pub mod limiter;
 pub mod manifest;
 pub mod program;
@@ -26,7 +27,10 @@ pub mod proxy;
 pub mod reload;
 pub mod secrets;
 pub mod source;
+pub mod webhook;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod devkeys;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 

@@ -106,7 +106,9 @@ fn mangled_policies_never_panic() {
 /// response (never a panic), and a forward only ever goes to a declared pool.
 #[test]
 fn hostile_requests_never_panic_and_never_leave_the_pools() {
-    use edge_gateway::gateway::{Outbound, Random, RateLimiter, Upstream, UpstreamError};
+    use edge_gateway::gateway::{
+        BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+    };
     use edge_gateway::http::{Headers, RequestHead, ResponseHead};
     use edge_gateway::limiter::{Decision, LimitCheck};
     use std::cell::RefCell;
@@ -123,6 +125,10 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
                 },
                 (),
             ))
+        }
+
+        async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
+            Ok(std::rc::Rc::from(&b"{}"[..]))
         }
     }
     struct NoLimits;
@@ -174,7 +180,8 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
             "203.0.113.1".parse().unwrap(),
         )
         .unwrap();
-        let reply = pollster::block_on(gw.handle(head, &up, &NoLimits, &mut First));
+        let reply =
+            pollster::block_on(gw.handle(head, &up, &NoLimits, &LocalTrust::default(), &mut First));
         assert!((200..600).contains(&reply.head.status));
     }
     let sent = up.0.borrow();

@@ -3,19 +3,24 @@
 mod support;
 
 use edge_gateway::gateway::{
-    Body, Gateway, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+    Body, BodyError, Gateway, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
 };
 use edge_gateway::http::{Headers, RequestHead, ResponseHead};
 use edge_gateway::limiter::{Bucket, Decision, LimitCheck};
 use edge_gateway::manifest::{build_gateway, Options};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use support::scenario::{load_all, Case, Observed};
+use std::rc::Rc;
+use support::scenario::{load_all, Case, Observed, Scenario};
 
 /// Records what would have been sent and answers like a demo origin.
 #[derive(Default)]
 struct FakeUpstream {
     sent: RefCell<Vec<(String, String, Headers)>>,
+    /// The client's body, as the shell would hold it.
+    body: Vec<u8>,
+    /// How often an action read the body.
+    body_reads: Cell<usize>,
 }
 
 impl Upstream for FakeUpstream {
@@ -40,6 +45,28 @@ impl Upstream for FakeUpstream {
             },
             format!("{{\"member\":\"{}\"}}", out.member),
         ))
+    }
+
+    async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
+        self.body_reads.set(self.body_reads.get() + 1);
+        if self.body.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        Ok(self.body.as_slice().into())
+    }
+}
+
+/// The identity provider's JWKS as a scenario says: the dev keys named, or down.
+fn serve_jwks(trust: &LocalTrust, jwks: &[(String, Option<Vec<String>>)]) {
+    for (url, kids) in jwks {
+        let doc = match kids {
+            Some(kids) => {
+                let kids: Vec<&str> = kids.iter().map(String::as_str).collect();
+                Ok(edge_gateway::devkeys::jwks(&kids).to_string())
+            }
+            None => Err("503 Service Unavailable (test)".to_string()),
+        };
+        trust.serve(url, doc);
     }
 }
 
@@ -74,25 +101,31 @@ impl Random for Cycle {
     }
 }
 
-fn run_case(gw: &Gateway, limiter: &MemoryLimiter, case: &Case) -> Result<(), String> {
+fn run_case(
+    gw: &Gateway,
+    sc: &Scenario,
+    limiter: &MemoryLimiter,
+    trust: &LocalTrust,
+    case: &Case,
+) -> Result<(), String> {
     if let Some(t) = case.at_ms {
         limiter.now.set(t);
+        trust.now_ms.set(t);
     }
     limiter.down.set(case.limiter_down);
-    let headers: Headers = case
-        .headers
+    serve_jwks(trust, &case.jwks);
+    let (url, filled, body) = sc.request_at(case, (trust.now_ms.get() / 1000) as i64);
+    let headers: Headers = filled
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let head = RequestHead::from_url(
-        &case.method,
-        &case.url,
-        headers,
-        case.client_ip.parse().unwrap(),
-    )
-    .ok_or("bad request url")?;
-    let up = FakeUpstream::default();
-    let reply = pollster::block_on(gw.handle(head, &up, limiter, &mut Cycle(0)));
+    let head = RequestHead::from_url(&case.method, &url, headers, case.client_ip.parse().unwrap())
+        .ok_or("bad request url")?;
+    let up = FakeUpstream {
+        body: body.into_bytes(),
+        ..FakeUpstream::default()
+    };
+    let reply = pollster::block_on(gw.handle(head, &up, limiter, trust, &mut Cycle(0)));
     let body = match &reply.body {
         Body::Empty => String::new(),
         Body::Text(t) | Body::Upstream(t) => t.clone(),
@@ -127,9 +160,11 @@ fn scenarios() {
         let mut gw = gw.unwrap_or_else(|| panic!("{}: does not compile: {diags:#?}", sc.file));
         gw.set_secrets(sc.secrets.iter().cloned().collect());
         let limiter = MemoryLimiter::default();
+        let trust = LocalTrust::default();
+        serve_jwks(&trust, &sc.jwks);
         for case in &sc.cases {
             count += 1;
-            if let Err(e) = run_case(&gw, &limiter, case) {
+            if let Err(e) = run_case(&gw, &sc, &limiter, &trust, case) {
                 failures.push(format!("{} / {}: {e}", sc.file, case.name));
             }
         }
@@ -171,8 +206,13 @@ fn limits_sharing_a_key_share_one_round_trip() {
         "192.0.2.1".parse().unwrap(),
     )
     .unwrap();
-    let reply =
-        pollster::block_on(gw.handle(head, &FakeUpstream::default(), &limiter, &mut Cycle(0)));
+    let reply = pollster::block_on(gw.handle(
+        head,
+        &FakeUpstream::default(),
+        &limiter,
+        &LocalTrust::default(),
+        &mut Cycle(0),
+    ));
     assert_eq!(reply.head.status, 200);
     assert_eq!(
         *limiter.0.borrow(),

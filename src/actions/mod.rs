@@ -5,20 +5,24 @@ mod basic_auth;
 mod custom_response;
 mod deny;
 mod forward_internal;
+mod jwt_validation;
 mod not_implemented;
 mod rate_limit;
 mod remove_headers;
 mod restrict_ips;
+mod verify_webhook;
 
 pub use add_headers::AddHeaders;
 pub use basic_auth::BasicAuth;
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
+pub use jwt_validation::JwtValidation;
 pub use not_implemented::NotImplemented;
-pub use rate_limit::{parse_duration_ms, RateLimit};
+pub use rate_limit::{bucket_name, parse_duration_ms, RateLimit};
 pub use remove_headers::RemoveHeaders;
 pub use restrict_ips::RestrictIps;
+pub use verify_webhook::VerifyWebhook;
 
 use crate::compile::Cx;
 use crate::error::GatewayError;
@@ -36,6 +40,8 @@ pub enum Action {
     RateLimit(RateLimit),
     RestrictIps(Box<RestrictIps>),
     BasicAuth(BasicAuth),
+    JwtValidation(Box<JwtValidation>),
+    VerifyWebhook(Box<VerifyWebhook>),
     NotImplemented(NotImplemented),
 }
 
@@ -57,8 +63,6 @@ pub enum Step {
 const LATER: &[&str] = &[
     "owasp-crs-request",
     "owasp-crs-response",
-    "jwt-validation",
-    "verify-webhook",
     "redirect",
     "url-rewrite",
     "set-vars",
@@ -89,7 +93,8 @@ impl Action {
         cx: &mut Cx<'_>,
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
-            "forward-internal" | "deny" | "rate-limit" | "basic-auth" => &[Phase::Request],
+            "forward-internal" | "deny" | "rate-limit" | "basic-auth" | "jwt-validation"
+            | "verify-webhook" => &[Phase::Request],
             "custom-response" | "add-headers" | "remove-headers" | "restrict-ips" => {
                 &[Phase::Request, Phase::Response]
             }
@@ -129,6 +134,12 @@ impl Action {
             "deny" => Action::Deny(Deny::compile(config, config_path, cx)?),
             "add-headers" => Action::AddHeaders(AddHeaders::compile(config, config_path, cx)?),
             "basic-auth" => Action::BasicAuth(BasicAuth::compile(config, config_path, cx)?),
+            "jwt-validation" => {
+                Action::JwtValidation(Box::new(JwtValidation::compile(config, config_path, cx)?))
+            }
+            "verify-webhook" => {
+                Action::VerifyWebhook(Box::new(VerifyWebhook::compile(config, config_path, cx)?))
+            }
             "rate-limit" => Action::RateLimit(RateLimit::compile(config, config_path, cx)?),
             "restrict-ips" => {
                 Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
@@ -147,6 +158,8 @@ impl Action {
             | Action::RateLimit(_)
             | Action::RestrictIps(_)
             | Action::BasicAuth(_)
+            | Action::JwtValidation(_)
+            | Action::VerifyWebhook(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -157,6 +170,8 @@ impl Action {
             Action::RateLimit(a) => a.apply(ex, cx).await,
             Action::RestrictIps(a) => a.apply(ex),
             Action::BasicAuth(a) => a.apply(ex),
+            Action::JwtValidation(a) => a.apply(ex, cx).await,
+            Action::VerifyWebhook(a) => a.apply(ex, cx).await,
             Action::CustomResponse(a) => a.apply(ex),
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),
@@ -178,4 +193,24 @@ pub trait Context {
         bucket: &str,
         checks: &[crate::limiter::LimitCheck],
     ) -> Result<Vec<crate::limiter::Decision>, String>;
+    /// Milliseconds since the Unix epoch (the platform's clock, injected).
+    fn now_ms(&self) -> u64;
+    /// This isolate's JWKS and verified-token caches.
+    fn jwt_cache(&self) -> &crate::jwt::JwtCache;
+    async fn fetch_jwks(&self, url: &str, bypass_edge_cache: bool) -> Result<String, String>;
+    /// Whether `signature` over `message` verifies with `key` under `alg`.
+    async fn verify(
+        &self,
+        alg: crate::jwt::Alg,
+        key: &crate::jwt::Jwk,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, String>;
+    /// Records a webhook delivery id for `ttl_ms`; `Ok(false)` if it was seen already.
+    async fn first_delivery(&self, id: &str, ttl_ms: u64) -> Result<bool, String>;
+    /// The request body, buffered (at most [`MAX_BUFFERED_BODY`] bytes) and still forwarded.
+    async fn request_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
 }
+
+/// The largest request body an action may read (signature checks, body tokens): 8 MiB.
+pub const MAX_BUFFERED_BODY: usize = 8 << 20;

@@ -6,6 +6,7 @@ mod vars;
 
 pub use functions::parse_ip;
 pub use template::{Part, Template};
+pub(crate) use vars::query_pairs;
 pub use vars::{map, percent_decode, RequestData, Scope};
 
 use cel::{Program, Value};

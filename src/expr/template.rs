@@ -43,6 +43,26 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// Whether any `${}` reads the request, connection or response (rather than only
+    /// `secrets.get` or constants).
+    pub fn reads_request(&self) -> bool {
+        self.parts.iter().any(|p| match p {
+            Part::Text(_) => false,
+            Part::Expr(e) => {
+                let n = e.needs;
+                n.req || n.conn || n.res || n.actions || {
+                    const READERS: [&str; 4] = [
+                        "getReqHeader",
+                        "hasReqHeader",
+                        "getQueryParam",
+                        "hasQueryParam",
+                    ];
+                    READERS.iter().any(|f| e.source.contains(f))
+                }
+            }
+        })
+    }
+
     /// True when the template has no `${}` (its value is known at compile time).
     pub fn literal(&self) -> Option<&str> {
         match self.parts.as_slice() {

@@ -7,9 +7,11 @@ use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
 use crate::eval::{run_phase, Exchange, Synthetic};
 use crate::http::{Headers, RequestHead, ResponseHead};
+use crate::jwt::{Alg, Jwk, JwtCache};
 use crate::limiter::{Decision, LimitCheck};
 use crate::program::Policy;
 use crate::proxy;
+use std::rc::Rc;
 
 /// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
 pub const MAX_HOPS: usize = 8;
@@ -77,11 +79,38 @@ pub enum UpstreamError {
 }
 
 /// Sends a request to an origin (the shell's `fetch`; a fake in tests). The request body is the
-/// shell's business: it streams the client's body into the one call it makes.
+/// shell's business: it streams the client's body into the one call it makes, unless an action
+/// asked to read it first ([`Upstream::request_body`]), in which case the buffered bytes go.
 #[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
 pub trait Upstream {
     type Body;
     async fn send(&self, req: Outbound<'_>) -> Result<(ResponseHead, Self::Body), UpstreamError>;
+    /// The client's whole request body, read once and kept for the upstream request.
+    async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError>;
+}
+
+/// Why the request body could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyError {
+    TooLarge { limit: usize },
+    Unreadable(String),
+}
+
+/// What identity and integrity checks need from the platform: the clock, the per-isolate JWT
+/// caches, JWKS documents and signature verification (WebCrypto in the Worker).
+#[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
+pub trait Trust {
+    fn now_ms(&self) -> u64;
+    fn jwt_cache(&self) -> &JwtCache;
+    /// The JWKS document at `url`; `bypass_edge_cache` asks the identity provider itself.
+    async fn fetch_jwks(&self, url: &str, bypass_edge_cache: bool) -> Result<String, String>;
+    async fn verify(
+        &self,
+        alg: Alg,
+        key: &Jwk,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, String>;
 }
 
 /// Randomness for balancing, injected so tests are deterministic.
@@ -98,14 +127,22 @@ pub trait RateLimiter {
 }
 
 /// The ports as the actions of one phase see them.
-struct Ports<'a, L> {
+struct Ports<'a, U, L, T> {
     gateway: &'a Gateway,
+    upstream: &'a U,
     limiter: &'a L,
+    trust: &'a T,
     /// The response phase cannot forward: no internal endpoint is visible from it.
     can_forward: bool,
 }
 
-impl<L: RateLimiter> Context for Ports<'_, L> {
+impl<U, L, T> Clone for Ports<'_, U, L, T> {
+    fn clone(&self) -> Self {
+        Ports { ..*self }
+    }
+}
+
+impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
     fn has_internal(&self, key: &str) -> bool {
         self.can_forward && self.gateway.pools.contains_key(key)
     }
@@ -117,20 +154,71 @@ impl<L: RateLimiter> Context for Ports<'_, L> {
     ) -> Result<Vec<Decision>, String> {
         self.limiter.check(bucket, checks).await
     }
+
+    fn now_ms(&self) -> u64 {
+        self.trust.now_ms()
+    }
+
+    fn jwt_cache(&self) -> &JwtCache {
+        self.trust.jwt_cache()
+    }
+
+    async fn fetch_jwks(&self, url: &str, bypass_edge_cache: bool) -> Result<String, String> {
+        self.trust.fetch_jwks(url, bypass_edge_cache).await
+    }
+
+    async fn verify(
+        &self,
+        alg: Alg,
+        key: &Jwk,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, String> {
+        self.trust.verify(alg, key, message, signature).await
+    }
+
+    /// A delivery log is a rate limit of one per window, keyed by the delivery: the same
+    /// exact, global bucket objects serve both.
+    async fn first_delivery(&self, id: &str, ttl_ms: u64) -> Result<bool, String> {
+        let bucket = crate::actions::bucket_name("verify-webhook", &[id]);
+        let check = LimitCheck {
+            id: "replay".into(),
+            limit: crate::limiter::Limit {
+                capacity: 1,
+                rate_ms: ttl_ms.max(1),
+            },
+            enforce: true,
+        };
+        let decisions = self.limiter.check(&bucket, &[check]).await?;
+        Ok(decisions.first().is_some_and(|d| d.allowed))
+    }
+
+    async fn request_body(&self) -> Result<Rc<[u8]>, GatewayError> {
+        self.upstream
+            .request_body(crate::actions::MAX_BUFFERED_BODY)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit },
+                BodyError::Unreadable(reason) => GatewayError::BadRequest { reason },
+            })
+    }
 }
 
 impl Gateway {
     /// Handles one request; every error becomes a response here (never a panic).
-    pub async fn handle<U: Upstream, L: RateLimiter>(
+    pub async fn handle<U: Upstream, L: RateLimiter, T: Trust>(
         &self,
         req: RequestHead,
         upstream: &U,
         limiter: &L,
+        trust: &T,
         rng: &mut dyn Random,
     ) -> Reply<U::Body> {
         let ports = Ports {
             gateway: self,
+            upstream,
             limiter,
+            trust,
             can_forward: true,
         };
         let mut ex = Exchange::new(req).with_secrets(std::sync::Arc::clone(&self.secrets));
@@ -146,11 +234,11 @@ impl Gateway {
         reply
     }
 
-    async fn run<U: Upstream, L: RateLimiter>(
+    async fn run<U: Upstream, L: RateLimiter, T: Trust>(
         &self,
         ex: &mut Exchange,
         upstream: &U,
-        ports: &Ports<'_, L>,
+        ports: &Ports<'_, U, L, T>,
         rng: &mut dyn Random,
     ) -> Result<Reply<U::Body>, GatewayError> {
         let endpoint = self.public_for(&ex.req.host)?;
@@ -186,7 +274,7 @@ impl Gateway {
         let mut reply = reply;
         let response_ports = Ports {
             can_forward: false,
-            ..*ports
+            ..ports.clone()
         };
         for policy in response_policies.iter().rev() {
             reply = respond(policy, &ex.req, reply, &response_ports).await?;
@@ -230,12 +318,12 @@ impl Gateway {
 }
 
 /// Runs a policy's `on_http_response` over a reply.
-async fn respond<B, L: RateLimiter>(
+async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     policy: &Policy,
     req: &RequestHead,
-    reply: Reply<B>,
-    ports: &Ports<'_, L>,
-) -> Result<Reply<B>, GatewayError> {
+    reply: Reply<U::Body>,
+    ports: &Ports<'_, U, L, T>,
+) -> Result<Reply<U::Body>, GatewayError> {
     if policy.on_http_response.is_empty() {
         return Ok(reply);
     }

@@ -1,9 +1,15 @@
 //! The compiled gateway (public endpoints + internal pools) and the request path through it.
 
 mod handle;
+#[cfg(not(target_arch = "wasm32"))]
+mod local;
 mod pool;
 
-pub use handle::{Body, Outbound, Random, RateLimiter, Reply, Upstream, UpstreamError, MAX_HOPS};
+pub use handle::{
+    Body, BodyError, Outbound, Random, RateLimiter, Reply, Trust, Upstream, UpstreamError, MAX_HOPS,
+};
+#[cfg(not(target_arch = "wasm32"))]
+pub use local::LocalTrust;
 pub use pool::{Member, Pool};
 
 use crate::error::GatewayError;

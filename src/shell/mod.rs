@@ -5,6 +5,7 @@
 mod policy;
 mod rate_limit;
 mod timeout;
+mod trust;
 mod upstream;
 
 use crate::error::GatewayError;
@@ -24,8 +25,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     let upstream = upstream::FetchUpstream::new(&req, &env);
     let limiter = rate_limit::DurableLimiter { env: &env };
+    let trust = trust::WorkerTrust::new(&env);
     let reply = gateway
-        .handle(head, &upstream, &limiter, &mut JsRandom)
+        .handle(head, &upstream, &limiter, &trust, &mut JsRandom)
         .await;
     for note in &reply.notes {
         worker::console_warn!("edge-gateway: {note}");

@@ -2,17 +2,28 @@
 //! timeout with an `AbortSignal`, and never follows redirects (a proxy passes 3xx through).
 
 use super::timeout::within;
-use crate::gateway::{Outbound, Upstream, UpstreamError};
+use crate::gateway::{BodyError, Outbound, Upstream, UpstreamError};
 use crate::http::{Headers, ResponseHead};
 use std::cell::RefCell;
+use std::rc::Rc;
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
 use worker::{
     AbortController, Env, Fetch, Method, Request, RequestInit, RequestRedirect, ResponseBody,
 };
 
 pub struct FetchUpstream {
-    /// The client's body stream, handed to the one upstream request that is made.
-    body: RefCell<Option<worker::wasm_bindgen::JsValue>>,
+    body: RefCell<ClientBody>,
     timeout_ms: u64,
+}
+
+/// The client's body: a stream handed to the one upstream request, unless an action read it,
+/// in which case the very bytes it checked are what the upstream gets.
+enum ClientBody {
+    Stream(Option<JsValue>),
+    Buffered(Rc<[u8]>),
 }
 
 impl FetchUpstream {
@@ -23,7 +34,7 @@ impl FetchUpstream {
             .and_then(|v| v.to_string().parse().ok())
             .unwrap_or(30_000);
         FetchUpstream {
-            body: RefCell::new(req.inner().body().map(Into::into)),
+            body: RefCell::new(ClientBody::Stream(req.inner().body().map(Into::into))),
             timeout_ms,
         }
     }
@@ -44,7 +55,11 @@ impl Upstream for FetchUpstream {
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
         if !matches!(method, Method::Get | Method::Head) {
-            init.with_body(self.body.borrow_mut().take());
+            let body = match &mut *self.body.borrow_mut() {
+                ClientBody::Stream(s) => s.take(),
+                ClientBody::Buffered(bytes) => Some(Uint8Array::from(&bytes[..]).into()),
+            };
+            init.with_body(body);
         }
         let request = Request::new_with_init(&out.url, &init).map_err(unreachable)?;
         let controller = AbortController::default();
@@ -72,5 +87,33 @@ impl Upstream for FetchUpstream {
             ResponseBody::Empty => ResponseBody::Empty,
         };
         Ok((head, body))
+    }
+
+    async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
+        let stream = match &mut *self.body.borrow_mut() {
+            ClientBody::Buffered(bytes) => return Ok(Rc::clone(bytes)),
+            ClientBody::Stream(s) => s.take(),
+        };
+        let bytes: Rc<[u8]> = match stream {
+            None => Rc::from(&[][..]),
+            Some(stream) => {
+                let stream: web_sys::ReadableStream = stream.unchecked_into();
+                let response = web_sys::Response::new_with_opt_readable_stream(Some(&stream))
+                    .map_err(|e| BodyError::Unreadable(format!("{e:?}")))?;
+                let promise = response
+                    .array_buffer()
+                    .map_err(|e| BodyError::Unreadable(format!("{e:?}")))?;
+                let buffer = JsFuture::from(promise)
+                    .await
+                    .map_err(|e| BodyError::Unreadable(format!("{e:?}")))?;
+                let array = Uint8Array::new(&buffer);
+                if array.length() as usize > limit {
+                    return Err(BodyError::TooLarge { limit });
+                }
+                array.to_vec().into()
+            }
+        };
+        *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&bytes));
+        Ok(bytes)
     }
 }

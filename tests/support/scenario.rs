@@ -38,6 +38,12 @@ pub struct Scenario {
     pub documents: Vec<Node>,
     /// `secrets: {"vault/name": value}`: what the Worker's secrets would hold.
     pub secrets: Vec<((String, String), String)>,
+    /// `jwks: {URL: [kid, ...] | down}`: what the identity provider serves at first.
+    pub jwks: Vec<(String, Option<Vec<String>>)>,
+    /// `tokens: {NAME: {key, alg, header, claims}}`: minted per case with the dev keys; a
+    /// request header holding `{{token NAME}}` gets one. Claim strings `now`, `now+N`, `now-N`
+    /// are seconds relative to the case's clock.
+    pub tokens: Vec<(String, serde_json::Value)>,
     pub cases: Vec<Case>,
 }
 
@@ -54,6 +60,8 @@ pub struct Case {
     pub at_ms: Option<u64>,
     /// `limiter: down`: the rate limiter cannot be reached.
     pub limiter_down: bool,
+    /// `jwks:` changes to what the identity provider serves from this case on (native runs).
+    pub jwks: Vec<(String, Option<Vec<String>>)>,
     pub expect: Expect,
 }
 
@@ -138,6 +146,7 @@ pub fn load(path: &Path) -> Scenario {
                 body: req.get("body").map_or(String::new(), s),
                 at_ms: c.get("at_ms").map(|v| s(v).parse().unwrap()),
                 limiter_down: c.get("limiter").is_some_and(|v| s(v) == "down"),
+                jwks: jwks(c.get("jwks")),
                 expect: Expect {
                     status: s(exp.get("status").expect("expect.status"))
                         .parse()
@@ -160,13 +169,130 @@ pub fn load(path: &Path) -> Scenario {
             ((vault.to_string(), name.to_string()), v)
         })
         .collect();
+    let tokens = doc
+        .get("tokens")
+        .and_then(Node::as_map)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+        .unwrap_or_default();
     Scenario {
         file: path.display().to_string(),
         files,
         documents,
         secrets,
+        jwks: jwks(doc.get("jwks")),
+        tokens,
         cases,
     }
+}
+
+fn jwks(n: Option<&Node>) -> Vec<(String, Option<Vec<String>>)> {
+    n.and_then(Node::as_map)
+        .map(|m| {
+            m.iter()
+                .map(|(url, v)| {
+                    let kids = v.as_seq().map(|l| l.iter().map(s).collect());
+                    (url.clone(), kids)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A claim value: `now`, `now+N`, `now-N` become seconds relative to `now_s`.
+fn claim(v: &serde_json::Value, now_s: i64) -> serde_json::Value {
+    match v.as_str().and_then(|t| t.strip_prefix("now")) {
+        Some("") => now_s.into(),
+        Some(rel) => match rel.strip_prefix('+').unwrap_or(rel).parse::<i64>() {
+            Ok(d) => (now_s + d).into(),
+            Err(_) => v.clone(),
+        },
+        None => v.clone(),
+    }
+}
+
+impl Scenario {
+    /// A case's URL, headers and body with every `{{token NAME}}` minted at `now_s`.
+    pub fn request_at(&self, case: &Case, now_s: i64) -> (String, Vec<(String, String)>, String) {
+        let headers = case
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), self.fill_tokens(v, now_s)))
+            .collect();
+        (
+            self.fill_tokens(&case.url, now_s),
+            headers,
+            self.fill_tokens(&case.body, now_s),
+        )
+    }
+
+    fn fill_tokens(&self, text: &str, now_s: i64) -> String {
+        let mut out = text.to_string();
+        while let Some(start) = out.find("{{token ") {
+            let end = out[start..].find("}}").expect("`{{token NAME}}` is closed") + start;
+            let name = out[start + 8..end].trim().to_string();
+            let spec = &self
+                .tokens
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("{}: no token `{name}`", self.file))
+                .1;
+            let claims: serde_json::Map<String, serde_json::Value> = spec["claims"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), claim(v, now_s)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let alg = spec["alg"]
+                .as_str()
+                .map(|a| edge_gateway::jwt::Alg::parse(a).expect("a known alg"));
+            let token = edge_gateway::devkeys::mint(
+                spec["key"].as_str().unwrap_or("rsa-1"),
+                alg,
+                &spec["header"],
+                &serde_json::Value::Object(claims.clone()),
+            )
+            .expect("a dev key");
+            let token = match spec["tamper"].as_str() {
+                // Swap the payload for another one, keeping header and signature.
+                Some("payload") => {
+                    let parts: Vec<&str> = token.split('.').collect();
+                    let mut forged = serde_json::Value::Object(claims.clone());
+                    forged["sub"] = "mallory".into();
+                    let forged = base64_url(forged.to_string().as_bytes());
+                    format!("{}.{}.{}", parts[0], forged, parts[2])
+                }
+                // Algorithm confusion: HS256, keyed with the RSA public key the JWKS publishes.
+                Some("hs256-with-public-key") => {
+                    use hmac::Mac;
+                    let public = edge_gateway::devkeys::jwks(&["rsa-1"])["keys"][0]["n"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    let header = base64_url(br#"{"alg":"HS256","typ":"JWT","kid":"rsa-1"}"#);
+                    let payload = token.split('.').nth(1).unwrap().to_string();
+                    let input = format!("{header}.{payload}");
+                    let mut mac =
+                        hmac::Hmac::<sha2::Sha256>::new_from_slice(public.as_bytes()).unwrap();
+                    mac.update(input.as_bytes());
+                    format!("{input}.{}", base64_url(&mac.finalize().into_bytes()))
+                }
+                Some("strip-signature") => {
+                    let cut = token.rfind('.').unwrap();
+                    token[..=cut].to_string()
+                }
+                _ => token,
+            };
+            out.replace_range(start..end + 2, &token);
+        }
+        out
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl Scenario {
