@@ -28,7 +28,7 @@ dev-auth token [OPTIONS]             print a JWT signed with a dev key
     --key KID                        rsa-1 (default), rsa-2, ec-1 or ed-1
     --alg ALG                        RS256..PS512, ES256, EdDSA (default: the key's own;
                                      one the key cannot make gives a bad signature)
-    --iss URL                        default http://127.0.0.1:18200/
+    --iss URL                        default https://idp.acme.example/
     --aud AUD                        repeatable, two or more make an array; default orders-api
     --sub SUB                        default dev-user
     --ttl SECONDS                    exp = now + SECONDS (default 3600; negative = expired)
@@ -394,7 +394,7 @@ mod tests {
         let p = Value::Object(t.payload.clone());
         assert_eq!(
             p,
-            json!({"iss": "http://127.0.0.1:18200/", "aud": "orders-api", "sub": "dev-user",
+            json!({"iss": "https://idp.acme.example/", "aud": "orders-api", "sub": "dev-user",
                    "iat": 1700000000, "exp": 1700003600})
         );
         // It verifies against the JWKS that `jwks`/`serve` publish.

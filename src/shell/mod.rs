@@ -29,8 +29,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let reply = gateway
         .handle(head, &upstream, &limiter, &trust, &mut JsRandom)
         .await;
+    // console.log, not console.warn: `wrangler dev` (4.86) does not print a Worker's warnings,
+    // and these lines (a limiter failing open, stale JWKS keys) must be seen locally too.
     for note in &reply.notes {
-        worker::console_warn!("edge-gateway: {note}");
+        worker::console_log!("edge-gateway: {note}");
     }
     respond(reply)
 }

@@ -177,11 +177,18 @@ impl Trust for WorkerTrust {
             return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
         }
         let max_age = self.cache.settings.refresh_ms / 1000;
-        if let Ok(mut stored) = Response::ok(text.clone()) {
-            let _ = stored
-                .headers_mut()
-                .set("cache-control", &format!("max-age={max_age}"));
-            let _ = cache.put(url, stored).await;
+        let headers = Headers::new();
+        let stored = headers
+            .set("cache-control", &format!("max-age={max_age}"))
+            .and_then(|()| headers.set("content-type", "application/json"))
+            .and_then(|()| Response::ok(text.clone()))
+            .map(|r| r.with_headers(headers));
+        if let Ok(stored) = stored {
+            if let Err(e) = cache.put(url, stored).await {
+                worker::console_log!(
+                    "edge-gateway: could not keep the JWKS of {url} in the edge cache: {e}"
+                );
+            }
         }
         Ok(text)
     }

@@ -62,6 +62,10 @@ pub struct Case {
     pub limiter_down: bool,
     /// `jwks:` changes to what the identity provider serves from this case on (native runs).
     pub jwks: Vec<(String, Option<Vec<String>>)>,
+    /// `request.sign_webhook: {provider, secret, id, body}`: the headers `dev-auth sign-webhook`
+    /// (an implementation independent of the verifier) makes for the request's body, or for
+    /// `body` when given (a tampered delivery).
+    pub sign_webhook: Option<serde_json::Value>,
     pub expect: Expect,
 }
 
@@ -147,6 +151,7 @@ pub fn load(path: &Path) -> Scenario {
                 at_ms: c.get("at_ms").map(|v| s(v).parse().unwrap()),
                 limiter_down: c.get("limiter").is_some_and(|v| s(v) == "down"),
                 jwks: jwks(c.get("jwks")),
+                sign_webhook: req.get("sign_webhook").map(Node::to_json),
                 expect: Expect {
                     status: s(exp.get("status").expect("expect.status"))
                         .parse()
@@ -213,16 +218,16 @@ fn claim(v: &serde_json::Value, now_s: i64) -> serde_json::Value {
 impl Scenario {
     /// A case's URL, headers and body with every `{{token NAME}}` minted at `now_s`.
     pub fn request_at(&self, case: &Case, now_s: i64) -> (String, Vec<(String, String)>, String) {
-        let headers = case
+        let mut headers: Vec<(String, String)> = case
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), self.fill_tokens(v, now_s)))
             .collect();
-        (
-            self.fill_tokens(&case.url, now_s),
-            headers,
-            self.fill_tokens(&case.body, now_s),
-        )
+        let body = self.fill_tokens(&case.body, now_s);
+        if let Some(sign) = &case.sign_webhook {
+            headers.extend(sign_webhook(sign, &body, now_s));
+        }
+        (self.fill_tokens(&case.url, now_s), headers, body)
     }
 
     fn fill_tokens(&self, text: &str, now_s: i64) -> String {
@@ -390,4 +395,40 @@ impl Expect {
             Err(problems.join("; "))
         }
     }
+}
+
+/// The headers `dev-auth sign-webhook` prints for `body` (or `spec.body`) at `now_s`.
+fn sign_webhook(spec: &serde_json::Value, body: &str, now_s: i64) -> Vec<(String, String)> {
+    let text = |k: &str| spec[k].as_str().map(str::to_string);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dev-auth"));
+    cmd.args(["sign-webhook", "--provider"])
+        .arg(text("provider").expect("sign_webhook.provider"))
+        .arg("--secret")
+        .arg(text("secret").expect("sign_webhook.secret"))
+        .arg("--body")
+        .arg(text("body").unwrap_or_else(|| body.to_string()))
+        .arg("--timestamp")
+        .arg(
+            claim(&spec["timestamp"], now_s)
+                .as_i64()
+                .unwrap_or(now_s)
+                .to_string(),
+        );
+    for flag in ["id", "url"] {
+        if let Some(v) = text(flag) {
+            cmd.arg(format!("--{flag}")).arg(v);
+        }
+    }
+    let out = cmd.output().expect("dev-auth runs");
+    assert!(
+        out.status.success(),
+        "dev-auth sign-webhook: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

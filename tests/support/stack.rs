@@ -18,6 +18,8 @@ pub struct Stack {
     pub log: PathBuf,
     /// (port in policies/acme, port the test's demo origin listens on)
     pub origin_ports: Vec<(u16, u16)>,
+    /// The dev identity provider (`dev-auth serve`): `http://127.0.0.1:PORT`.
+    pub idp: String,
     vars: Vec<(String, String)>,
     wrangler: Option<Child>,
     children: Vec<Child>,
@@ -88,6 +90,7 @@ impl Stack {
             config,
             dir,
             origin_ports: Vec::new(),
+            idp: String::new(),
             vars: Vec::new(),
             wrangler: None,
             children: Vec::new(),
@@ -128,10 +131,40 @@ impl Stack {
         }
         stack.children.push(origins);
 
+        // The dev identity provider policies/acme trusts (127.0.0.1:18200 there).
+        let mut idp = Command::new(env!("CARGO_BIN_EXE_dev-auth"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("dev-auth serve starts");
+        let mut first = String::new();
+        BufReader::new(idp.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        stack.idp = first
+            .trim()
+            .strip_prefix("dev-auth: serving ")
+            .unwrap_or_else(|| panic!("dev-auth serve said {first:?}"))
+            .to_string();
+        stack.children.push(idp);
+
         stack.vars = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // policies/acme names this Worker secret; a version whose secrets are missing is refused.
+        if !stack
+            .vars
+            .iter()
+            .any(|(k, _)| k == "ACME__GITHUB_WEBHOOK_SECRET")
+        {
+            stack.vars.push((
+                "ACME__GITHUB_WEBHOOK_SECRET".into(),
+                "dev-webhook-secret".into(),
+            ));
+        }
         stack.start_wrangler();
         stack
     }
@@ -184,9 +217,23 @@ impl Stack {
             for (from, to) in &self.origin_ports {
                 text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
             }
+            text = text.replace("http://127.0.0.1:18200", &self.idp);
             std::fs::write(out.join(f), edit(text)).unwrap();
         }
         out
+    }
+
+    /// Calls the dev identity provider's admin API (`POST /admin/down`, ...).
+    pub fn idp_admin(&self, method: &str, path: &str) -> serde_json::Value {
+        let agent = Stack::agent();
+        let url = format!("{}{path}", self.idp);
+        let mut resp = match method {
+            "POST" => agent.post(&url).send(&[][..]),
+            _ => agent.get(&url).call(),
+        }
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let text = resp.body_mut().read_to_string().unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{url} answered {text}"))
     }
 
     pub fn url(&self, path: &str) -> String {

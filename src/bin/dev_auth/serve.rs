@@ -21,9 +21,10 @@ const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// A stalled client must not pin its thread forever.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The issuer a default `dev-auth token` names: this server at its default address.
+/// The issuer this dev identity provider signs as, whatever address it serves on: the name
+/// `policies/acme` allows (its JWKS URL is separate, so tests can serve on any port).
 pub fn default_issuer() -> String {
-    format!("http://{DEFAULT_ADDR}/")
+    "https://idp.acme.example/".to_string()
 }
 
 /// What the admin routes change and the JWKS route reads, shared by the connection threads.
@@ -118,7 +119,7 @@ pub fn route(state: &Mutex<State>, method: &str, target: &str) -> Response {
             false => Response::json(
                 200,
                 &json!({
-                    "issuer": format!("{}/", s.base),
+                    "issuer": default_issuer(),
                     "jwks_uri": format!("{}/.well-known/jwks.json", s.base),
                 }),
             ),
@@ -409,7 +410,7 @@ mod tests {
         let r = route(&s, "GET", "/.well-known/openid-configuration");
         assert_eq!(
             body(&r),
-            json!({"issuer": "http://127.0.0.1:18200/",
+            json!({"issuer": "https://idp.acme.example/",
                    "jwks_uri": "http://127.0.0.1:18200/.well-known/jwks.json"})
         );
         assert_eq!(body(&r)["issuer"], json!(default_issuer()));
