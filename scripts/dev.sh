@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # scripts/dev.sh [--port N]: run the gateway locally, from a fresh machine, in
 # one command: install/check the toolchain, build the native binaries and the
-# Worker, start the 8 demo origins (127.0.0.1:18101..18108), upload
-# policies/acme/ to local KV and run `wrangler dev` on 127.0.0.1:8787 (policy
-# refresh every 2 s). Prints curl examples once it answers. Ctrl-C stops
-# everything it started (each service runs in its own process group).
+# Worker, start the 8 demo origins (127.0.0.1:18101..18108) and the dev
+# identity provider (JWKS on 127.0.0.1:18200), upload policies/acme/ to local
+# KV and run `wrangler dev` on 127.0.0.1:8787 (policy refresh every 2 s).
+# Prints curl examples, a token and a signed webhook once it answers. Ctrl-C
+# stops everything it started (each service runs in its own process group).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -37,6 +38,10 @@ readonly STATE_DIR=$REPO_ROOT/.wrangler/state # wrangler's default for ./wrangle
 readonly DEV_CONFIG=build/wrangler.dev.toml
 readonly LOG_DIR=build/dev
 readonly ORIGIN_PORTS=(18101 18102 18103 18104 18105 18106 18107 18108)
+readonly IDP_ADDR=127.0.0.1:18200
+# A development value for the Worker secret policies/acme/gke.yaml names (production: `wrangler
+# secret put ACME__GITHUB_WEBHOOK_SECRET`).
+readonly DEV_WEBHOOK_SECRET=dev-webhook-secret
 readonly BASE_URL=http://127.0.0.1:$port
 
 check_port() { # PORT WHAT HINT
@@ -51,6 +56,7 @@ check_ports() {
     for p in "${ORIGIN_PORTS[@]}"; do
         check_port "$p" "demo origins" "The demo origins need 127.0.0.1:18101..18108: stop an earlier scripts/dev.sh or demo-origins."
     done
+    check_port "${IDP_ADDR#*:}" "dev identity provider" "dev-auth serve needs $IDP_ADDR: stop an earlier scripts/dev.sh or dev-auth."
 }
 
 # --- background services, each in its own process group ------------------------
@@ -128,6 +134,21 @@ until grep -q '^demo-origins: ready' "$origins_log"; do
 done
 log "demo origins ready on 127.0.0.1:${ORIGIN_PORTS[0]}..${ORIGIN_PORTS[-1]}"
 
+# --- 2b. the dev identity provider (policies/acme trusts its JWKS for Orders) -----------
+dev_auth=$target_dir/release/dev-auth
+[[ -x $dev_auth ]] || die "$dev_auth is missing after the build"
+idp_log=$LOG_DIR/dev-auth.log
+: >"$idp_log"
+start_group "dev-auth serve" "$idp_log" "$dev_auth" serve --addr "$IDP_ADDR"
+idp_pid=$STARTED_PID
+deadline=$((SECONDS + 30))
+until grep -q '^dev-auth: serving' "$idp_log"; do
+    group_alive "$idp_pid" || die "dev-auth serve exited (see $idp_log)"
+    ((SECONDS < deadline)) || die "dev-auth serve did not start within 30 s (see $idp_log)"
+    sleep 0.1
+done
+log "dev identity provider: JWKS on http://$IDP_ADDR/.well-known/jwks.json (log: $idp_log)"
+
 # --- 3. policy -> local KV ---------------------------------------------------------
 bash scripts/upload-policy.sh --local --persist-to "$STATE_DIR" "$POLICY_DIR" ||
     die "uploading $POLICY_DIR to local KV failed (see above)"
@@ -136,7 +157,8 @@ bash scripts/upload-policy.sh --local --persist-to "$STATE_DIR" "$POLICY_DIR" ||
 check_port "$port" "wrangler dev" "Something took it while building; pass --port N."
 log "starting wrangler dev on $BASE_URL (config $DEV_CONFIG, state $STATE_DIR)"
 start_group "wrangler dev" - wrangler dev --config "$DEV_CONFIG" --local --ip 127.0.0.1 --port "$port" \
-    --persist-to "$STATE_DIR" --show-interactive-dev-session=false --var POLICY_REFRESH_SECONDS:2
+    --persist-to "$STATE_DIR" --show-interactive-dev-session=false --var POLICY_REFRESH_SECONDS:2 \
+    --var "ACME__GITHUB_WEBHOOK_SECRET:$DEV_WEBHOOK_SECRET"
 wrangler_pid=$STARTED_PID
 
 deadline=$((SECONDS + 120))
@@ -152,18 +174,34 @@ status() { # API PATH [CURL_ARGS...]: the HTTP status the gateway answers right 
     shift 2
     curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "X-Acme-Api: $api" "$@" "$BASE_URL$path" || echo "no answer"
 }
+token=$("$dev_auth" token --sub alice)
+rel_dev_auth=${dev_auth#"$REPO_ROOT"/}
+webhook_body='{"zen":"Keep it logically awesome."}'
+mapfile -t signed < <("$dev_auth" sign-webhook --provider github --secret "$DEV_WEBHOOK_SECRET" --body "$webhook_body")
+signed_args=()
+for h in "${signed[@]}"; do signed_args+=(-H "$h"); done
 cat <<EOF
 
 $SCRIPT_NAME: edge-gateway is running on $BASE_URL (Ctrl-C stops it and the demo origins)
 
   # one request per API (HTTP status right now in brackets)
   curl -s -H 'X-Acme-Api: catalog-eks'   $BASE_URL/items       # [$(status catalog-eks /items)]
-  curl -s -H 'X-Acme-Api: orders-eks'    $BASE_URL/orders      # [$(status orders-eks /orders)]
+  # orders need a token from the dev identity provider (policies/acme/eks.yaml)
+  TOKEN=\$($rel_dev_auth token --sub alice)     # --key ec-1|ed-1, --ttl -60 (expired), --aud other, ...
+  curl -s -H 'X-Acme-Api: orders-eks' -H "Authorization: Bearer \$TOKEN" $BASE_URL/orders   # [$(status orders-eks /orders -H "Authorization: Bearer $token")]
+  curl -s -i -H 'X-Acme-Api: orders-eks' $BASE_URL/orders     # no token: 401 [$(status orders-eks /orders)]
   # inventory is for partner addresses only; wrangler dev takes the client address from
   # CF-Connecting-IP, as Cloudflare's edge sets it, so curl can act as a partner (or not)
   curl -s -H 'X-Acme-Api: inventory-gke' -H 'CF-Connecting-IP: 192.0.2.10' $BASE_URL/inventory   # [$(status inventory-gke /inventory -H 'CF-Connecting-IP: 192.0.2.10')]
   curl -s -H 'X-Acme-Api: inventory-gke' $BASE_URL/inventory   # [$(status inventory-gke /inventory)]
-  curl -s -H 'X-Acme-Api: webhook-gke'   $BASE_URL/webhook     # [$(status webhook-gke /webhook)]
+  # webhooks must be signed by GitHub with the secret (dev value: $DEV_WEBHOOK_SECRET); each
+  # delivery is taken once (a second identical one is a replay: 403)
+  BODY='$webhook_body'
+  $rel_dev_auth sign-webhook --provider github --secret $DEV_WEBHOOK_SECRET --body "\$BODY" > /tmp/hook.h
+  curl -s -H 'X-Acme-Api: webhook-gke' -H @/tmp/hook.h -d "\$BODY" $BASE_URL/hooks/github   # [$(status webhook-gke /hooks/github "${signed_args[@]}" -d "$webhook_body")]
+  curl -s -i -H 'X-Acme-Api: webhook-gke' -d '{}' $BASE_URL/hooks/github                # unsigned: 403 [$(status webhook-gke /hooks/github -d '{}')]
+  # identity provider outage and key rotation: the gateway keeps serving with cached keys
+  curl -s -X POST http://$IDP_ADDR/admin/down    # .../admin/up, .../admin/keys?kids=rsa-1,rsa-2
   # an unknown API -> 404; no X-Acme-Api header at all -> 400
   curl -s -i -H 'X-Acme-Api: no-such-api' $BASE_URL/          # [$(status no-such-api /)]
   curl -s -i $BASE_URL/                                       # [$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE_URL/" || echo "no answer")]
