@@ -69,18 +69,20 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    let gw = build_gateway(&docs, Options::default(), "bench").0.unwrap();
+    let mut gw = build_gateway(&docs, Options::default(), "bench").0.unwrap();
+    gw.set_secrets(sc.secrets.iter().cloned().collect());
+    const NOW_S: i64 = 1_800_000_000;
     let heads: Vec<(String, RequestHead)> = sc
         .cases
         .iter()
         .map(|c| {
-            let headers: Headers = c
-                .headers
+            let (url, filled, _) = sc.request_at(c, NOW_S);
+            let headers: Headers = filled
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let head =
-                RequestHead::from_url(&c.method, &c.url, headers, c.client_ip.parse().unwrap())
+                RequestHead::from_url(&c.method, &url, headers, c.client_ip.parse().unwrap())
                     .unwrap();
             (c.name.clone(), head)
         })
@@ -89,6 +91,11 @@ fn benches(c: &mut Criterion) {
     let mut rng = Cycle(0);
     let limiter = MemoryLimiter::default();
     let trust = LocalTrust::default();
+    trust.now_ms.set(NOW_S as u64 * 1000);
+    for (url, kids) in &sc.jwks {
+        let kids: Vec<&str> = kids.iter().flatten().map(String::as_str).collect();
+        trust.serve(url, Ok(edge_gateway::devkeys::jwks(&kids).to_string()));
+    }
     c.bench_function(
         "handle a routed request (catalog-eks, request + response phase)",
         |b| {
