@@ -191,3 +191,147 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
         "forwarded outside the declared pools"
     );
 }
+
+/// Mangled tokens and webhook signatures against the Acme gateway: each is refused with 401 or
+/// 403 (never a 5xx, never a panic), and only the untouched originals get through.
+#[test]
+fn mangled_tokens_and_signatures_are_refused_never_panic() {
+    use edge_gateway::gateway::{
+        BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+    };
+    use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+    use edge_gateway::limiter::{Decision, LimitCheck};
+
+    struct Echo(Vec<u8>);
+    impl Upstream for Echo {
+        type Body = ();
+        async fn send(&self, _: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
+            Ok((
+                ResponseHead {
+                    status: 200,
+                    headers: Headers::new(),
+                },
+                (),
+            ))
+        }
+        async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
+            Ok(self.0.as_slice().into())
+        }
+    }
+    struct Allow;
+    impl RateLimiter for Allow {
+        async fn check(&self, _: &str, checks: &[LimitCheck]) -> Result<Vec<Decision>, String> {
+            Ok(checks
+                .iter()
+                .map(|c| edge_gateway::limiter::Bucket::default().apply(&[c.clone()], 0)[0])
+                .collect())
+        }
+    }
+    struct First;
+    impl Random for First {
+        fn below(&mut self, _n: usize) -> usize {
+            0
+        }
+    }
+
+    let root = support::scenario::repo_root();
+    let files = edge_gateway::files::expand(&[root.join("policies/acme")]).unwrap();
+    let (docs, _) = edge_gateway::files::load(&files);
+    let mut gw = build_gateway(&docs, Options::default(), "t").0.unwrap();
+    gw.set_secrets(
+        [(
+            ("acme".to_string(), "github-webhook-secret".to_string()),
+            "s".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let trust = LocalTrust::default();
+    let now_s = 1_800_000_000;
+    trust.now_ms.set(now_s * 1000);
+    trust.serve(
+        "http://127.0.0.1:18200/.well-known/jwks.json",
+        Ok(edge_gateway::devkeys::jwks(&["rsa-1", "ec-1", "ed-1"]).to_string()),
+    );
+    let claims = serde_json::json!({"iss": "https://idp.acme.example/", "aud": "orders-api",
+                                    "sub": "ada", "exp": now_s + 600});
+    let tokens: Vec<String> = ["rsa-1", "ec-1", "ed-1"]
+        .iter()
+        .map(|k| edge_gateway::devkeys::mint(k, None, &serde_json::json!({}), &claims).unwrap())
+        .collect();
+    let body = br#"{"zen":"hi"}"#.to_vec();
+    let signature = {
+        use hmac::Mac;
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s").unwrap();
+        m.update(&body);
+        let hex: String = m
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("sha256={hex}")
+    };
+    let send = |api: &str, header: (&str, &str)| {
+        let headers: Headers = [("X-Acme-Api", api), header].into_iter().collect();
+        let head = RequestHead::from_url(
+            "POST",
+            "https://api.acme.example/x",
+            headers,
+            "192.0.2.1".parse().unwrap(),
+        )
+        .unwrap();
+        pollster::block_on(gw.handle(head, &Echo(body.clone()), &Allow, &trust, &mut First))
+            .head
+            .status
+    };
+    for t in &tokens {
+        assert_eq!(
+            send("orders-eks", ("authorization", &format!("Bearer {t}"))),
+            200
+        );
+    }
+    assert_eq!(
+        send("webhook-gke", ("x-hub-signature-256", &signature)),
+        200
+    );
+    let alphabet = b"AZaz09-_.=+/ \0\xff{}\"";
+    let mut rng = fastrand::Rng::with_seed(7);
+    for i in 0..3000 {
+        let (api, name, original) = match i % 4 {
+            3 => ("webhook-gke", "x-hub-signature-256", signature.clone()),
+            k => (
+                "orders-eks",
+                "authorization",
+                format!("Bearer {}", tokens[k]),
+            ),
+        };
+        let mut v = original.clone().into_bytes();
+        match rng.usize(0..4) {
+            0 => {
+                let at = rng.usize(0..v.len());
+                v[at] = alphabet[rng.usize(0..alphabet.len())];
+            }
+            1 => v.truncate(rng.usize(0..v.len())),
+            2 => {
+                let at = rng.usize(0..=v.len());
+                v.insert(at, alphabet[rng.usize(0..alphabet.len())]);
+            }
+            _ => {
+                let (a, b) = (rng.usize(0..v.len()), rng.usize(0..v.len()));
+                v.swap(a, b);
+            }
+        }
+        let value = String::from_utf8_lossy(&v).into_owned();
+        let status = send(api, (name, &value));
+        if value == original {
+            continue;
+        }
+        assert!(
+            status == 401
+                || status == 403
+                || (status == 200 && value.eq_ignore_ascii_case(&original)),
+            "{name}: {value:?} got {status}"
+        );
+    }
+}

@@ -407,7 +407,8 @@ fn mac(hash: HashKind, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    // Hex digits only: `from_str_radix` alone would take "+8" as 0x08.
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())
