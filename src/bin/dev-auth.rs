@@ -38,6 +38,7 @@ dev-auth token [OPTIONS]             print a JWT signed with a dev key
                                      null removes the claim
     --header NAME=VALUE              the same for the JOSE header (kid=null, typ=at+jwt)
     --now UNIX_SECONDS               pin the clock (iat = now)
+    --count N                        N tokens, one a line, subjects SUB-0 .. SUB-(N-1)
 
 dev-auth jwks [KID...]               print the JWKS of dev keys (default rsa-1 ec-1 ed-1)
 
@@ -122,7 +123,17 @@ fn run(args: Vec<String>) -> Result<(), Exit> {
     match command.as_str() {
         "-h" | "--help" | "help" => Err(Exit::Help),
         "token" => {
-            println!("{}", token(&TokenOptions::parse(&mut args)?)?);
+            let mut o = TokenOptions::parse(&mut args)?;
+            if o.count == 1 {
+                println!("{}", token(&o)?);
+                return Ok(());
+            }
+            // Many tokens at once (load tests): subjects SUB-0, SUB-1, ...
+            let base = o.sub.clone();
+            for i in 0..o.count {
+                o.sub = format!("{base}-{i}");
+                println!("{}", token(&o)?);
+            }
             Ok(())
         }
         "jwks" => {
@@ -232,6 +243,8 @@ struct TokenOptions {
     /// `--claim`/`--header` overrides in order; a null value removes the field.
     claims: Vec<(String, Value)>,
     header: Vec<(String, Value)>,
+    /// `--count N`: N tokens, one a line, with subjects `SUB-0` .. `SUB-(N-1)`.
+    count: u32,
 }
 
 impl TokenOptions {
@@ -248,6 +261,7 @@ impl TokenOptions {
             now: unix_now(),
             claims: Vec::new(),
             header: Vec::new(),
+            count: 1,
         };
         while let Some(flag) = args.next()? {
             match flag.as_str() {
@@ -268,6 +282,7 @@ impl TokenOptions {
                 "--no-exp" => o.exp = false,
                 "--nbf-in" => o.nbf_in = Some(args.parsed(&flag)?),
                 "--now" => o.now = args.parsed(&flag)?,
+                "--count" => o.count = args.parsed(&flag)?,
                 "--claim" => o.claims.push(field(&flag, &args.value(&flag)?)?),
                 "--header" => o.header.push(field(&flag, &args.value(&flag)?)?),
                 other => return Err(Exit::Usage(format!("token: unknown argument '{other}'"))),
