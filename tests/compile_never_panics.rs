@@ -4,8 +4,14 @@
 
 mod support;
 
+use edge_gateway::gateway::{
+    BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+};
+use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+use edge_gateway::limiter::{Bucket, Decision, LimitCheck};
 use edge_gateway::manifest::{build_gateway, Options, SourceDoc};
 use edge_gateway::source::parse_yaml_documents;
+use std::cell::RefCell;
 
 const PUNCTUATION: &[u8] = b"{}[]:,-'\"$#&*!|>%@` \n\t\\";
 
@@ -106,48 +112,7 @@ fn mangled_policies_never_panic() {
 /// response (never a panic), and a forward only ever goes to a declared pool.
 #[test]
 fn hostile_requests_never_panic_and_never_leave_the_pools() {
-    use edge_gateway::gateway::{
-        BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
-    };
-    use edge_gateway::http::{Headers, RequestHead, ResponseHead};
-    use edge_gateway::limiter::{Decision, LimitCheck};
-    use std::cell::RefCell;
-
-    struct Recorder(RefCell<Vec<String>>);
-    impl Upstream for Recorder {
-        type Body = ();
-        async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
-            self.0.borrow_mut().push(out.endpoint.to_string());
-            Ok((
-                ResponseHead {
-                    status: 200,
-                    headers: Headers::new(),
-                },
-                (),
-            ))
-        }
-
-        async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
-            Ok(std::rc::Rc::from(&b"{}"[..]))
-        }
-    }
-    struct NoLimits;
-    impl RateLimiter for NoLimits {
-        async fn check(&self, _: &str, _: &[LimitCheck]) -> Result<Vec<Decision>, String> {
-            Err("no limiter in this test".into())
-        }
-    }
-    struct First;
-    impl Random for First {
-        fn below(&mut self, _n: usize) -> usize {
-            0
-        }
-    }
-
-    let root = support::scenario::repo_root();
-    let files = edge_gateway::files::expand(&[root.join("policies/acme")]).unwrap();
-    let (docs, _) = edge_gateway::files::load(&files);
-    let gw = build_gateway(&docs, Options::default(), "t").0.unwrap();
+    let gw = acme_gateway();
     let declared: Vec<String> = gw.pools.values().map(|p| p.url.clone()).collect();
     let seeds = [
         "catalog-eks",
@@ -163,7 +128,7 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
         "",
     ];
     let mut rng = fastrand::Rng::with_seed(42);
-    let up = Recorder(RefCell::new(Vec::new()));
+    let up = Recorder::with_body(b"{}");
     for _ in 0..2000 {
         let mut value: Vec<u8> = seeds[rng.usize(0..seeds.len())].as_bytes().to_vec();
         for _ in 0..rng.usize(0..3) {
@@ -184,7 +149,7 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
             pollster::block_on(gw.handle(head, &up, &NoLimits, &LocalTrust::default(), &mut First));
         assert!((200..600).contains(&reply.head.status));
     }
-    let sent = up.0.borrow();
+    let sent = up.sent.borrow();
     assert!(!sent.is_empty(), "some requests must be forwarded");
     assert!(
         sent.iter().all(|e| declared.contains(e)),
@@ -196,48 +161,7 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
 /// 403 (never a 5xx, never a panic), and only the untouched originals get through.
 #[test]
 fn mangled_tokens_and_signatures_are_refused_never_panic() {
-    use edge_gateway::gateway::{
-        BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
-    };
-    use edge_gateway::http::{Headers, RequestHead, ResponseHead};
-    use edge_gateway::limiter::{Decision, LimitCheck};
-
-    struct Echo(Vec<u8>);
-    impl Upstream for Echo {
-        type Body = ();
-        async fn send(&self, _: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
-            Ok((
-                ResponseHead {
-                    status: 200,
-                    headers: Headers::new(),
-                },
-                (),
-            ))
-        }
-        async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
-            Ok(self.0.as_slice().into())
-        }
-    }
-    struct Allow;
-    impl RateLimiter for Allow {
-        async fn check(&self, _: &str, checks: &[LimitCheck]) -> Result<Vec<Decision>, String> {
-            Ok(checks
-                .iter()
-                .map(|c| edge_gateway::limiter::Bucket::default().apply(&[c.clone()], 0)[0])
-                .collect())
-        }
-    }
-    struct First;
-    impl Random for First {
-        fn below(&mut self, _n: usize) -> usize {
-            0
-        }
-    }
-
-    let root = support::scenario::repo_root();
-    let files = edge_gateway::files::expand(&[root.join("policies/acme")]).unwrap();
-    let (docs, _) = edge_gateway::files::load(&files);
-    let mut gw = build_gateway(&docs, Options::default(), "t").0.unwrap();
+    let mut gw = acme_gateway();
     gw.set_secrets(
         [(
             ("acme".to_string(), "github-webhook-secret".to_string()),
@@ -281,9 +205,15 @@ fn mangled_tokens_and_signatures_are_refused_never_panic() {
             "192.0.2.1".parse().unwrap(),
         )
         .unwrap();
-        pollster::block_on(gw.handle(head, &Echo(body.clone()), &Allow, &trust, &mut First))
-            .head
-            .status
+        pollster::block_on(gw.handle(
+            head,
+            &Recorder::with_body(&body),
+            &Allow,
+            &trust,
+            &mut First,
+        ))
+        .head
+        .status
     };
     for t in &tokens {
         assert_eq!(
@@ -333,5 +263,75 @@ fn mangled_tokens_and_signatures_are_refused_never_panic() {
                 || (status == 200 && value.eq_ignore_ascii_case(&original)),
             "{name}: {value:?} got {status}"
         );
+    }
+}
+
+/// policies/acme, compiled.
+fn acme_gateway() -> edge_gateway::gateway::Gateway {
+    let root = support::scenario::repo_root();
+    let files = edge_gateway::files::expand(&[root.join("policies/acme")]).unwrap();
+    let (docs, _) = edge_gateway::files::load(&files);
+    build_gateway(&docs, Options::default(), "t").0.unwrap()
+}
+
+/// Records which internal endpoint each forward went to; the client's body is `body`.
+struct Recorder {
+    sent: RefCell<Vec<String>>,
+    body: Vec<u8>,
+}
+
+impl Recorder {
+    fn with_body(body: &[u8]) -> Recorder {
+        Recorder {
+            sent: RefCell::new(Vec::new()),
+            body: body.to_vec(),
+        }
+    }
+}
+
+impl Upstream for Recorder {
+    type Body = ();
+    async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
+        self.sent.borrow_mut().push(out.endpoint.to_string());
+        Ok((
+            ResponseHead {
+                status: 200,
+                headers: Headers::new(),
+            },
+            (),
+        ))
+    }
+
+    async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
+        Ok(self.body.as_slice().into())
+    }
+}
+
+/// A limiter that is down (rate-limit's `on_error` decides).
+struct NoLimits;
+
+impl RateLimiter for NoLimits {
+    async fn check(&self, _: &str, _: &[LimitCheck]) -> Result<Vec<Decision>, String> {
+        Err("no limiter in this test".into())
+    }
+}
+
+/// A limiter with a fresh bucket per call: everything is allowed, replays too.
+struct Allow;
+
+impl RateLimiter for Allow {
+    async fn check(&self, _: &str, checks: &[LimitCheck]) -> Result<Vec<Decision>, String> {
+        Ok(checks
+            .iter()
+            .map(|c| Bucket::default().apply(std::slice::from_ref(c), 0)[0])
+            .collect())
+    }
+}
+
+struct First;
+
+impl Random for First {
+    fn below(&mut self, _n: usize) -> usize {
+        0
     }
 }

@@ -130,21 +130,12 @@ impl JwtValidation {
                 break;
             }
         }
-        let mut fields = vec![("tokens", Value::List(Arc::new(results)))];
         let error = failure.map(|rejection| GatewayError::JwtRejected {
             rejection,
             realm: "ngrok".into(),
         });
-        if let Some(e) = &error {
-            fields.push((
-                "error",
-                map(vec![
-                    ("code", Value::from(e.code().unwrap_or_default())),
-                    ("message", Value::from(e.to_string())),
-                ]),
-            ));
-        }
-        ex.set_result("jwt_validation", fields);
+        let fields = vec![("tokens", Value::List(Arc::new(results)))];
+        ex.set_outcome("jwt_validation", fields, error.as_ref());
         match error {
             Some(e) if self.enforce => Err(e),
             _ => Ok(Step::Continue),

@@ -11,7 +11,7 @@ use crate::compile::config::{BAD_CONFIG, MISSING};
 use crate::compile::{At, Config, Cx};
 use crate::error::GatewayError;
 use crate::eval::{Exchange, Synthetic};
-use crate::expr::{map, Template};
+use crate::expr::Template;
 use crate::http::Headers;
 use crate::jwt::Alg;
 use crate::source::Node;
@@ -201,21 +201,12 @@ impl VerifyWebhook {
                 Err(reason) => return Err(GatewayError::ReplayLogUnavailable { reason }),
             }
         }
-        let mut fields = vec![("verified", Value::Bool(outcome.is_ok()))];
+        let fields = vec![("verified", Value::Bool(outcome.is_ok()))];
         let error = outcome.err().map(|reason| GatewayError::WebhookRejected {
             provider: provider.name(),
             reason,
         });
-        if let Some(e) = &error {
-            fields.push((
-                "error",
-                map(vec![
-                    ("code", Value::from(e.code().unwrap_or_default())),
-                    ("message", Value::from(e.to_string())),
-                ]),
-            ));
-        }
-        ex.set_result("verify_webhook", fields);
+        ex.set_outcome("verify_webhook", fields, error.as_ref());
         match error {
             Some(e) if self.enforce => return Err(e),
             Some(_) => return Ok(Step::Continue),

@@ -132,6 +132,20 @@ impl Exchange {
         }
     }
 
+    /// Sets `actions.ngrok.<action>.*` to `fields`, plus `error.{code,message}` when the action
+    /// failed (whether or not it enforces).
+    pub fn set_outcome(
+        &mut self,
+        action: &'static str,
+        mut fields: Vec<(&str, Value)>,
+        error: Option<&GatewayError>,
+    ) {
+        if let Some(e) = error {
+            fields.push(("error", error_value(e)));
+        }
+        self.set_result(action, fields);
+    }
+
     /// Records `actions.ngrok.<action>.error.{code,message}` for an error an action swallowed.
     pub fn set_error_result(&mut self, action: &'static str, e: &GatewayError) {
         let mut fields = vec![("error", error_value(e))];

@@ -15,6 +15,22 @@ fn digest(hash: Hash, message: &[u8]) -> Vec<u8> {
     }
 }
 
+/// ECDSA over a pre-hashed message with the curve crate `$curve`; a signature that is not
+/// `r || s` of the curve's size simply does not verify.
+macro_rules! ecdsa {
+    ($curve:ident, $key:expr, $hashed:expr, $signature:expr) => {{
+        use $curve::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
+        match (
+            VerifyingKey::from_sec1_bytes(&ec_point($key)),
+            Signature::from_slice($signature),
+        ) {
+            (Err(_), _) => Err(format!("EC key is not a {} point", stringify!($curve))),
+            (Ok(_), Err(_)) => Ok(false),
+            (Ok(vk), Ok(sig)) => Ok(vk.verify_prehash($hashed, &sig).is_ok()),
+        }
+    }};
+}
+
 /// Whether `signature` over `message` verifies with `key` under `alg`. `Err` only for a key
 /// that cannot be used at all.
 pub fn verify(alg: Alg, key: &Jwk, message: &[u8], signature: &[u8]) -> Result<bool, String> {
@@ -49,37 +65,10 @@ pub fn verify(alg: Alg, key: &Jwk, message: &[u8], signature: &[u8]) -> Result<b
             };
             Ok(scheme_ok.is_ok())
         }
-        Alg::ES256 => {
-            use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
-            let point = ec_point(key);
-            let Ok(vk) = VerifyingKey::from_sec1_bytes(&point) else {
-                return Err("EC key is not a P-256 point".into());
-            };
-            let Ok(sig) = Signature::from_slice(signature) else {
-                return Ok(false);
-            };
-            Ok(vk.verify_prehash(&hashed, &sig).is_ok())
-        }
-        Alg::ES384 => {
-            use p384::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
-            let Ok(vk) = VerifyingKey::from_sec1_bytes(&ec_point(key)) else {
-                return Err("EC key is not a P-384 point".into());
-            };
-            let Ok(sig) = Signature::from_slice(signature) else {
-                return Ok(false);
-            };
-            Ok(vk.verify_prehash(&hashed, &sig).is_ok())
-        }
-        Alg::ES512 => {
-            use p521::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
-            let Ok(vk) = VerifyingKey::from_sec1_bytes(&ec_point(key)) else {
-                return Err("EC key is not a P-521 point".into());
-            };
-            let Ok(sig) = Signature::from_slice(signature) else {
-                return Ok(false);
-            };
-            Ok(vk.verify_prehash(&hashed, &sig).is_ok())
-        }
+        // The three curves differ only in their crate.
+        Alg::ES256 => ecdsa!(p256, key, &hashed, signature),
+        Alg::ES384 => ecdsa!(p384, key, &hashed, signature),
+        Alg::ES512 => ecdsa!(p521, key, &hashed, signature),
         Alg::EdDSA => {
             let x: [u8; 32] = Jwk::bytes(&key.x)
                 .try_into()
