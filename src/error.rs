@@ -149,6 +149,8 @@ impl GatewayError {
                     .to_string()
                     .chars()
                     .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+                    // The message can quote the token's own text (kid, iss): keep it short.
+                    .take(200)
                     .collect();
                 challenge.push_str(&format!(
                     ", error=\"{error}\", error_description=\"{description}\""

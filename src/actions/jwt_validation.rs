@@ -17,6 +17,11 @@ use cel::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+static NULL: Node = Node {
+    value: crate::source::Value::Null,
+    pos: None,
+};
+
 /// Default clock skew allowed on `exp`, `nbf` and `iat` (Envoy's default too).
 const DEFAULT_LEEWAY_S: i64 = 60;
 /// Keys tried for a token without `kid` before giving up: bounds the work a token can cause.
@@ -78,6 +83,15 @@ impl JwtValidation {
         let audiences = c
             .field("audience")
             .map(|_| allow_list(&mut c, "audience", false));
+        if audiences.is_none() {
+            let path = child(&c.path, "audience");
+            let node = config.unwrap_or(&NULL);
+            c.diags.warning(
+                None,
+                At::new(&path, node),
+                "no `audience`: tokens the issuer made for any other API are accepted here too",
+            );
+        }
         let tokens = tokens(&mut c);
         let (algorithms, jkus) = jws(&mut c);
         let leeway_s = match c.string("leeway") {
@@ -198,21 +212,36 @@ impl JwtValidation {
         cx: &C,
     ) -> Result<Result<Arc<Verified>, (Rejection, Option<Token>)>, GatewayError> {
         let now_ms = cx.now_ms();
-        let jkus: Vec<String> = self
-            .jkus
-            .iter()
-            .map(|t| ex.render(t, "jwt-validation", "jws.keys.sources.additional_jkus"))
-            .collect::<Result<_, _>>()?;
-        // The cache key names the key sources too: a token verified for one action's JWKS
-        // proves nothing to an action with other keys.
-        let mut hasher = Sha256::new();
-        for url in &jkus {
-            hasher.update(url.as_bytes());
-            hasher.update([0]);
+        // Only base64url and dots can be a compact JWS; refusing the rest first also keeps
+        // separators out of the cache key below.
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            let why = "characters outside base64url".to_string();
+            return Ok(Err((Rejection::Malformed(why), None)));
         }
-        hasher.update(raw.as_bytes());
+        let mut jkus = Vec::with_capacity(self.jkus.len());
+        for t in &self.jkus {
+            let url = ex.render(t, "jwt-validation", "jws.keys.sources.additional_jkus")?;
+            // A URL built from secrets or variables is checked as it comes out.
+            if let Err(why) = jwks_url(&url) {
+                return Ok(Err((Rejection::KeysUnavailable(why), None)));
+            }
+            jkus.push(url);
+        }
+        // The cache key names the key sources too, each part length-prefixed: a token verified
+        // for one action's JWKS proves nothing to an action with other keys.
+        let mut hasher = Sha256::new();
+        for part in jkus.iter().map(String::as_str).chain([raw]) {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
         let hash: [u8; 32] = hasher.finalize().into();
-        let cached = cx.jwt_cache().verified(&hash, now_ms);
+        let cached = cx
+            .jwt_cache()
+            .verified(&hash, now_ms)
+            .filter(|v| jkus.contains(&v.url));
         let token = match &cached {
             Some(v) => v.token.clone(),
             None => match Token::parse(raw, &self.algorithms) {
@@ -260,7 +289,9 @@ impl JwtValidation {
         let iss = token.claims.iss.clone().unwrap_or_default();
         let mut issuer_ok = false;
         for t in &self.issuers {
-            issuer_ok |= ex.render(t, "jwt-validation", "issuer.allow_list.value")? == iss;
+            // An issuer rendered empty (a variable unset) allows nothing.
+            let allowed = ex.render(t, "jwt-validation", "issuer.allow_list.value")?;
+            issuer_ok |= !allowed.is_empty() && allowed == iss;
         }
         if !issuer_ok {
             return Ok(Err(Rejection::Issuer(iss)));
@@ -640,21 +671,30 @@ fn jws(c: &mut Config<'_, '_>) -> Jws {
     (algorithms, ok.then_some(urls))
 }
 
-/// HTTPS, or plain HTTP to the local machine (the dev JWKS server).
+/// HTTPS, or plain HTTP to the local machine (the dev JWKS server); no credentials in the
+/// authority (`http://localhost@evil.example/` is not local). A template is checked again once
+/// rendered, at run time.
 fn jwks_url(url: &str) -> Result<(), String> {
-    if url.contains("${") || url.starts_with("https://") {
+    if url.contains("${") {
         return Ok(());
     }
-    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-    if local.iter().any(|l| {
-        url.strip_prefix(l)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-    }) {
-        return Ok(());
+    let bad = || {
+        Err(format!(
+            "JWKS URL `{url}` must be https:// (plain http only to 127.0.0.1 or localhost)"
+        ))
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return bad();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let Some((host, _)) = crate::http::split_host_port(authority) else {
+        return bad();
+    };
+    match scheme {
+        "https" if !host.is_empty() => Ok(()),
+        "http" if ["127.0.0.1", "localhost", "::1"].contains(&host.as_str()) => Ok(()),
+        _ => bad(),
     }
-    Err(format!(
-        "JWKS URL `{url}` must be https:// (plain http only to 127.0.0.1 or localhost)"
-    ))
 }
 
 fn algorithms(j: &mut Config<'_, '_>) -> Option<Vec<Alg>> {

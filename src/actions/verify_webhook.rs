@@ -94,10 +94,13 @@ pub struct VerifyWebhook {
     enforce: bool,
     tolerance_ms: u64,
     replay_protection: bool,
+    /// Where the action is written (`endpoint#path`): replay logs of different actions are apart.
+    scope: String,
 }
 
 impl VerifyWebhook {
     pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<VerifyWebhook> {
+        let scope = format!("{}#{}", cx.endpoint, path.trim_end_matches(".config"));
         let mut c = Config::new(config, path, cx.diags);
         let provider = c.string("provider");
         let secret = c.string("secret");
@@ -139,7 +142,15 @@ impl VerifyWebhook {
             },
         };
         let secret = match secret {
-            Some((node, text)) if !text.is_empty() => c.template("secret", node, &text),
+            Some((node, text)) if !text.is_empty() => match c.template("secret", node, &text) {
+                // A secret the request can choose verifies anything the sender signs with it.
+                Some(t) if t.reads_request() => {
+                    let msg = "`secret` must not depend on the request".into();
+                    c.error_at(BAD_CONFIG, "secret", node, msg);
+                    None
+                }
+                other => other,
+            },
             Some((node, _)) => {
                 c.error_at(MISSING, "secret", node, "`secret` must not be empty".into());
                 None
@@ -156,6 +167,7 @@ impl VerifyWebhook {
             enforce,
             tolerance_ms,
             replay_protection,
+            scope,
         })
     }
 
@@ -193,7 +205,7 @@ impl VerifyWebhook {
             Err(f) => Err(f),
         };
         if let (true, Ok(signed)) = (self.replay_protection, &outcome) {
-            let id = delivery_key(provider, signed, &body);
+            let id = format!("{}|{}", self.scope, delivery_key(provider, signed, &body));
             // Twice the tolerance: a timestamp may be `tolerance` old or ahead.
             match cx.first_delivery(&id, 2 * self.tolerance_ms).await {
                 Ok(true) => {}
@@ -226,9 +238,10 @@ impl VerifyWebhook {
     }
 }
 
-/// The replay-log key of a delivery: the provider's delivery id, or the body's hash, with the
-/// signed timestamp, so a provider's own retry (new timestamp, new signature) is not a replay
-/// but a captured delivery sent again is.
+/// The replay-log key of a delivery: signed content only, so a replayer cannot vary it. The
+/// provider's delivery id where the signature covers it, else the body's hash; with the signed
+/// timestamp, so a provider's own retry (new timestamp, new signature) is not a replay but a
+/// captured delivery sent again is.
 fn delivery_key(provider: &Provider, signed: &Signed, body: &[u8]) -> String {
     let id = match &signed.id {
         Some(id) => id.clone(),

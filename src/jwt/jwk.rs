@@ -113,21 +113,29 @@ impl Jwk {
             y: None,
             fingerprint: [0; 32],
         };
-        let mut material = Sha256::new();
+        let mut material = Material(Sha256::new());
         match kty.as_str() {
             "RSA" => {
                 let n = decoded("n")?;
                 let e = decoded("e")?;
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                // Leading zero bytes do not make a key longer.
+                let significant = &n[n.iter().take_while(|b| **b == 0).count()..];
+                let bits = match significant.first() {
+                    Some(top) => significant.len() * 8 - top.leading_zeros() as usize,
+                    None => 0,
+                };
                 if bits < 2048 {
                     return Err(format!(
                         "RSA key of {bits} bits; at least 2048 are required"
                     ));
                 }
-                if e.is_empty() || e.len() > 8 {
-                    return Err("bad RSA exponent".into());
+                let e_value = e.iter().skip_while(|b| **b == 0).try_fold(0u64, |acc, b| {
+                    acc.checked_mul(256).map(|a| a + u64::from(*b))
+                });
+                if !e_value.is_some_and(|v| v >= 3 && v % 2 == 1) {
+                    return Err("the RSA exponent must be odd and at least 3".into());
                 }
-                material.update(&n);
+                material.update(significant);
                 material.update(&e);
                 key.n = text("n");
                 key.e = text("e");
@@ -164,7 +172,7 @@ impl Jwk {
         }
         material.update(kty.as_bytes());
         material.update(key.crv.as_deref().unwrap_or("").as_bytes());
-        key.fingerprint = material.finalize().into();
+        key.fingerprint = material.0.finalize().into();
         Ok(key)
     }
 
@@ -204,13 +212,25 @@ impl Jwk {
     }
 }
 
+/// A hash of length-prefixed parts: `(n, e)` and `(n', e')` never collide by moving bytes
+/// from one part to the other.
+struct Material(Sha256);
+
+impl Material {
+    fn update(&mut self, part: &[u8]) {
+        self.0.update((part.len() as u64).to_le_bytes());
+        self.0.update(part);
+    }
+}
+
 impl Jwk {
     /// A P-256 public key from its coordinates (SendGrid's webhook key arrives as SPKI DER).
     pub fn p256(x: &[u8], y: &[u8]) -> Jwk {
-        let mut material = Sha256::new();
+        let mut material = Material(Sha256::new());
         material.update(x);
         material.update(y);
-        material.update(b"ECP-256");
+        material.update(b"EC");
+        material.update(b"P-256");
         Jwk {
             kid: None,
             kty: "EC".into(),
@@ -220,7 +240,41 @@ impl Jwk {
             e: None,
             x: Some(B64.encode(x)),
             y: Some(B64.encode(y)),
-            fingerprint: material.finalize().into(),
+            fingerprint: material.0.finalize().into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rsa(n: &[u8], e: &[u8]) -> Result<Jwk, String> {
+        Jwk::parse(&serde_json::json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)}))
+    }
+
+    #[test]
+    fn rsa_keys_must_be_long_with_a_sane_exponent() {
+        let n = [0xc5u8; 256];
+        assert!(rsa(&n, &[1, 0, 1]).is_ok());
+        // 456 significant bits padded with zero bytes are still 456 bits.
+        let mut padded = vec![0u8; 200];
+        padded.extend([0xc5u8; 57]);
+        assert!(rsa(&padded, &[1, 0, 1]).unwrap_err().contains("456 bits"));
+        assert!(rsa(&[], &[1, 0, 1]).is_err());
+        assert!(rsa(&n, &[1]).is_err(), "e = 1");
+        assert!(rsa(&n, &[2]).is_err(), "even e");
+        assert!(rsa(&n, &[]).is_err());
+        assert!(rsa(&n, &[1; 9]).is_err(), "e overflows");
+    }
+
+    #[test]
+    fn fingerprints_do_not_collide_by_moving_bytes_between_parts() {
+        let n = [0xc5u8; 256];
+        let mut n2 = n.to_vec();
+        n2.push(3);
+        let a = rsa(&n2, &[1, 0, 1]).unwrap();
+        let b = rsa(&n, &[3, 1, 0, 1]).unwrap();
+        assert_ne!(a.fingerprint, b.fingerprint);
     }
 }

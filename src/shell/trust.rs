@@ -158,14 +158,24 @@ impl Trust for WorkerTrust {
             let headers = Headers::new();
             headers.set("accept", "application/json")?;
             let mut init = RequestInit::new();
-            init.with_method(Method::Get).with_headers(headers);
+            // No redirects: one could lead from https to plain http.
+            init.with_method(Method::Get)
+                .with_headers(headers)
+                .with_redirect(worker::RequestRedirect::Manual);
             let req = Request::new_with_init(url, &init)?;
             let mut resp = Fetch::Request(req).send().await?;
             let status = resp.status_code();
+            let declared: Option<usize> = resp
+                .headers()
+                .get("content-length")?
+                .and_then(|v| v.trim().parse().ok());
+            if status != 200 || declared.is_some_and(|n| n > MAX_JWKS_BYTES) {
+                return Ok((status, declared, String::new()));
+            }
             let text = resp.text().await?;
-            Ok::<_, worker::Error>((status, text))
+            Ok::<_, worker::Error>((status, declared, text))
         };
-        let (status, text) = match within(JWKS_TIMEOUT_MS, call).await {
+        let (status, declared, text) = match within(JWKS_TIMEOUT_MS, call).await {
             Some(Ok(r)) => r,
             Some(Err(e)) => return Err(format!("fetch failed: {e}")),
             None => return Err(format!("no answer within {JWKS_TIMEOUT_MS} ms")),
@@ -173,7 +183,7 @@ impl Trust for WorkerTrust {
         if status != 200 {
             return Err(format!("answered {status}"));
         }
-        if text.len() > MAX_JWKS_BYTES {
+        if text.len() > MAX_JWKS_BYTES || declared.is_some_and(|n| n > MAX_JWKS_BYTES) {
             return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
         }
         let max_age = self.cache.settings.refresh_ms / 1000;

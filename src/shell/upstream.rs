@@ -6,7 +6,7 @@ use crate::gateway::{BodyError, Outbound, Upstream, UpstreamError};
 use crate::http::{Headers, ResponseHead};
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::js_sys::Uint8Array;
+use worker::js_sys::{Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
@@ -16,6 +16,8 @@ use worker::{
 
 pub struct FetchUpstream {
     body: RefCell<ClientBody>,
+    /// The client's Content-Length, when it sent one: a body over the limit is refused unread.
+    declared_length: Option<u64>,
     timeout_ms: u64,
 }
 
@@ -35,6 +37,12 @@ impl FetchUpstream {
             .unwrap_or(30_000);
         FetchUpstream {
             body: RefCell::new(ClientBody::Stream(req.inner().body().map(Into::into))),
+            declared_length: req
+                .headers()
+                .get("content-length")
+                .ok()
+                .flatten()
+                .and_then(|v| v.trim().parse().ok()),
             timeout_ms,
         }
     }
@@ -90,30 +98,40 @@ impl Upstream for FetchUpstream {
     }
 
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
+        if self.declared_length.is_some_and(|n| n > limit as u64) {
+            return Err(BodyError::TooLarge { limit });
+        }
         let stream = match &mut *self.body.borrow_mut() {
             ClientBody::Buffered(bytes) => return Ok(Rc::clone(bytes)),
             ClientBody::Stream(s) => s.take(),
         };
         let bytes: Rc<[u8]> = match stream {
             None => Rc::from(&[][..]),
-            Some(stream) => {
-                let stream: web_sys::ReadableStream = stream.unchecked_into();
-                let response = web_sys::Response::new_with_opt_readable_stream(Some(&stream))
-                    .map_err(|e| BodyError::Unreadable(format!("{e:?}")))?;
-                let promise = response
-                    .array_buffer()
-                    .map_err(|e| BodyError::Unreadable(format!("{e:?}")))?;
-                let buffer = JsFuture::from(promise)
-                    .await
-                    .map_err(|e| BodyError::Unreadable(format!("{e:?}")))?;
-                let array = Uint8Array::new(&buffer);
-                if array.length() as usize > limit {
-                    return Err(BodyError::TooLarge { limit });
-                }
-                array.to_vec().into()
-            }
+            Some(stream) => read_capped(stream.unchecked_into(), limit).await?.into(),
         };
         *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&bytes));
         Ok(bytes)
+    }
+}
+
+/// Reads a stream chunk by chunk, giving up as soon as it passes `limit` bytes: a body
+/// without Content-Length (chunked) cannot make the isolate hold more than that.
+async fn read_capped(stream: web_sys::ReadableStream, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let unreadable = |e: JsValue| BodyError::Unreadable(format!("{e:?}"));
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut out = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(unreadable)?;
+        let done = Reflect::get(&chunk, &"done".into()).map_err(unreadable)?;
+        if done.as_bool() == Some(true) {
+            return Ok(out);
+        }
+        let value = Reflect::get(&chunk, &"value".into()).map_err(unreadable)?;
+        let part = Uint8Array::new(&value);
+        if out.len() + part.length() as usize > limit {
+            let _ = reader.cancel();
+            return Err(BodyError::TooLarge { limit });
+        }
+        out.extend(part.to_vec());
     }
 }

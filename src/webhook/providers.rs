@@ -44,7 +44,9 @@ pub enum HashKind {
 /// What a good signature tells about the delivery.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Signed {
-    /// The provider's delivery id, for replay protection (`None`: the body's hash serves).
+    /// The provider's delivery id when the signature covers it (Stripe's event id, Svix's
+    /// message id), for replay protection; `None`: the body's hash serves. Unsigned id headers
+    /// (`X-GitHub-Delivery`, ...) are never used: a replayer could simply change them.
     pub id: Option<String>,
     /// The signed timestamp, when the scheme signs one.
     pub timestamp: Option<i64>,
@@ -112,7 +114,6 @@ impl Provider {
     /// Checks a delivery's signature with `secret`.
     pub fn verify(&self, secret: &str, d: &Delivery<'_>) -> Result<Check, Failure> {
         let header = |name: &'static str| d.headers.get(name).ok_or(Failure::MissingHeader(name));
-        let id = |name: &str| d.headers.get(name).map(str::to_string);
         let key = secret.as_bytes();
         let signed = match self {
             Provider::Github => {
@@ -122,10 +123,7 @@ impl Provider {
                     .ok_or(Failure::Malformed("x-hub-signature-256"))?;
                 let want = decode_hex(hex).ok_or(Failure::Malformed("x-hub-signature-256"))?;
                 check(&mac(HashKind::Sha256, key, &[d.body]), &[want])?;
-                Signed {
-                    id: id("x-github-delivery"),
-                    timestamp: None,
-                }
+                Signed::default()
             }
             Provider::Gitlab => {
                 let token = header("x-gitlab-token")?;
@@ -134,10 +132,7 @@ impl Provider {
                 if !same {
                     return Err(Failure::Mismatch);
                 }
-                Signed {
-                    id: id("x-gitlab-event-uuid").or_else(|| id("idempotency-key")),
-                    timestamp: None,
-                }
+                Signed::default()
             }
             Provider::Stripe => {
                 let sig = header("stripe-signature")?;
@@ -194,20 +189,14 @@ impl Provider {
                     .decode(header("x-shopify-hmac-sha256")?)
                     .map_err(|_| Failure::Malformed("x-shopify-hmac-sha256"))?;
                 check(&mac(HashKind::Sha256, key, &[d.body]), &[want])?;
-                Signed {
-                    id: id("x-shopify-webhook-id"),
-                    timestamp: None,
-                }
+                Signed::default()
             }
             Provider::Twilio => {
                 let want = B64
                     .decode(header("x-twilio-signature")?)
                     .map_err(|_| Failure::Malformed("x-twilio-signature"))?;
                 twilio(key, d, &want)?;
-                Signed {
-                    id: id("i-twilio-idempotency-token"),
-                    timestamp: None,
-                }
+                Signed::default()
             }
             Provider::Svix => {
                 let (id_h, ts_h, sig_h) = if d.headers.contains("svix-signature") {
@@ -312,16 +301,21 @@ fn twilio(key: &[u8], d: &Delivery<'_>, want: &[u8]) -> Result<(), Failure> {
         .headers
         .get("content-type")
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
+    let query = d.url.split_once('?').map_or("", |(_, q)| q);
+    let claimed = crate::expr::query_pairs(query)
+        .find(|(k, _)| k == "bodySHA256")
+        .map(|(_, v)| v);
     let mut params = String::new();
-    if json {
-        let query = d.url.split_once('?').map_or("", |(_, q)| q);
-        let claimed = crate::expr::query_pairs(query)
-            .find(|(k, _)| k == "bodySHA256")
-            .map(|(_, v)| v)
-            .ok_or(Failure::Malformed("twilio URL: no bodySHA256"))?;
+    // Whenever the signed URL names the body's hash, the body must have it, whatever the
+    // content type says (else a signed URL would carry any body).
+    if let Some(claimed) = &claimed {
         if !eq(claimed.as_bytes(), hex(&Sha256::digest(d.body)).as_bytes()) {
             return Err(Failure::Mismatch);
         }
+    } else if json {
+        return Err(Failure::Malformed(
+            "twilio URL: no bodySHA256 for a JSON body",
+        ));
     } else {
         let text = std::str::from_utf8(d.body).map_err(|_| Failure::Malformed("form body"))?;
         let mut pairs: Vec<(String, String)> = crate::expr::query_pairs(text).collect();
