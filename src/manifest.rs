@@ -87,10 +87,12 @@ pub fn build_gateway(
     for (doc, key, origin) in agents {
         let mut d = Diagnostics::default();
         let policy = endpoint_policy(&doc.node, &named, &mut d).map(|found| {
+            // Named by the pool, not the member: the replicas of a pool share their rate-limit
+            // buckets and replay logs, as one endpoint would.
             let (policy, diags) = compile_found(
                 found,
                 &doc.file,
-                &endpoint_id("AgentEndpoint", &doc.node),
+                &format!("internal endpoint {key}"),
                 EndpointKind::Agent,
                 opts,
                 &internal,

@@ -234,6 +234,14 @@ fn acme_gateway_end_to_end() {
         format!("{:x}", Sha256::digest(delivery.as_bytes()))
     );
 
+    // A body over the 8 MiB a signature check reads is refused unread.
+    let huge = vec![b'x'; 9 << 20];
+    let r = stack
+        .send(&agent, "POST", "/hooks/big", &headers, &huge)
+        .unwrap();
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"]["reason"], "body_too_large");
+
     // 5. A changed policy goes live without restarting anything (upload only).
     let refused = TcpListener::bind("127.0.0.1:0").unwrap();
     let refused_port = refused.local_addr().unwrap().port();

@@ -106,6 +106,7 @@ fn run_case(
     sc: &Scenario,
     limiter: &MemoryLimiter,
     trust: &LocalTrust,
+    rng: &mut Cycle,
     case: &Case,
 ) -> Result<(), String> {
     if let Some(t) = case.at_ms {
@@ -125,7 +126,7 @@ fn run_case(
         body: body.into_bytes(),
         ..FakeUpstream::default()
     };
-    let reply = pollster::block_on(gw.handle(head, &up, limiter, trust, &mut Cycle(0)));
+    let reply = pollster::block_on(gw.handle(head, &up, limiter, trust, rng));
     let body = match &reply.body {
         Body::Empty => String::new(),
         Body::Text(t) | Body::Upstream(t) => t.clone(),
@@ -162,9 +163,12 @@ fn scenarios() {
         let limiter = MemoryLimiter::default();
         let trust = LocalTrust::default();
         serve_jwks(&trust, &sc.jwks);
+        // One balancer per scenario: consecutive cases reach different pool members, as they
+        // would in the Worker (state shared by a pool, like a replay log, must hold across them).
+        let mut rng = Cycle(0);
         for case in &sc.cases {
             count += 1;
-            if let Err(e) = run_case(&gw, &sc, &limiter, &trust, case) {
+            if let Err(e) = run_case(&gw, &sc, &limiter, &trust, &mut rng, case) {
                 failures.push(format!("{} / {}: {e}", sc.file, case.name));
             }
         }
@@ -219,4 +223,55 @@ fn limits_sharing_a_key_share_one_round_trip() {
         vec![2],
         "one call carrying both limits"
     );
+}
+
+/// The orders pool's per-caller limit (100 a minute per token subject) counts across the pool's
+/// replicas: the balancer alternates members, and the 101st request is refused.
+#[test]
+fn a_pools_rate_limit_is_shared_by_its_members() {
+    let sc =
+        support::scenario::load(&support::scenario::repo_root().join("tests/scenarios/acme.yaml"));
+    let gw = build_gateway(&sc.source_docs(), Options::default(), "t")
+        .0
+        .unwrap();
+    let limiter = MemoryLimiter::default();
+    let trust = LocalTrust::default();
+    serve_jwks(&trust, &sc.jwks);
+    let now_s = 1_800_000_000;
+    limiter.now.set(now_s * 1000);
+    trust.now_ms.set(now_s * 1000);
+    let claims = serde_json::json!({"iss": "https://idp.acme.example/", "aud": "orders-api",
+                                    "sub": "busy", "exp": now_s + 600});
+    let token =
+        edge_gateway::devkeys::mint("rsa-1", None, &serde_json::json!({}), &claims).unwrap();
+    let auth = format!("Bearer {token}");
+    let mut rng = Cycle(0);
+    let mut members = std::collections::HashSet::new();
+    let mut statuses = Vec::new();
+    for i in 0..101 {
+        let headers: Headers = [
+            ("X-Acme-Api", "orders-eks"),
+            ("Authorization", auth.as_str()),
+        ]
+        .into_iter()
+        .collect();
+        // A new address each time: the public endpoint's own limit is per address.
+        let ip = format!("198.18.{}.{}", i / 250, i % 250 + 1);
+        let head = RequestHead::from_url(
+            "GET",
+            "https://api.acme.example/orders",
+            headers,
+            ip.parse().unwrap(),
+        )
+        .unwrap();
+        let up = FakeUpstream::default();
+        let reply = pollster::block_on(gw.handle(head, &up, &limiter, &trust, &mut rng));
+        if let Body::Upstream(b) = &reply.body {
+            members.insert(b.clone());
+        }
+        statuses.push(reply.head.status);
+    }
+    assert_eq!(members.len(), 2, "both replicas served: {members:?}");
+    assert!(statuses[..100].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[100], 429);
 }
