@@ -142,6 +142,26 @@ impl JwtCache {
         KeyPlan::Use(keys)
     }
 
+    /// Key sets past three quarters of `refresh_ms` and not being fetched: the shell refreshes
+    /// them in the background (after the response), so requests rarely wait for a refresh. Each
+    /// is marked as attempted, so one background fetch runs per URL at a time.
+    pub fn due(&self, now_ms: u64) -> Vec<String> {
+        let s = self.settings;
+        let mut inner = self.inner.borrow_mut();
+        let mut out = Vec::new();
+        for (url, e) in inner.sets.iter_mut() {
+            let old = now_ms.saturating_sub(e.fetched_ms) >= s.refresh_ms / 4 * 3;
+            let idle = e
+                .attempt_ms
+                .is_none_or(|t| now_ms.saturating_sub(t) >= s.failure_backoff_ms);
+            if e.keys.is_some() && old && idle {
+                e.attempt_ms = Some(now_ms);
+                out.push(url.clone());
+            }
+        }
+        out
+    }
+
     /// Records a fetch's outcome; returns the keys to use: the new set, or on failure the old
     /// one while it is within `max_stale_ms` (`Ok((keys, true))` marks it stale).
     pub fn store(
@@ -280,6 +300,25 @@ mod tests {
         assert!(matches!(c.plan(other, None, 5), KeyPlan::Fail(m) if m == "refused"));
         assert!(!fetch_plan(c.plan(other, None, s.failure_backoff_ms)));
         assert_eq!(c.fetches(), 5);
+    }
+
+    #[test]
+    fn background_refresh_is_due_at_three_quarters_once_at_a_time() {
+        let c = JwtCache::default();
+        let s = c.settings;
+        let url = "https://idp/jwks";
+        assert!(c.due(0).is_empty(), "nothing cached, nothing due");
+        assert!(!fetch_plan(c.plan(url, None, 0)));
+        c.store(url, KeySet::parse(JWKS_A), 0).unwrap();
+        let three_quarters = s.refresh_ms / 4 * 3;
+        assert!(c.due(three_quarters - 1).is_empty());
+        assert_eq!(c.due(three_quarters), vec![url.to_string()]);
+        assert!(c.due(three_quarters + 1).is_empty(), "one fetch at a time");
+        // The background fetch lands: nothing is due until three quarters later.
+        c.store(url, KeySet::parse(JWKS_A), three_quarters + 5)
+            .unwrap();
+        assert!(c.due(2 * three_quarters).is_empty());
+        assert_eq!(c.due(2 * three_quarters + 5).len(), 1);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::http::{Headers, RequestHead};
 use worker::{event, Context, Env, Request, Response, ResponseBody, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let gateway = match policy::current(&env).await {
         Ok(g) => g,
         Err(e) => return respond(Reply::synthetic(e.rescue())),
@@ -34,6 +34,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     for note in &reply.notes {
         worker::console_log!("edge-gateway: {note}");
     }
+    trust.refresh_in_background(&ctx);
     respond(reply)
 }
 

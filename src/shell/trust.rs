@@ -7,7 +7,7 @@
 
 use super::timeout::within;
 use crate::gateway::Trust;
-use crate::jwt::{Alg, CacheSettings, Jwk, JwtCache};
+use crate::jwt::{Alg, CacheSettings, Jwk, JwtCache, KeySet};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -134,6 +134,30 @@ async fn crypto_key(subtle: &SubtleCrypto, alg: Alg, key: &Jwk) -> Result<Crypto
     Ok(k)
 }
 
+impl WorkerTrust {
+    /// Refreshes, after the response has gone, every key set near the end of its life (the
+    /// schedule of [`JwtCache::due`]), so requests seldom wait for an identity provider. The
+    /// fetch bypasses the edge cache, whose copy is as old, and refills it.
+    pub fn refresh_in_background(&self, ctx: &worker::Context) {
+        let now = worker::Date::now().as_millis();
+        for url in self.cache.due(now) {
+            let cache = Rc::clone(&self.cache);
+            ctx.wait_until(async move {
+                let fetched = fetch_jwks(cache.settings.refresh_ms, &url, true)
+                    .await
+                    .and_then(|text| KeySet::parse(&text));
+                let now = worker::Date::now().as_millis();
+                if let Err(why) = &fetched {
+                    worker::console_log!(
+                        "edge-gateway: jwt-validation: background refresh of {url} failed ({why}); serving cached keys"
+                    );
+                }
+                let _ = cache.store(&url, fetched, now);
+            });
+        }
+    }
+}
+
 impl Trust for WorkerTrust {
     fn now_ms(&self) -> u64 {
         worker::Date::now().as_millis()
@@ -143,64 +167,8 @@ impl Trust for WorkerTrust {
         &self.cache
     }
 
-    /// The edge cache first (shared by the isolates of a location), then the identity provider;
-    /// a fresh document goes back into the edge cache for `refresh_ms`.
     async fn fetch_jwks(&self, url: &str, bypass_edge_cache: bool) -> Result<String, String> {
-        let cache = Cache::default();
-        if !bypass_edge_cache {
-            if let Ok(Some(mut hit)) = cache.get(url, false).await {
-                if let Ok(text) = hit.text().await {
-                    return Ok(text);
-                }
-            }
-        }
-        let call = async {
-            let headers = Headers::new();
-            headers.set("accept", "application/json")?;
-            let mut init = RequestInit::new();
-            // No redirects: one could lead from https to plain http.
-            init.with_method(Method::Get)
-                .with_headers(headers)
-                .with_redirect(worker::RequestRedirect::Manual);
-            let req = Request::new_with_init(url, &init)?;
-            let mut resp = Fetch::Request(req).send().await?;
-            let status = resp.status_code();
-            let declared: Option<usize> = resp
-                .headers()
-                .get("content-length")?
-                .and_then(|v| v.trim().parse().ok());
-            if status != 200 || declared.is_some_and(|n| n > MAX_JWKS_BYTES) {
-                return Ok((status, declared, String::new()));
-            }
-            let text = resp.text().await?;
-            Ok::<_, worker::Error>((status, declared, text))
-        };
-        let (status, declared, text) = match within(JWKS_TIMEOUT_MS, call).await {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => return Err(format!("fetch failed: {e}")),
-            None => return Err(format!("no answer within {JWKS_TIMEOUT_MS} ms")),
-        };
-        if status != 200 {
-            return Err(format!("answered {status}"));
-        }
-        if text.len() > MAX_JWKS_BYTES || declared.is_some_and(|n| n > MAX_JWKS_BYTES) {
-            return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
-        }
-        let max_age = self.cache.settings.refresh_ms / 1000;
-        let headers = Headers::new();
-        let stored = headers
-            .set("cache-control", &format!("max-age={max_age}"))
-            .and_then(|()| headers.set("content-type", "application/json"))
-            .and_then(|()| Response::ok(text.clone()))
-            .map(|r| r.with_headers(headers));
-        if let Ok(stored) = stored {
-            if let Err(e) = cache.put(url, stored).await {
-                worker::console_log!(
-                    "edge-gateway: could not keep the JWKS of {url} in the edge cache: {e}"
-                );
-            }
-        }
-        Ok(text)
+        fetch_jwks(self.cache.settings.refresh_ms, url, bypass_edge_cache).await
     }
 
     async fn verify(
@@ -229,4 +197,64 @@ impl Trust for WorkerTrust {
         let ok = JsFuture::from(promise).await.map_err(js_err)?;
         Ok(ok.as_bool() == Some(true))
     }
+}
+
+/// The edge cache first (shared by the isolates of a location), then the identity provider;
+/// a fresh document goes back into the edge cache for `refresh_ms`.
+async fn fetch_jwks(refresh_ms: u64, url: &str, bypass_edge_cache: bool) -> Result<String, String> {
+    let cache = Cache::default();
+    if !bypass_edge_cache {
+        if let Ok(Some(mut hit)) = cache.get(url, false).await {
+            if let Ok(text) = hit.text().await {
+                return Ok(text);
+            }
+        }
+    }
+    let call = async {
+        let headers = Headers::new();
+        headers.set("accept", "application/json")?;
+        let mut init = RequestInit::new();
+        // No redirects: one could lead from https to plain http.
+        init.with_method(Method::Get)
+            .with_headers(headers)
+            .with_redirect(worker::RequestRedirect::Manual);
+        let req = Request::new_with_init(url, &init)?;
+        let mut resp = Fetch::Request(req).send().await?;
+        let status = resp.status_code();
+        let declared: Option<usize> = resp
+            .headers()
+            .get("content-length")?
+            .and_then(|v| v.trim().parse().ok());
+        if status != 200 || declared.is_some_and(|n| n > MAX_JWKS_BYTES) {
+            return Ok((status, declared, String::new()));
+        }
+        let text = resp.text().await?;
+        Ok::<_, worker::Error>((status, declared, text))
+    };
+    let (status, declared, text) = match within(JWKS_TIMEOUT_MS, call).await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(format!("fetch failed: {e}")),
+        None => return Err(format!("no answer within {JWKS_TIMEOUT_MS} ms")),
+    };
+    if status != 200 {
+        return Err(format!("answered {status}"));
+    }
+    if text.len() > MAX_JWKS_BYTES || declared.is_some_and(|n| n > MAX_JWKS_BYTES) {
+        return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+    }
+    let max_age = refresh_ms / 1000;
+    let headers = Headers::new();
+    let stored = headers
+        .set("cache-control", &format!("max-age={max_age}"))
+        .and_then(|()| headers.set("content-type", "application/json"))
+        .and_then(|()| Response::ok(text.clone()))
+        .map(|r| r.with_headers(headers));
+    if let Ok(stored) = stored {
+        if let Err(e) = cache.put(url, stored).await {
+            worker::console_log!(
+                "edge-gateway: could not keep the JWKS of {url} in the edge cache: {e}"
+            );
+        }
+    }
+    Ok(text)
 }
