@@ -105,7 +105,10 @@ fn jwt_validation_end_to_end() {
     for _ in 0..5 {
         assert_eq!(orders(&stack, &good).0, 200);
     }
-    assert!(fetches(&stack) <= before + 1, "keys and verifications are cached");
+    assert!(
+        fetches(&stack) <= before + 1,
+        "keys and verifications are cached"
+    );
 
     // Background refresh: past three quarters of JWKS_REFRESH_SECONDS, a request (served from
     // the caches) schedules a fetch that runs after its response.
