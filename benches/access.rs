@@ -25,6 +25,10 @@ impl Upstream for BodyUpstream {
     async fn send(&self, _: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
         unreachable!("these policies answer themselves")
     }
+    fn body_replayable(&self) -> bool {
+        true
+    }
+
     async fn request_body(&self, _limit: usize) -> Result<Rc<[u8]>, BodyError> {
         Ok(Rc::clone(&self.0.borrow()))
     }

@@ -29,6 +29,10 @@ impl Upstream for NullUpstream {
         ))
     }
 
+    fn body_replayable(&self) -> bool {
+        true
+    }
+
     async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
         Ok(std::rc::Rc::from(&b""[..]))
     }

@@ -49,6 +49,11 @@ pub enum GatewayError {
     UpstreamUnreachable { endpoint: String, detail: String },
     /// The upstream did not answer in time.
     UpstreamTimeout { endpoint: String, after_ms: u64 },
+    /// Every member of the pool is ejected by passive health: answered at once, not tried.
+    PoolUnavailable {
+        endpoint: String,
+        retry_after_s: u64,
+    },
     /// `jwt-validation` refused the request's token.
     JwtRejected {
         rejection: crate::jwt::Rejection,
@@ -93,6 +98,7 @@ impl GatewayError {
             RateLimiterUnavailable { .. } => (503, None, "rate_limiter_unavailable"),
             UpstreamUnreachable { .. } => (502, Some("ERR_NGROK_8012"), "upstream_unreachable"),
             UpstreamTimeout { .. } => (504, None, "upstream_timeout"),
+            PoolUnavailable { .. } => (503, Some("ERR_NGROK_3200"), "pool_unavailable"),
             JwtRejected { rejection, .. } => {
                 let status = match rejection {
                     crate::jwt::Rejection::KeysUnavailable(_) => 503,
@@ -157,6 +163,9 @@ impl GatewayError {
                 ));
             }
             headers.set("www-authenticate", &challenge);
+        }
+        if let GatewayError::PoolUnavailable { retry_after_s, .. } = self {
+            headers.set("retry-after", &retry_after_s.to_string());
         }
         if let GatewayError::RateLimited {
             name,
@@ -235,6 +244,13 @@ impl fmt::Display for GatewayError {
             ReplayLogUnavailable { reason } => {
                 write!(f, "webhook replay protection is unavailable: {reason}")
             }
+            PoolUnavailable {
+                endpoint,
+                retry_after_s,
+            } => write!(
+                f,
+                "every member of `{endpoint}` is failing; the first is tried again in {retry_after_s} s"
+            ),
             UpstreamTimeout { endpoint, after_ms } => {
                 write!(
                     f,

@@ -121,10 +121,7 @@ pub fn build_gateway(
             .unwrap_or_default();
         pools
             .entry(key)
-            .or_insert_with(|| Pool {
-                url: url.to_string(),
-                members: Vec::new(),
-            })
+            .or_insert_with(|| Pool::new(url))
             .members
             .push(member);
         d.set_file(&doc.file);
@@ -204,6 +201,7 @@ pub fn build_gateway(
         pools: pools.into_iter().collect(),
         secret_refs: crate::secrets::scan(docs.iter().map(|d| &d.node)),
         secrets: Default::default(),
+        routing: Default::default(),
     };
     (Some(gateway), all)
 }

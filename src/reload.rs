@@ -99,6 +99,7 @@ mod tests {
             pools: Default::default(),
             secret_refs: Default::default(),
             secrets: Default::default(),
+            routing: Default::default(),
         }
     }
 

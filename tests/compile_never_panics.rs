@@ -302,6 +302,10 @@ impl Upstream for Recorder {
         ))
     }
 
+    fn body_replayable(&self) -> bool {
+        true
+    }
+
     async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
         Ok(self.body.as_slice().into())
     }

@@ -34,6 +34,17 @@ impl Upstream for FakeUpstream {
         if out.url.contains(":9") {
             return Err(UpstreamError::Unreachable("connection refused".into()));
         }
+        if out.url.contains(":8503") {
+            let mut headers = Headers::new();
+            headers.set("content-type", "text/plain");
+            return Ok((
+                ResponseHead {
+                    status: 503,
+                    headers,
+                },
+                "overloaded".into(),
+            ));
+        }
         let mut headers = Headers::new();
         headers.set("content-type", "application/json");
         headers.set("x-demo-origin", out.member);
@@ -45,6 +56,10 @@ impl Upstream for FakeUpstream {
             },
             format!("{{\"member\":\"{}\"}}", out.member),
         ))
+    }
+
+    fn body_replayable(&self) -> bool {
+        true
     }
 
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {

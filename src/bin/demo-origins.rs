@@ -9,9 +9,26 @@
 //! names the replica that served it (`X-Demo-Origin`), so tests can assert on
 //! routing, header rewriting and load balancing without real backends.
 //!
+//! To make gateway failover visible, each replica can be told to fail (see
+//! `faults.rs`): answer an error status, hang, drop the connection after the
+//! request head, or close its port altogether. A process-wide control
+//! listener (`--control`, its address printed as `demo-origins: control
+//! http://ADDR` before `demo-origins: ready`) sets and lists the modes and
+//! per-replica request counts; `/__fault` on a replica does the same for
+//! convenience:
+//!
+//! ```text
+//! curl -X POST 'http://127.0.0.1:18100/faults/18101?mode=503'
+//! curl -X POST 'http://127.0.0.1:18101/__fault?mode=reset&fail-next=2'
+//! curl http://127.0.0.1:18100/faults
+//! ```
+//!
 //! It is std-only (plus serde_json for string escaping) with one thread per
 //! connection: it has to build quickly next to the worker, and demo traffic
 //! is tiny.
+
+#[path = "demo_origins/faults.rs"]
+mod faults;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -19,10 +36,12 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use faults::{Faults, Mode, Replica};
 
 /// Request line plus headers; larger heads are refused with 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -32,6 +51,8 @@ const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 const MAX_CHUNK_LINE_BYTES: usize = 4 * 1024;
 /// Idle keep-alive connections end after this, so their threads do not pile up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The control listener of the default table (scripts/dev.sh).
+const DEFAULT_CONTROL: &str = "127.0.0.1:18100";
 
 const DEFAULT_ORIGINS: &[(&str, &str)] = &[
     ("127.0.0.1:18101", "catalog/eks/1"),
@@ -88,6 +109,8 @@ impl Origin {
 #[derive(Debug, PartialEq, Eq)]
 struct Config {
     origins: Vec<Origin>,
+    /// The fault-control listener; port 0 picks a free one.
+    control: SocketAddr,
     quiet: bool,
 }
 
@@ -99,15 +122,41 @@ enum Command {
 
 fn usage() -> String {
     let mut text = String::from(
-        "usage: demo-origins [--origin ADDR=API/CLUSTER/REPLICA]... [--quiet]\n\
+        "usage: demo-origins [--origin ADDR=API/CLUSTER/REPLICA]... [--control ADDR] [--quiet]\n\
          \n\
          Demo \"Acme\" API origins for scripts/dev.sh and the e2e tests. Every\n\
-         request is answered 200 with a JSON echo of what arrived.\n\
+         request is answered 200 with a JSON echo of what arrived, unless a\n\
+         fault is injected (below).\n\
          \n\
          \x20 --origin ADDR=API/CLUSTER/REPLICA  serve one origin, e.g. 127.0.0.1:18101=catalog/eks/1;\n\
          \x20                                    repeatable, replaces the default table\n\
-         \x20 --quiet                            do not log requests to stderr\n\
+         \x20 --control ADDR                     fault-control listener; default 127.0.0.1:18100,\n\
+         \x20                                    or 127.0.0.1:0 (a free port) when --origin is given\n\
+         \x20 --quiet                            do not log requests or mode changes to stderr\n\
          \x20 --help                             print this help\n\
+         \n\
+         Startup prints 'demo-origins: control http://ADDR', then 'demo-origins: ready'.\n\
+         \n\
+         Fault injection. REPLICA is a port, IP:PORT or API/CLUSTER/REPLICA:\n\
+         \x20 GET  http://CONTROL/faults            {\"IP:PORT\": {\"mode\", \"served\", \"faulted\", ...}}\n\
+         \x20 GET  http://CONTROL/faults/REPLICA    one replica\n\
+         \x20 POST http://CONTROL/faults/REPLICA?mode=MODE   set one replica\n\
+         \x20 POST http://CONTROL/faults?mode=MODE           set all (mode=ok heals everything)\n\
+         \x20 GET|POST http://ORIGIN/__fault[?mode=MODE][&replica=REPLICA]\n\
+         \x20      the same on any replica, for itself or the one named; /__fault is never\n\
+         \x20      faulted, but a replica that is down cannot answer it\n\
+         Modes:\n\
+         \x20 ok      answer normally (the default)\n\
+         \x20 503     answer every request with 503 and a JSON body naming the replica;\n\
+         \x20         &status=NNN (400..599) or mode=NNN picks another status\n\
+         \x20 hang    read the request, never answer; the connection stays open until the\n\
+         \x20         client gives up\n\
+         \x20 reset   close the connection right after the request head, without a response\n\
+         \x20 down    close the listening port (connects are refused; kept-alive connections\n\
+         \x20         are dropped at their next request); leaving down re-binds it\n\
+         \x20 &fail-next=N  fault only the next N requests, then back to ok (not with down)\n\
+         Mode changes are logged to stderr. Counters: served = answered normally,\n\
+         faulted = got the fault; /__fault requests count as neither.\n\
          \n\
          Default table:\n",
     );
@@ -119,27 +168,43 @@ fn usage() -> String {
 
 fn parse_args(args: Vec<String>) -> Result<Command, String> {
     let mut origins = Vec::new();
+    let mut control = None;
     let mut quiet = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-q" | "--quiet" => quiet = true,
+            "--control" => {
+                let addr = args.next().ok_or("--control needs a value IP:PORT")?;
+                control = Some(parse_control(&addr)?);
+            }
             "--origin" => {
                 let spec = args
                     .next()
                     .ok_or("--origin needs a value ADDR=API/CLUSTER/REPLICA")?;
                 origins.push(parse_origin(&spec)?);
             }
-            other => match other.strip_prefix("--origin=") {
-                Some(spec) => origins.push(parse_origin(spec)?),
-                None => return Err(format!("unknown argument '{other}'")),
-            },
+            other => {
+                if let Some(spec) = other.strip_prefix("--origin=") {
+                    origins.push(parse_origin(spec)?);
+                } else if let Some(addr) = other.strip_prefix("--control=") {
+                    control = Some(parse_control(addr)?);
+                } else {
+                    return Err(format!("unknown argument '{other}'"));
+                }
+            }
         }
     }
-    if origins.is_empty() {
+    // Custom tables (the tests) pick free ports, so a fixed control port
+    // would collide between parallel runs; the default table keeps its own.
+    let fallback = if origins.is_empty() {
         origins = default_origins();
-    }
+        DEFAULT_CONTROL
+    } else {
+        "127.0.0.1:0"
+    };
+    let control = control.unwrap_or_else(|| fallback.parse().expect("valid fallback address"));
     // A duplicate would fail to bind with a misleading "already in use" hint.
     let mut seen = HashSet::new();
     for origin in &origins {
@@ -147,7 +212,19 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
             return Err(format!("address {} is given twice", origin.addr));
         }
     }
-    Ok(Command::Serve(Config { origins, quiet }))
+    if control.port() != 0 && seen.contains(&control) {
+        return Err(format!("--control {control} is also an origin"));
+    }
+    Ok(Command::Serve(Config {
+        origins,
+        control,
+        quiet,
+    }))
+}
+
+fn parse_control(addr: &str) -> Result<SocketAddr, String> {
+    addr.parse()
+        .map_err(|_| format!("--control '{addr}': expected IP:PORT, e.g. 127.0.0.1:18100"))
 }
 
 fn default_origins() -> Vec<Origin> {
@@ -194,57 +271,96 @@ fn parse_origin(spec: &str) -> Result<Origin, String> {
 // ---------------------------------------------------------------------------
 
 fn serve(config: Config) -> ExitCode {
-    // Bind everything before announcing anything, so a port clash fails fast
-    // and scripts never see "ready" from a half-started set.
-    let mut bound = Vec::new();
-    for origin in config.origins {
-        match TcpListener::bind(origin.addr) {
-            Ok(listener) => bound.push((listener, origin)),
-            Err(err) => {
-                eprintln!(
-                    "demo-origins: cannot listen on {}: {}",
-                    origin.addr,
-                    describe_bind_error(&err)
-                );
-                return ExitCode::from(1);
-            }
+    let running = match start(config) {
+        Ok(running) => running,
+        Err(msg) => {
+            eprintln!("demo-origins: {msg}");
+            return ExitCode::from(1);
         }
-    }
-
+    };
     // Write errors are ignored: a script that stopped reading must not kill us.
     let mut out = io::stdout().lock();
-    for (listener, origin) in &bound {
-        let addr = listener.local_addr().unwrap_or(origin.addr);
+    for replica in &running.faults.replicas {
         let _ = writeln!(
             out,
-            "demo-origins: {} listening on http://{addr}",
-            origin.label()
+            "demo-origins: {} listening on http://{}",
+            replica.origin.label(),
+            replica.origin.addr
         );
     }
+    // Tests parse this line, so it comes before "ready".
+    let _ = writeln!(out, "demo-origins: control http://{}", running.control);
     let _ = writeln!(out, "demo-origins: ready");
     let _ = out.flush();
     drop(out);
-
-    let mut handles = Vec::new();
-    for (listener, origin) in bound {
-        let quiet = config.quiet;
-        let name = format!("accept {}", origin.label());
-        let origin = Arc::new(origin);
-        match thread::Builder::new()
-            .name(name)
-            .spawn(move || accept_loop(listener, origin, quiet))
-        {
-            Ok(handle) => handles.push(handle),
-            Err(err) => {
-                eprintln!("demo-origins: cannot start a listener thread: {err}");
-                return ExitCode::from(1);
-            }
-        }
-    }
-    for handle in handles {
+    for handle in running.threads {
         let _ = handle.join();
     }
     ExitCode::SUCCESS
+}
+
+/// A started set of origins plus the control listener.
+struct Running {
+    faults: Arc<Faults>,
+    control: SocketAddr,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Binds every listener, then starts their accept threads. Binding everything
+/// first makes a port clash fail fast, so scripts never see "ready" from a
+/// half-started set.
+fn start(config: Config) -> Result<Running, String> {
+    let bind = |addr: SocketAddr, what: &str| {
+        TcpListener::bind(addr).map_err(|err| {
+            format!(
+                "cannot listen on {addr}{what}: {}",
+                describe_bind_error(&err)
+            )
+        })
+    };
+    let mut listeners = Vec::new();
+    let mut replicas = Vec::new();
+    for mut origin in config.origins {
+        let listener = bind(origin.addr, "")?;
+        // `down` re-binds this exact address, so resolve port 0 now.
+        origin.addr = listener.local_addr().unwrap_or(origin.addr);
+        listeners.push(listener);
+        replicas.push(Replica::new(origin, config.quiet));
+    }
+    let control_listener = bind(config.control, " (--control)")?;
+    let control = control_listener
+        .local_addr()
+        .map_err(|err| format!("control listener: {err}"))?;
+    let faults = Arc::new(Faults {
+        replicas,
+        quiet: config.quiet,
+    });
+
+    let spawn = |name: String, body: Box<dyn FnOnce() + Send>| {
+        thread::Builder::new()
+            .name(name)
+            .spawn(body)
+            .map_err(|err| format!("cannot start a listener thread: {err}"))
+    };
+    let mut threads = Vec::new();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let name = format!("accept {}", faults.replicas[index].origin.label());
+        let faults = Arc::clone(&faults);
+        threads.push(spawn(
+            name,
+            Box::new(move || faults::accept_loop(listener, faults, index)),
+        )?);
+    }
+    let control_faults = Arc::clone(&faults);
+    threads.push(spawn(
+        "accept control".into(),
+        Box::new(move || faults::control_loop(control_listener, control_faults)),
+    )?);
+    Ok(Running {
+        faults,
+        control,
+        threads,
+    })
 }
 
 fn describe_bind_error(err: &io::Error) -> String {
@@ -256,30 +372,14 @@ fn describe_bind_error(err: &io::Error) -> String {
     }
 }
 
-fn accept_loop(listener: TcpListener, origin: Arc<Origin>, quiet: bool) {
-    for conn in listener.incoming() {
-        match conn {
-            Ok(stream) => {
-                let origin = Arc::clone(&origin);
-                let spawned = thread::Builder::new()
-                    .name(format!("conn {}", origin.label()))
-                    .spawn(move || serve_connection(stream, &origin, quiet));
-                if let Err(err) = spawned {
-                    eprintln!("demo-origins: dropping a connection, no thread: {err}");
-                }
-            }
-            Err(err) => {
-                // Usually transient (EMFILE, ECONNABORTED); back off instead of spinning.
-                eprintln!("demo-origins: {}: accept failed: {err}", origin.label());
-                thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// Serves requests on one keep-alive connection until the client closes,
-/// asks to close, idles out or sends something we refuse.
-fn serve_connection(stream: TcpStream, origin: &Origin, quiet: bool) {
+/// Serves requests on one keep-alive connection of replica `index` until the
+/// client closes, asks to close, idles out, sends something we refuse or
+/// meets an injected fault.
+fn serve_connection(stream: TcpStream, faults: &Faults, index: usize) {
+    let replica = &faults.replicas[index];
+    let origin = &replica.origin;
+    let label = origin.label();
+    let quiet = faults.quiet;
     // Nagle plus the client's delayed ACK would add ~40 ms per round trip.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
@@ -291,48 +391,94 @@ fn serve_connection(stream: TcpStream, origin: &Origin, quiet: bool) {
         let mut request = match read_head(&mut reader) {
             Ok(Some(request)) => request,
             Ok(None) | Err(ReadError::Closed) => return,
-            Err(ReadError::Reject(rejection)) => return refuse(reader, origin, quiet, &rejection),
+            Err(ReadError::Reject(rejection)) => {
+                return refuse(reader, Some(&label), quiet, &rejection)
+            }
         };
-        if request.expects_continue() && reader.get_mut().write_all(CONTINUE).is_err() {
-            return;
+        // The control route is exempt, so a faulty replica can be healed through itself.
+        let is_control = request.path() == faults::FAULT_PATH;
+        let fault = if is_control {
+            None
+        } else {
+            replica.take_fault()
+        };
+        match fault {
+            // Dropping the stream closes it before any byte of an answer;
+            // `down` treats kept-alive connections the same way.
+            Some(mode @ (Mode::Reset | Mode::Down)) => {
+                return log_request(quiet, &label, &request, mode.name())
+            }
+            Some(Mode::Hang) => {
+                log_request(quiet, &label, &request, "hang");
+                return faults::hang(reader);
+            }
+            _ => {}
         }
-        match read_body(&mut reader, &request.framing) {
-            Ok(body) => request.body = body,
+        match read_rest(&mut reader, &mut request) {
+            Ok(()) => {}
             Err(ReadError::Closed) => return,
-            Err(ReadError::Reject(rejection)) => return refuse(reader, origin, quiet, &rejection),
+            Err(ReadError::Reject(rejection)) => {
+                return refuse(reader, Some(&label), quiet, &rejection)
+            }
         }
         let keep_alive = request.keep_alive();
-        if !quiet {
-            eprintln!(
-                "{} {} {} 200",
-                origin.label(),
-                request.method,
-                request.target
-            );
-        }
+        let send_body = request.method != "HEAD";
+        let (status, response) = if is_control {
+            let (status, body) = faults.control(&request, Some(index));
+            let response = http_response(Some(&label), status, &body, send_body, keep_alive);
+            (status, response)
+        } else if let Some(Mode::Status(status)) = fault {
+            let body = faults::fault_json(origin, status);
+            let response = http_response(Some(&label), status, &body, send_body, keep_alive);
+            (status, response)
+        } else {
+            replica.count_served();
+            (200, respond(origin, &request, keep_alive))
+        };
+        log_request(quiet, &label, &request, status);
         // One write for the whole response: see the TCP_NODELAY note above.
-        let response = respond(origin, &request, keep_alive);
         if reader.get_mut().write_all(&response).is_err() || !keep_alive {
             return;
         }
     }
 }
 
+/// After the head: answers `Expect: 100-continue` and reads the body.
+fn read_rest(reader: &mut BufReader<TcpStream>, request: &mut Request) -> Result<(), ReadError> {
+    if request.expects_continue() {
+        reader.get_mut().write_all(CONTINUE)?;
+    }
+    request.body = read_body(reader, &request.framing)?;
+    Ok(())
+}
+
+fn log_request(quiet: bool, label: &str, request: &Request, outcome: impl std::fmt::Display) {
+    if !quiet {
+        eprintln!("{label} {} {} {outcome}", request.method, request.target);
+    }
+}
+
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// Answers a refused request and closes the connection gently.
-fn refuse(mut reader: BufReader<TcpStream>, origin: &Origin, quiet: bool, rejection: &Rejection) {
+/// Answers a refused request and closes the connection gently. `label` names
+/// the replica (`None` on the control listener).
+fn refuse(
+    mut reader: BufReader<TcpStream>,
+    label: Option<&str>,
+    quiet: bool,
+    rejection: &Rejection,
+) {
     if !quiet {
         eprintln!(
             "{} - - {} {}",
-            origin.label(),
+            label.unwrap_or("control"),
             rejection.status,
             rejection.reason
         );
     }
     let stream = reader.get_mut();
     if stream
-        .write_all(&error_response(origin, rejection))
+        .write_all(&rejection_response(label, rejection))
         .is_err()
     {
         return;
@@ -374,6 +520,11 @@ struct Request {
 }
 
 impl Request {
+    /// The target without its query.
+    fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or_default()
+    }
+
     fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
@@ -704,10 +855,15 @@ fn respond(origin: &Origin, request: &Request, keep_alive: bool) -> Vec<u8> {
         echo_json(origin, request)
     };
     let send_body = request.method != "HEAD";
-    http_response(origin, 200, &body, send_body, keep_alive)
+    http_response(Some(&origin.label()), 200, &body, send_body, keep_alive)
 }
 
+#[cfg(test)]
 fn error_response(origin: &Origin, rejection: &Rejection) -> Vec<u8> {
+    rejection_response(Some(&origin.label()), rejection)
+}
+
+fn rejection_response(label: Option<&str>, rejection: &Rejection) -> Vec<u8> {
     let error = match rejection.status {
         413 => "payload_too_large",
         431 => "header_too_large",
@@ -717,11 +873,12 @@ fn error_response(origin: &Origin, rejection: &Rejection) -> Vec<u8> {
         ("error", json_str(error)),
         ("reason", json_str(&rejection.reason)),
     ]);
-    http_response(origin, rejection.status, &body, true, false)
+    http_response(label, rejection.status, &body, true, false)
 }
 
+/// `label` becomes `X-Demo-Origin`; the control listener has none.
 fn http_response(
-    origin: &Origin,
+    label: Option<&str>,
     status: u16,
     body: &str,
     send_body: bool,
@@ -730,20 +887,29 @@ fn http_response(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
         413 => "Payload Too Large",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Unknown",
     };
     let connection = if keep_alive { "keep-alive" } else { "close" };
+    let origin_header = label
+        .map(|label| format!("X-Demo-Origin: {label}\r\n"))
+        .unwrap_or_default();
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\n\
          Content-Type: application/json\r\n\
          Content-Length: {}\r\n\
-         X-Demo-Origin: {}\r\n\
+         {origin_header}\
          Connection: {connection}\r\n\
          \r\n",
         body.len(),
-        origin.label(),
     );
     let mut out = Vec::with_capacity(head.len() + body.len());
     out.extend_from_slice(head.as_bytes());
@@ -1158,6 +1324,7 @@ mod tests {
             panic!("defaults")
         };
         assert_eq!(defaults.origins.len(), 8);
+        assert_eq!(defaults.control.to_string(), DEFAULT_CONTROL);
         assert!(!defaults.quiet);
         assert_eq!(defaults.origins[7].label(), "webhook/gke/2");
 
@@ -1170,9 +1337,21 @@ mod tests {
             panic!("custom")
         };
         assert!(custom.quiet);
+        // Free-port tables get a free control port too.
+        assert_eq!(custom.control.to_string(), "127.0.0.1:0");
         assert_eq!(custom.origins.len(), 2);
         assert_eq!(custom.origins[0].label(), "orders/eks/3");
         assert_eq!(custom.origins[1].addr.port(), 9001);
+
+        for control in [
+            &["--control", "127.0.0.1:9100"][..],
+            &["--control=127.0.0.1:9100"],
+        ] {
+            let Ok(Command::Serve(config)) = args(control) else {
+                panic!("{control:?}")
+            };
+            assert_eq!(config.control.port(), 9100);
+        }
 
         assert_eq!(args(&["--help"]), Ok(Command::Help));
         for bad in [
@@ -1182,6 +1361,9 @@ mod tests {
             &["--origin", "localhost:1=a/b/c"],
             &["--origin", "127.0.0.1:1=a/b"],
             &["--origin", "127.0.0.1:1=a/b/c d"],
+            &["--control"],
+            &["--control", "localhost:1"],
+            &["--control", "127.0.0.1:18101"],
             &[
                 "--origin",
                 "127.0.0.1:1=a/b/c",
@@ -1193,17 +1375,31 @@ mod tests {
         }
     }
 
-    /// Starts one origin on an ephemeral loopback port.
+    /// Starts origins on ephemeral loopback ports, plus the control listener.
+    pub(crate) fn start_origins(labels: &[&str]) -> Running {
+        let origins = labels
+            .iter()
+            .map(|label| parse_origin(&format!("127.0.0.1:0={label}")).expect("valid origin"))
+            .collect();
+        start(Config {
+            origins,
+            control: "127.0.0.1:0".parse().expect("addr"),
+            quiet: true,
+        })
+        .expect("start")
+    }
+
+    /// Starts one origin; returns its address.
     fn start_origin() -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let origin = Arc::new(Origin { addr, ..origin() });
-        thread::spawn(move || accept_loop(listener, origin, true));
-        addr
+        start_origins(&["catalog/eks/1"]).faults.replicas[0]
+            .origin
+            .addr
     }
 
     /// Reads one response; returns the status, lower-cased headers and body.
-    fn read_response(reader: &mut impl BufRead) -> (u16, HashMap<String, String>, Vec<u8>) {
+    pub(crate) fn read_response(
+        reader: &mut impl BufRead,
+    ) -> (u16, HashMap<String, String>, Vec<u8>) {
         let mut status_line = String::new();
         reader.read_line(&mut status_line).expect("status line");
         let status = status_line

@@ -62,6 +62,21 @@ impl<B> Reply<B> {
     }
 }
 
+/// What forwarding to a pool came to: a reply (and the member policy whose response phase runs
+/// on it), or the member policy's own step (it answered, or forwarded further).
+enum Forwarded<'g, B> {
+    Reply(Reply<B>, Option<&'g Policy>),
+    Step(Step, &'g Policy),
+}
+
+/// Methods that mean the same when sent twice (RFC 9110 §9.2.2): only these are retried.
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
+}
+
 /// The request to send to a pool member's origin.
 pub struct Outbound<'a> {
     pub method: &'a str,
@@ -87,6 +102,8 @@ pub trait Upstream {
     async fn send(&self, req: Outbound<'_>) -> Result<(ResponseHead, Self::Body), UpstreamError>;
     /// The client's whole request body, read once and kept for the upstream request.
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError>;
+    /// Whether the body could be sent again: none, or buffered, or not streamed yet.
+    fn body_replayable(&self) -> bool;
 }
 
 /// Why the request body could not be read.
@@ -260,15 +277,15 @@ impl Gateway {
                 .pools
                 .get(&key)
                 .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
-            let member = pool.pick(rng);
-            ex.enter_endpoint();
-            let Some(policy) = &member.policy else {
-                break self.fetch(pool, member, &ex.req, upstream).await?;
-            };
-            response_policies.push(policy);
-            step = run_phase(&policy.on_http_request, ex, ports).await?;
-            if step == Step::Continue {
-                break self.fetch(pool, member, &ex.req, upstream).await?;
+            match self.forward(pool, ex, upstream, ports, rng).await? {
+                Forwarded::Reply(reply, policy) => {
+                    response_policies.extend(policy);
+                    break reply;
+                }
+                Forwarded::Step(next, policy) => {
+                    response_policies.push(policy);
+                    step = next;
+                }
             }
         };
         let mut reply = reply;
@@ -280,6 +297,82 @@ impl Gateway {
             reply = respond(policy, &ex.req, reply, &response_ports).await?;
         }
         Ok(reply)
+    }
+
+    /// Sends the request to a member of `pool` (running the member's own policy first) and,
+    /// when that fails in a way that is safe to retry, to another member: a connection error, a
+    /// timeout, or a 502/503/504, for an idempotent method whose body can be sent again, within
+    /// the isolate's retry budget. Every outcome feeds the member's passive health.
+    async fn forward<'g, U: Upstream, L: RateLimiter, T: Trust>(
+        &'g self,
+        pool: &'g Pool,
+        ex: &mut Exchange,
+        upstream: &U,
+        ports: &Ports<'_, U, L, T>,
+        rng: &mut dyn Random,
+    ) -> Result<Forwarded<'g, U::Body>, GatewayError> {
+        let routing = &self.routing;
+        routing.retries.deposit();
+        let original = ex.req.clone();
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last = None;
+        loop {
+            let Some(i) = pool.choose(rng, ports.trust.now_ms(), &tried) else {
+                return match last {
+                    Some(failure) => failure,
+                    None => Err(GatewayError::PoolUnavailable {
+                        endpoint: pool.url.clone(),
+                        retry_after_s: pool
+                            .next_return_ms(ports.trust.now_ms())
+                            .map_or(1, |t| t.saturating_sub(ports.trust.now_ms()).div_ceil(1000)),
+                    }),
+                };
+            };
+            if let Some(failure) = last.take() {
+                if !routing.retries.withdraw() {
+                    ex.note(format!("{}: retry budget spent; not retrying", pool.url));
+                    return failure;
+                }
+                ex.req = original.clone();
+            }
+            let member = &pool.members[i];
+            ex.enter_endpoint();
+            if let Some(policy) = &member.policy {
+                let step = run_phase(&policy.on_http_request, ex, ports).await?;
+                if step != Step::Continue {
+                    return Ok(Forwarded::Step(step, policy));
+                }
+            }
+            let result = self.fetch(pool, member, &ex.req, upstream).await;
+            let failed = match &result {
+                Ok(reply) => matches!(reply.head.status, 502..=504),
+                Err(_) => true,
+            };
+            pool.record(i, !failed, ports.trust.now_ms(), &routing.health);
+            tried.push(i);
+            let retryable = failed
+                && tried.len() < routing.max_attempts.min(pool.members.len())
+                && idempotent(&original.method)
+                && upstream.body_replayable();
+            if retryable {
+                ex.note(format!(
+                    "{}: member {} failed ({}); trying another",
+                    pool.url,
+                    member.name,
+                    match &result {
+                        Ok(r) => format!("status {}", r.head.status),
+                        Err(e) => e.to_string(),
+                    }
+                ));
+                last = Some(result.map(|r| Forwarded::Reply(r, member.policy.as_ref())));
+                continue;
+            }
+            let mut reply = result?;
+            if let Some(header) = &routing.member_header {
+                reply.head.headers.set(header, &member.name);
+            }
+            return Ok(Forwarded::Reply(reply, member.policy.as_ref()));
+        }
     }
 
     async fn fetch<U: Upstream>(

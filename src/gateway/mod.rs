@@ -1,6 +1,7 @@
 //! The compiled gateway (public endpoints + internal pools) and the request path through it.
 
 mod handle;
+pub mod health;
 #[cfg(not(target_arch = "wasm32"))]
 mod local;
 mod pool;
@@ -26,6 +27,31 @@ pub struct Gateway {
     pub secret_refs: std::collections::BTreeSet<crate::secrets::SecretRef>,
     /// Their values, set once per version by the shell ([`Gateway::set_secrets`]).
     pub secrets: std::sync::Arc<crate::secrets::Secrets>,
+    /// How requests reach pool members: health, retries, the member header.
+    pub routing: Routing,
+}
+
+/// Failover settings and the isolate's retry budget.
+#[derive(Debug)]
+pub struct Routing {
+    pub health: health::HealthPolicy,
+    pub retries: health::RetryBudget,
+    /// Attempts per request at most (the first one included), and never more than the pool has
+    /// members.
+    pub max_attempts: usize,
+    /// The response header naming the member that answered (`None`: not sent).
+    pub member_header: Option<String>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            health: Default::default(),
+            retries: Default::default(),
+            max_attempts: 3,
+            member_header: Some("x-edge-gateway-member".into()),
+        }
+    }
 }
 
 /// A public (cloud) endpoint: the host it answers and its traffic policy.

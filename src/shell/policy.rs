@@ -64,7 +64,10 @@ async fn refresh(env: &Env, interval_s: f64) {
         Ok(None) => return problem(format!("KV key `{}` is missing", bundle_key(&version))),
         Err(e) => return problem(format!("cannot read `{}`: {e}", bundle_key(&version))),
     };
-    match bundle::load(&text).and_then(|g| with_secrets(env, g)) {
+    match bundle::load(&text)
+        .and_then(|g| with_secrets(env, g))
+        .map(|g| with_routing(env, g))
+    {
         Ok(gateway) => {
             console_log!("edge-gateway: policy version {version} is live");
             CACHE.with(|c| c.borrow_mut().install(gateway));
@@ -96,6 +99,16 @@ fn with_secrets(env: &Env, mut gateway: Gateway) -> Result<Gateway, String> {
     }
     gateway.set_secrets(secrets);
     Ok(gateway)
+}
+
+/// The Worker's routing settings: `MEMBER_HEADER` names the response header that says which
+/// pool member answered (empty: none).
+fn with_routing(env: &Env, mut gateway: Gateway) -> Gateway {
+    if let Ok(v) = env.var("MEMBER_HEADER") {
+        let name = v.to_string().trim().to_ascii_lowercase();
+        gateway.routing.member_header = (!name.is_empty()).then_some(name);
+    }
+    gateway
 }
 
 fn problem(reason: String) {

@@ -26,6 +26,8 @@ pub struct FetchUpstream {
 enum ClientBody {
     Stream(Option<JsValue>),
     Buffered(Rc<[u8]>),
+    /// Streamed to an upstream already: it cannot be sent again (no retry).
+    Sent,
 }
 
 impl FetchUpstream {
@@ -63,10 +65,16 @@ impl Upstream for FetchUpstream {
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
         if !matches!(method, Method::Get | Method::Head) {
-            let body = match &mut *self.body.borrow_mut() {
+            let mut state = self.body.borrow_mut();
+            let body = match &mut *state {
                 ClientBody::Stream(s) => s.take(),
                 ClientBody::Buffered(bytes) => Some(Uint8Array::from(&bytes[..]).into()),
+                ClientBody::Sent => None,
             };
+            if body.is_some() && matches!(*state, ClientBody::Stream(_)) {
+                *state = ClientBody::Sent;
+            }
+            drop(state);
             init.with_body(body);
         }
         let request = Request::new_with_init(&out.url, &init).map_err(unreachable)?;
@@ -97,6 +105,10 @@ impl Upstream for FetchUpstream {
         Ok((head, body))
     }
 
+    fn body_replayable(&self) -> bool {
+        !matches!(*self.body.borrow(), ClientBody::Sent)
+    }
+
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
         if self.declared_length.is_some_and(|n| n > limit as u64) {
             return Err(BodyError::TooLarge { limit });
@@ -104,6 +116,11 @@ impl Upstream for FetchUpstream {
         let stream = match &mut *self.body.borrow_mut() {
             ClientBody::Buffered(bytes) => return Ok(Rc::clone(bytes)),
             ClientBody::Stream(s) => s.take(),
+            ClientBody::Sent => {
+                return Err(BodyError::Unreadable(
+                    "the body was already streamed upstream".into(),
+                ))
+            }
         };
         let bytes: Rc<[u8]> = match stream {
             None => Rc::from(&[][..]),
