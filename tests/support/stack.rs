@@ -20,6 +20,8 @@ pub struct Stack {
     pub origin_ports: Vec<(u16, u16)>,
     /// The dev identity provider (`dev-auth serve`): `http://127.0.0.1:PORT`.
     pub idp: String,
+    /// The demo origins' fault-control listener: `http://127.0.0.1:PORT`.
+    pub faults: String,
     vars: Vec<(String, String)>,
     wrangler: Option<Child>,
     children: Vec<Child>,
@@ -91,6 +93,7 @@ impl Stack {
             dir,
             origin_ports: Vec::new(),
             idp: String::new(),
+            faults: String::new(),
             vars: Vec::new(),
             wrangler: None,
             children: Vec::new(),
@@ -123,7 +126,13 @@ impl Stack {
             .spawn()
             .expect("demo-origins starts");
         let mut lines = BufReader::new(origins.stdout.take().unwrap()).lines();
-        let ready = lines.any(|l| l.is_ok_and(|l| l.contains("demo-origins: ready")));
+        let ready = lines.any(|l| {
+            let l = l.unwrap_or_default();
+            if let Some(addr) = l.strip_prefix("demo-origins: control ") {
+                stack.faults = addr.trim().to_string();
+            }
+            l.contains("demo-origins: ready")
+        });
         if !ready {
             let mut err = String::new();
             origins.stderr.take().unwrap().read_to_string(&mut err).ok();
@@ -221,6 +230,28 @@ impl Stack {
             std::fs::write(out.join(f), edit(text)).unwrap();
         }
         out
+    }
+
+    /// Sets a demo origin replica's fault mode (`ok`, `503`, `hang`, `reset`, `down`), the replica
+    /// named `api/cluster/replica`; answers the replica's state (`served`, `faulted`, ...).
+    pub fn fault(&self, replica: &str, mode: &str) -> serde_json::Value {
+        let url = format!("{}/faults/{replica}?mode={mode}", self.faults);
+        let mut resp = Stack::agent()
+            .post(&url)
+            .send(&[][..])
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let text = resp.body_mut().read_to_string().unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{url} answered {text}"))
+    }
+
+    /// A replica's counters (`served`, `faulted`).
+    pub fn fault_state(&self, replica: &str) -> serde_json::Value {
+        let url = format!("{}/faults/{replica}", self.faults);
+        let mut resp = Stack::agent()
+            .get(&url)
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
     }
 
     /// Calls the dev identity provider's admin API (`POST /admin/down`, ...).
