@@ -57,6 +57,7 @@ check_ports() {
         check_port "$p" "demo origins" "The demo origins need 127.0.0.1:18101..18108: stop an earlier scripts/dev.sh or demo-origins."
     done
     check_port "${IDP_ADDR#*:}" "dev identity provider" "dev-auth serve needs $IDP_ADDR: stop an earlier scripts/dev.sh or dev-auth."
+    check_port 18100 "demo origins' fault control" "demo-origins needs 127.0.0.1:18100 for fault control: stop an earlier scripts/dev.sh or demo-origins."
 }
 
 # --- background services, each in its own process group ------------------------
@@ -200,6 +201,9 @@ $SCRIPT_NAME: edge-gateway is running on $BASE_URL (Ctrl-C stops it and the demo
   $rel_dev_auth sign-webhook --provider github --secret $DEV_WEBHOOK_SECRET --body "\$BODY" > /tmp/hook.h
   curl -s -H 'X-Acme-Api: webhook-gke' -H @/tmp/hook.h -d "\$BODY" $BASE_URL/hooks/github   # [$(status webhook-gke /hooks/github "${signed_args[@]}" -d "$webhook_body")]
   curl -s -i -H 'X-Acme-Api: webhook-gke' -d '{}' $BASE_URL/hooks/github                # unsigned: 403 [$(status webhook-gke /hooks/github -d '{}')]
+  # fault injection: a replica down (or 503, hang, reset); the pool keeps answering (docs/pools.md)
+  curl -X POST 'http://127.0.0.1:18100/faults/catalog/eks/1?mode=down'    # ...?mode=ok to heal
+  curl -s http://127.0.0.1:18100/faults                                   # who served, who failed
   # identity provider outage and key rotation: the gateway keeps serving with cached keys
   curl -s -X POST http://$IDP_ADDR/admin/down    # .../admin/up, .../admin/keys?kids=rsa-1,rsa-2
   # an unknown API -> 404; no X-Acme-Api header at all -> 400
