@@ -100,9 +100,11 @@ pub fn build_gateway(
             all.extend(diags);
             policy
         });
+        let annotations = meta(&doc.node, "annotations");
         let member = Member {
             name: format!("{}/{}", namespace(&doc.node), name(&doc.node)),
             cluster: annotation(&doc.node, CLUSTER_ANNOTATION),
+            weight: crate::gateway::balance::weight(annotations, "metadata.annotations", &mut d),
             origin,
             policy: match policy {
                 Some(Some(p)) => Some(p),
@@ -119,11 +121,10 @@ pub fn build_gateway(
             .and_then(|s| s.get("url"))
             .and_then(Node::as_str)
             .unwrap_or_default();
-        pools
-            .entry(key)
-            .or_insert_with(|| Pool::new(url))
-            .members
-            .push(member);
+        let pool = pools.entry(key).or_insert_with(|| Pool::new(url));
+        pool.settings
+            .read(&member.name, annotations, "metadata.annotations", &mut d);
+        pool.members.push(member);
         d.set_file(&doc.file);
         all.extend(d.items);
     }

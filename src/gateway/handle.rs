@@ -1,7 +1,8 @@
 //! The request path: public policy → forward-internal hops → member policy → upstream →
 //! response phases (innermost first). Platform work goes through the [`Upstream`] port.
 
-use super::{Gateway, Member, Pool};
+use super::balance::Balance;
+use super::{Gateway, Member, Pool, Want};
 use crate::actions::{Context, Step};
 use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
@@ -314,10 +315,23 @@ impl Gateway {
         let routing = &self.routing;
         routing.retries.deposit();
         let original = ex.req.clone();
+        let want = Want {
+            key: match &pool.settings.balance {
+                // A key that cannot be read (a header missing) falls back to random.
+                Balance::Hash(key) => ex.eval(key).ok().map(|v| crate::expr::to_text(&v)),
+                _ => None,
+            },
+            // A preference that cannot be rendered is no preference.
+            cluster: pool
+                .settings
+                .prefer_cluster
+                .as_ref()
+                .and_then(|t| ex.render(t, "forward-internal", "prefer-cluster").ok()),
+        };
         let mut tried: Vec<usize> = Vec::new();
         let mut last = None;
         loop {
-            let Some(i) = pool.choose(rng, ports.trust.now_ms(), &tried) else {
+            let Some(i) = pool.choose(rng, ports.trust.now_ms(), &tried, &want) else {
                 return match last {
                     Some(failure) => failure,
                     None => Err(GatewayError::PoolUnavailable {
@@ -343,7 +357,9 @@ impl Gateway {
                     return Ok(Forwarded::Step(step, policy));
                 }
             }
+            pool.in_flight(i, true);
             let result = self.fetch(pool, member, &ex.req, upstream).await;
+            pool.in_flight(i, false);
             let failed = match &result {
                 Ok(reply) => matches!(reply.head.status, 502..=504),
                 Err(_) => true,

@@ -1,5 +1,6 @@
 //! The compiled gateway (public endpoints + internal pools) and the request path through it.
 
+pub mod balance;
 mod handle;
 pub mod health;
 #[cfg(not(target_arch = "wasm32"))]
@@ -11,7 +12,7 @@ pub use handle::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use local::LocalTrust;
-pub use pool::{Member, Pool};
+pub use pool::{Member, Pool, Want};
 
 use crate::error::GatewayError;
 use crate::program::Policy;

@@ -1,6 +1,7 @@
 //! Pools of internal endpoints. ngrok picks a member uniformly at random; so do we, among the
 //! members passive health has not ejected (see [`super::health`]).
 
+use super::balance::{rendezvous, Balance, PoolSettings};
 use super::handle::Random;
 use super::health::{HealthPolicy, MemberHealth, State};
 use crate::endpoint_url::Origin;
@@ -14,6 +15,17 @@ pub struct Pool {
     pub members: Vec<Member>,
     /// Each member's passive health in this isolate, by index.
     pub health: RefCell<Vec<MemberHealth>>,
+    /// Requests in flight to each member from this isolate (for `least-requests`).
+    outstanding: RefCell<Vec<u32>>,
+    pub settings: PoolSettings,
+}
+
+/// What one request asks of the choice: its hash key and preferred cluster, when the pool's
+/// settings use them.
+#[derive(Debug, Default)]
+pub struct Want {
+    pub key: Option<String>,
+    pub cluster: Option<String>,
 }
 
 /// One AgentEndpoint: where it sends traffic, and its own policy (runs on forwarded requests).
@@ -24,6 +36,8 @@ pub struct Member {
     pub cluster: Option<String>,
     pub origin: Origin,
     pub policy: Option<Policy>,
+    /// Its share of the pool's traffic (`edge-gateway.dev/weight`, default 1).
+    pub weight: u32,
 }
 
 impl Pool {
@@ -32,39 +46,80 @@ impl Pool {
             url: url.to_string(),
             members: Vec::new(),
             health: RefCell::default(),
+            outstanding: RefCell::default(),
+            settings: PoolSettings::default(),
         }
     }
 
-    /// A member to try, not among `tried`: uniformly at random among the healthy ones, members
-    /// on probation with a quarter of the share; `None` when every member is ejected or tried.
-    pub fn choose(&self, rng: &mut dyn Random, now_ms: u64, tried: &[usize]) -> Option<usize> {
+    /// A member to try, not among `tried` and not ejected. Healthy members count their weight
+    /// four times, members on probation once; members of the wanted cluster go first; then the
+    /// pool's balancing decides. `None` when no member is left.
+    pub fn choose(
+        &self,
+        rng: &mut dyn Random,
+        now_ms: u64,
+        tried: &[usize],
+        want: &Want,
+    ) -> Option<usize> {
         let mut health = self.health.borrow_mut();
         health.resize(self.members.len(), MemberHealth::default());
-        let weights: Vec<u32> = health
+        let mut eligible: Vec<(usize, u32)> = health
             .iter()
             .enumerate()
-            .map(|(i, h)| {
-                if tried.contains(&i) {
-                    0
-                } else {
-                    h.weight(now_ms)
-                }
-            })
+            .filter(|(i, _)| !tried.contains(i))
+            .map(|(i, h)| (i, h.weight(now_ms) * self.members[i].weight))
+            .filter(|(_, w)| *w > 0)
             .collect();
-        let candidates: Vec<usize> = (0..weights.len()).filter(|i| weights[*i] > 0).collect();
-        let first = *candidates.first()?;
-        if candidates.iter().all(|i| weights[*i] == weights[first]) {
-            return Some(candidates[rng.below(candidates.len())]);
-        }
-        let total: u32 = weights.iter().sum();
-        let mut ticket = rng.below(total as usize) as u32;
-        for (i, w) in weights.iter().enumerate() {
-            if ticket < *w {
-                return Some(i);
+        if let Some(cluster) = want.cluster.as_deref() {
+            let in_cluster = |i: &usize| self.members[*i].cluster.as_deref() == Some(cluster);
+            if eligible.iter().any(|(i, _)| in_cluster(i)) {
+                eligible.retain(|(i, _)| in_cluster(i));
             }
-            ticket -= w;
         }
-        Some(first)
+        let &(first, first_w) = eligible.first()?;
+        match (&self.settings.balance, want.key.as_deref()) {
+            (Balance::Hash(_), Some(key)) => rendezvous(
+                key,
+                eligible
+                    .iter()
+                    .map(|(i, w)| (*i, self.members[*i].name.as_str(), *w)),
+            ),
+            (Balance::LeastRequests, _) => {
+                let mut outstanding = self.outstanding.borrow_mut();
+                outstanding.resize(self.members.len(), 0);
+                // Fewest in flight for the weight; among equals, a random one.
+                let load = |(i, w): &(usize, u32)| f64::from(outstanding[*i]) / f64::from(*w);
+                let least = eligible.iter().map(load).fold(f64::INFINITY, f64::min);
+                let ties: Vec<usize> = eligible
+                    .iter()
+                    .filter(|c| load(c) == least)
+                    .map(|(i, _)| *i)
+                    .collect();
+                Some(ties[rng.below(ties.len())])
+            }
+            _ if eligible.iter().all(|(_, w)| *w == first_w) => {
+                Some(eligible[rng.below(eligible.len())].0)
+            }
+            _ => {
+                let total: u32 = eligible.iter().map(|(_, w)| w).sum();
+                let mut ticket = rng.below(total as usize) as u32;
+                for (i, w) in &eligible {
+                    if ticket < *w {
+                        return Some(*i);
+                    }
+                    ticket -= w;
+                }
+                Some(first)
+            }
+        }
+    }
+
+    /// A request to `member` starts (`+1`) or ends (`-1`): the in-flight count.
+    pub fn in_flight(&self, member: usize, starts: bool) {
+        let mut outstanding = self.outstanding.borrow_mut();
+        outstanding.resize(self.members.len(), 0);
+        let n = &mut outstanding[member];
+        *n = if starts { *n + 1 } else { n.saturating_sub(1) };
     }
 
     pub fn record(&self, member: usize, ok: bool, now_ms: u64, policy: &HealthPolicy) {
@@ -106,6 +161,7 @@ mod tests {
                 cluster: None,
                 origin: Origin::parse("http://127.0.0.1:1").unwrap(),
                 policy: None,
+                weight: 1,
             });
         }
         p
@@ -116,17 +172,76 @@ mod tests {
         let p = pool(3);
         let hp = HealthPolicy::default();
         let mut rng = Seq(vec![0, 1, 2], 0);
-        assert_eq!(p.choose(&mut rng, 0, &[]), Some(0));
-        assert_eq!(p.choose(&mut rng, 0, &[0]), Some(2), "index 1 of [1, 2]");
+        assert_eq!(p.choose(&mut rng, 0, &[], &Want::default()), Some(0));
+        assert_eq!(
+            p.choose(&mut rng, 0, &[0], &Want::default()),
+            Some(2),
+            "index 1 of [1, 2]"
+        );
         for t in 0..3 {
             p.record(1, false, t, &hp);
         }
         let picks: Vec<_> = (0..6)
-            .map(|_| p.choose(&mut rng, 10, &[]).unwrap())
+            .map(|_| p.choose(&mut rng, 10, &[], &Want::default()).unwrap())
             .collect();
         assert!(!picks.contains(&1), "{picks:?}");
-        assert_eq!(p.choose(&mut rng, 10, &[0, 2]), None);
+        assert_eq!(p.choose(&mut rng, 10, &[0, 2], &Want::default()), None);
         assert_eq!(p.next_return_ms(10), Some(2 + hp.base_ms));
+    }
+
+    #[test]
+    fn preferred_cluster_first_then_failover() {
+        let mut p = pool(3);
+        p.members[0].cluster = Some("gke".into());
+        p.members[1].cluster = Some("eks".into());
+        p.members[2].cluster = Some("eks".into());
+        let want = Want {
+            key: None,
+            cluster: Some("gke".into()),
+        };
+        let mut rng = Seq((0..9).collect(), 0);
+        for _ in 0..5 {
+            assert_eq!(p.choose(&mut rng, 0, &[], &want), Some(0));
+        }
+        // The preferred member fails: the other cluster takes over.
+        assert!(matches!(p.choose(&mut rng, 0, &[0], &want), Some(1 | 2)));
+    }
+
+    #[test]
+    fn least_requests_and_weights() {
+        let mut p = pool(2);
+        p.settings.balance = Balance::LeastRequests;
+        let mut rng = Seq(vec![0], 0);
+        p.in_flight(0, true);
+        assert_eq!(p.choose(&mut rng, 0, &[], &Want::default()), Some(1));
+        p.in_flight(1, true);
+        p.in_flight(1, true);
+        assert_eq!(p.choose(&mut rng, 0, &[], &Want::default()), Some(0));
+        // Weight 3 on member 1: 2 in flight over weight 3 is less load than 1 over 1.
+        p.members[1].weight = 3;
+        assert_eq!(p.choose(&mut rng, 0, &[], &Want::default()), Some(1));
+        p.in_flight(1, false);
+        p.in_flight(1, false);
+        p.in_flight(0, false);
+        p.in_flight(0, false); // never below zero
+        assert_eq!(p.outstanding.borrow()[0], 0);
+    }
+
+    #[test]
+    fn hashing_keeps_a_key_on_one_member() {
+        let mut p = pool(3);
+        p.settings.balance = Balance::Hash(crate::expr::Expr::compile("'x'").unwrap());
+        let mut rng = Seq(vec![0, 1, 2], 0);
+        for user in ["ada", "bob", "cy"] {
+            let want = Want {
+                key: Some(user.into()),
+                cluster: None,
+            };
+            let first = p.choose(&mut rng, 0, &[], &want);
+            for _ in 0..5 {
+                assert_eq!(p.choose(&mut rng, 0, &[], &want), first);
+            }
+        }
     }
 
     #[test]
@@ -140,7 +255,7 @@ mod tests {
         // Weights 1 (probation) and 4: tickets 0 -> member 0, 1..=4 -> member 1.
         let mut rng = Seq((0..5).collect(), 0);
         let picks: Vec<_> = (0..5)
-            .map(|_| p.choose(&mut rng, back, &[]).unwrap())
+            .map(|_| p.choose(&mut rng, back, &[], &Want::default()).unwrap())
             .collect();
         assert_eq!(picks, vec![0, 1, 1, 1, 1]);
     }
