@@ -159,7 +159,9 @@ check_port "$port" "wrangler dev" "Something took it while building; pass --port
 log "starting wrangler dev on $BASE_URL (config $DEV_CONFIG, state $STATE_DIR)"
 start_group "wrangler dev" - wrangler dev --config "$DEV_CONFIG" --local --ip 127.0.0.1 --port "$port" \
     --persist-to "$STATE_DIR" --show-interactive-dev-session=false --var POLICY_REFRESH_SECONDS:2 \
-    --var "ACME__GITHUB_WEBHOOK_SECRET:$DEV_WEBHOOK_SECRET"
+    --var "ACME__GITHUB_WEBHOOK_SECRET:$DEV_WEBHOOK_SECRET" \
+    --var ACCESS__EKS_CLIENT_ID:dev-eks.access --var ACCESS__EKS_CLIENT_SECRET:dev-eks-secret \
+    --var ACCESS__GKE_CLIENT_ID:dev-gke.access --var ACCESS__GKE_CLIENT_SECRET:dev-gke-secret
 wrangler_pid=$STARTED_PID
 
 deadline=$((SECONDS + 120))

@@ -105,6 +105,11 @@ pub fn build_gateway(
             name: format!("{}/{}", namespace(&doc.node), name(&doc.node)),
             cluster: annotation(&doc.node, CLUSTER_ANNOTATION),
             weight: crate::gateway::balance::weight(annotations, "metadata.annotations", &mut d),
+            origin_auth: crate::gateway::balance::origin_auth(
+                annotations,
+                "metadata.annotations",
+                &mut d,
+            ),
             origin,
             policy: match policy {
                 Some(Some(p)) => Some(p),

@@ -162,14 +162,13 @@ fn hostile_requests_never_panic_and_never_leave_the_pools() {
 #[test]
 fn mangled_tokens_and_signatures_are_refused_never_panic() {
     let mut gw = acme_gateway();
-    gw.set_secrets(
-        [(
-            ("acme".to_string(), "github-webhook-secret".to_string()),
-            "s".to_string(),
-        )]
-        .into_iter()
-        .collect(),
-    );
+    let mut secrets: edge_gateway::secrets::Secrets = gw
+        .secret_refs
+        .iter()
+        .map(|r| (r.clone(), format!("value-of-{}", r.1)))
+        .collect();
+    secrets.insert(("acme".into(), "github-webhook-secret".into()), "s".into());
+    gw.set_secrets(secrets);
     let trust = LocalTrust::default();
     let now_s = 1_800_000_000;
     trust.now_ms.set(now_s * 1000);
@@ -271,7 +270,15 @@ fn acme_gateway() -> edge_gateway::gateway::Gateway {
     let root = support::scenario::repo_root();
     let files = edge_gateway::files::expand(&[root.join("policies/acme")]).unwrap();
     let (docs, _) = edge_gateway::files::load(&files);
-    build_gateway(&docs, Options::default(), "t").0.unwrap()
+    let mut gw = build_gateway(&docs, Options::default(), "t").0.unwrap();
+    // Every secret the policies name, as the Worker would hold them.
+    let secrets = gw
+        .secret_refs
+        .iter()
+        .map(|r| (r.clone(), format!("value-of-{}", r.1)))
+        .collect();
+    gw.set_secrets(secrets);
+    gw
 }
 
 /// Records which internal endpoint each forward went to; the client's body is `body`.

@@ -246,9 +246,10 @@ fn limits_sharing_a_key_share_one_round_trip() {
 fn a_pools_rate_limit_is_shared_by_its_members() {
     let sc =
         support::scenario::load(&support::scenario::repo_root().join("tests/scenarios/acme.yaml"));
-    let gw = build_gateway(&sc.source_docs(), Options::default(), "t")
+    let mut gw = build_gateway(&sc.source_docs(), Options::default(), "t")
         .0
         .unwrap();
+    gw.set_secrets(sc.secrets.iter().cloned().collect());
     let limiter = MemoryLimiter::default();
     let trust = LocalTrust::default();
     serve_jwks(&trust, &sc.jwks);

@@ -18,6 +18,9 @@ pub const WEIGHT: &str = "edge-gateway.dev/weight";
 pub const BALANCE: &str = "edge-gateway.dev/balance";
 pub const HASH_KEY: &str = "edge-gateway.dev/hash-key";
 pub const PREFER_CLUSTER: &str = "edge-gateway.dev/prefer-cluster";
+/// Cloudflare Access service-token credentials for a member's origin (see `origin_auth`).
+pub const ACCESS_CLIENT_ID: &str = "edge-gateway.dev/access-client-id";
+pub const ACCESS_CLIENT_SECRET: &str = "edge-gateway.dev/access-client-secret";
 
 #[derive(Debug, Default)]
 pub enum Balance {
@@ -192,4 +195,49 @@ mod tests {
             .count();
         assert!((680..=820).contains(&to_b), "{to_b}");
     }
+}
+
+/// A member's origin credentials: `edge-gateway.dev/access-client-id` and
+/// `edge-gateway.dev/access-client-secret` become the `CF-Access-Client-Id` and
+/// `CF-Access-Client-Secret` headers (Cloudflare Access service token). Both or neither; the
+/// secret must come from a Worker secret (`${secrets.get(...)}`), never be written in the file.
+pub fn origin_auth(
+    annotations: Option<&Node>,
+    path: &str,
+    d: &mut Diagnostics,
+) -> Vec<(&'static str, Template)> {
+    let Some(a) = annotations else {
+        return Vec::new();
+    };
+    let (id, secret) = (a.get(ACCESS_CLIENT_ID), a.get(ACCESS_CLIENT_SECRET));
+    let (Some(id), Some(secret)) = (id, secret) else {
+        if let Some(one) = id.or(secret) {
+            d.error(
+                Some("ERR_NGROK_2234"),
+                At::new(path, one),
+                format!("set both `{ACCESS_CLIENT_ID}` and `{ACCESS_CLIENT_SECRET}`"),
+            );
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (header, node, must_be_secret) in [
+        ("cf-access-client-id", id, false),
+        ("cf-access-client-secret", secret, true),
+    ] {
+        let text = node.as_str().unwrap_or_default();
+        if must_be_secret && !text.contains("secrets.get(") {
+            d.error(
+                Some("ERR_NGROK_2203"),
+                At::new(path, node),
+                format!("`{ACCESS_CLIENT_SECRET}` must read a Worker secret: \"${{secrets.get('vault', 'name')}}\""),
+            );
+            continue;
+        }
+        match Template::compile(text) {
+            Ok(t) => out.push((header, t)),
+            Err(e) => d.error(Some("ERR_NGROK_2224"), At::new(path, node), e.0),
+        }
+    }
+    out
 }

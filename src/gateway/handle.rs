@@ -357,8 +357,17 @@ impl Gateway {
                     return Ok(Forwarded::Step(step, policy));
                 }
             }
+            let mut credentials = Vec::with_capacity(member.origin_auth.len());
+            for (header, value) in &member.origin_auth {
+                credentials.push((
+                    *header,
+                    ex.render(value, "forward-internal", "origin auth")?,
+                ));
+            }
             pool.in_flight(i, true);
-            let result = self.fetch(pool, member, &ex.req, upstream).await;
+            let result = self
+                .fetch(pool, member, &ex.req, &credentials, upstream)
+                .await;
             pool.in_flight(i, false);
             let failed = match &result {
                 Ok(reply) => matches!(reply.head.status, 502..=504),
@@ -396,12 +405,17 @@ impl Gateway {
         pool: &Pool,
         member: &Member,
         req: &RequestHead,
+        credentials: &[(&str, String)],
         upstream: &U,
     ) -> Result<Reply<U::Body>, GatewayError> {
+        let mut headers = proxy::forward_headers(req);
+        for (name, value) in credentials {
+            headers.set(name, value);
+        }
         let out = Outbound {
             method: &req.method,
             url: member.origin.url_for(&req.uri()),
-            headers: proxy::forward_headers(req),
+            headers,
             endpoint: &pool.url,
             member: &member.name,
         };

@@ -38,6 +38,9 @@ pub struct Member {
     pub policy: Option<Policy>,
     /// Its share of the pool's traffic (`edge-gateway.dev/weight`, default 1).
     pub weight: u32,
+    /// Headers that authenticate the gateway to the origin (Cloudflare Access service token),
+    /// usually `${secrets.get(...)}`: a tunnel hostname is useless without them.
+    pub origin_auth: Vec<(&'static str, crate::expr::Template)>,
 }
 
 impl Pool {
@@ -162,6 +165,7 @@ mod tests {
                 origin: Origin::parse("http://127.0.0.1:1").unwrap(),
                 policy: None,
                 weight: 1,
+                origin_auth: Vec::new(),
             });
         }
         p
