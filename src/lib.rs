@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod bundle;
 pub mod compile;
+pub mod deploy;
 pub mod endpoint_url;
 pub mod error;
 pub mod eval;

@@ -5,6 +5,9 @@
 //! policy-check check  [--strict] PATH...             report every problem; exit 1 if any error
 //! policy-check bundle [--strict] --out FILE PATH...  the same check; when clean, write the bundle
 //!                                                     and print its version on stdout
+//! policy-check deploy [--strict] --out DIR PATH...   the same check; when clean, write
+//!                                                     DIR/<cluster>/cloudflared.yaml for each
+//!                                                     cluster's tunnel (src/deploy.rs)
 //! ```
 
 use edge_gateway::bundle::Bundle;
@@ -14,7 +17,7 @@ use edge_gateway::manifest::{build_gateway, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: policy-check check [--strict] PATH...\n       policy-check bundle [--strict] --out FILE PATH...";
+const USAGE: &str = "usage: policy-check check [--strict] PATH...\n       policy-check bundle [--strict] --out FILE PATH...\n       policy-check deploy [--strict] --out DIR PATH...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,8 +45,9 @@ fn main() -> ExitCode {
         }
     }
     match (command, &out) {
-        ("check", None) | ("bundle", Some(_)) => {}
+        ("check", None) | ("bundle", Some(_)) | ("deploy", Some(_)) => {}
         ("bundle", None) => return usage("bundle needs --out FILE"),
+        ("deploy", None) => return usage("deploy needs --out DIR"),
         _ => return usage(&format!("unknown command `{command}`")),
     }
     if paths.is_empty() {
@@ -87,6 +91,9 @@ fn main() -> ExitCode {
         members,
         gateway.pools.len()
     );
+    if let (Some(dir), "deploy") = (&out, command) {
+        return write_deploy(&docs, dir);
+    }
     if let Some(out) = out {
         let json = serde_json::to_string(&bundle).expect("a bundle serialises");
         if let Err(e) = std::fs::write(&out, json) {
@@ -94,6 +101,31 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         println!("{}", bundle.version);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `DIR/<cluster>/cloudflared.yaml` for every cluster whose AgentEndpoints name tunnel hostnames.
+fn write_deploy(docs: &[edge_gateway::manifest::SourceDoc], dir: &std::path::Path) -> ExitCode {
+    let clusters = match edge_gateway::deploy::routes(docs) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("policy-check: {p}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    for (cluster, routes) in &clusters {
+        let path = dir.join(cluster).join("cloudflared.yaml");
+        let written = std::fs::create_dir_all(dir.join(cluster)).and_then(|()| {
+            std::fs::write(&path, edge_gateway::deploy::cloudflared(cluster, routes))
+        });
+        if let Err(e) = written {
+            eprintln!("policy-check: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+        println!("{} ({} route(s))", path.display(), routes.len());
     }
     ExitCode::SUCCESS
 }
