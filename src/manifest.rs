@@ -110,6 +110,7 @@ pub fn build_gateway(
                 "metadata.annotations",
                 &mut d,
             ),
+            probe: crate::gateway::probe::read(annotations, "metadata.annotations", &mut d),
             origin,
             policy: match policy {
                 Some(Some(p)) => Some(p),

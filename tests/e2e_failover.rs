@@ -106,11 +106,42 @@ fn pools_survive_failures_end_to_end() {
     assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
 
     // They come back: after the back-off, traffic spreads over both again.
+    heal_and_spread(&stack);
+
+    // Active health: the Cron Trigger probes replica 1 (answering 503, health path included),
+    // the board tells the isolate, and no request reaches replica 1 at all, where passive
+    // health would have let 3 through before ejecting it.
+    stack.fault("catalog/eks/1", "503");
+    let probe = stack.get("/__scheduled?cron=*+*+*+*+*", &[]).unwrap();
+    assert_eq!(probe.status, 200, "{}", probe.body);
+    stack.wait_until("the probe is reported", Duration::from_secs(30), |s| {
+        s.log_text().contains("edge-gateway: probed")
+    });
+    assert!(stack.log_text().contains("1 down"), "{}", stack.log_text());
+    std::thread::sleep(Duration::from_millis(10_500)); // the isolate reads the board every 10 s
+    let faulted = stack.fault_state("catalog/eks/1")["faulted"]
+        .as_u64()
+        .unwrap();
+    for _ in 0..30 {
+        assert_eq!(catalog(&stack).0, 200);
+    }
+    assert_eq!(
+        stack.fault_state("catalog/eks/1")["faulted"]
+            .as_u64()
+            .unwrap(),
+        faulted,
+        "no request may reach a member its probe reported down"
+    );
+    stack.fault("catalog/eks/1", "ok");
+}
+
+/// Both catalog replicas healthy again, and both taking traffic.
+fn heal_and_spread(stack: &Stack) {
     stack.fault("catalog/eks/1", "ok");
     stack.fault("catalog/eks/2", "ok");
     let (before1, before2) = (
-        served(&stack, "catalog/eks/1"),
-        served(&stack, "catalog/eks/2"),
+        served(stack, "catalog/eks/1"),
+        served(stack, "catalog/eks/2"),
     );
     stack.wait_until("traffic spreads again", Duration::from_secs(90), |s| {
         for _ in 0..10 {

@@ -336,9 +336,9 @@ impl Gateway {
                     Some(failure) => failure,
                     None => Err(GatewayError::PoolUnavailable {
                         endpoint: pool.url.clone(),
-                        retry_after_s: pool
-                            .next_return_ms(ports.trust.now_ms())
-                            .map_or(1, |t| t.saturating_sub(ports.trust.now_ms()).div_ceil(1000)),
+                        retry_after_s: pool.next_return_ms(ports.trust.now_ms()).map_or(30, |t| {
+                            t.saturating_sub(ports.trust.now_ms()).div_ceil(1000)
+                        }),
                     }),
                 };
             };

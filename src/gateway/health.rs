@@ -46,6 +46,8 @@ pub enum State {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberHealth {
     state: State,
+    /// The last active probe (the board) said down: no traffic, whatever passive health says.
+    pub probed_down: bool,
     /// Consecutive failures (healthy) or successes (probation).
     streak: u32,
     /// Ejections in a row without a full recovery: the back-off doubles with each.
@@ -56,6 +58,7 @@ impl Default for MemberHealth {
     fn default() -> Self {
         MemberHealth {
             state: State::Healthy,
+            probed_down: false,
             streak: 0,
             ejections: 0,
         }
@@ -71,8 +74,11 @@ impl MemberHealth {
         }
     }
 
-    /// Its share of picks: healthy 4, probation 1, ejected 0.
+    /// Its share of picks: healthy 4, probation 1, ejected or probed down 0.
     pub fn weight(&self, now_ms: u64) -> u32 {
+        if self.probed_down {
+            return 0;
+        }
         match self.state(now_ms) {
             State::Healthy => 4,
             State::Probation => 1,
@@ -98,7 +104,10 @@ impl MemberHealth {
             (State::Probation, true) => {
                 self.streak += 1;
                 if self.streak >= p.recover_after {
-                    *self = MemberHealth::default();
+                    *self = MemberHealth {
+                        probed_down: self.probed_down,
+                        ..MemberHealth::default()
+                    };
                 }
             }
             (State::Probation, false) => self.eject(now_ms, p),

@@ -6,6 +6,7 @@ pub mod health;
 #[cfg(not(target_arch = "wasm32"))]
 mod local;
 mod pool;
+pub mod probe;
 
 pub use handle::{
     Body, BodyError, Outbound, Random, RateLimiter, Reply, Trust, Upstream, UpstreamError, MAX_HOPS,

@@ -41,6 +41,8 @@ pub struct Member {
     /// Headers that authenticate the gateway to the origin (Cloudflare Access service token),
     /// usually `${secrets.get(...)}`: a tunnel hostname is useless without them.
     pub origin_auth: Vec<(&'static str, crate::expr::Template)>,
+    /// Its active health probe, if any (`edge-gateway.dev/health-path`).
+    pub probe: Option<super::probe::Probe>,
 }
 
 impl Pool {
@@ -125,6 +127,13 @@ impl Pool {
         *n = if starts { *n + 1 } else { n.saturating_sub(1) };
     }
 
+    /// What the latest active probe said of `member` (`false` also when nothing fresh is known).
+    pub fn set_probed_down(&self, member: usize, down: bool) {
+        let mut health = self.health.borrow_mut();
+        health.resize(self.members.len(), MemberHealth::default());
+        health[member].probed_down = down;
+    }
+
     pub fn record(&self, member: usize, ok: bool, now_ms: u64, policy: &HealthPolicy) {
         let mut health = self.health.borrow_mut();
         health.resize(self.members.len(), MemberHealth::default());
@@ -166,6 +175,7 @@ mod tests {
                 policy: None,
                 weight: 1,
                 origin_auth: Vec::new(),
+                probe: None,
             });
         }
         p

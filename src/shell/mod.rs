@@ -2,6 +2,7 @@
 //! a [`RequestHead`], keeps the compiled policy per isolate ([`policy`]), and sends upstream
 //! requests with `fetch` ([`upstream`]).
 
+mod health_board;
 mod policy;
 mod rate_limit;
 mod timeout;
@@ -11,7 +12,9 @@ mod upstream;
 use crate::error::GatewayError;
 use crate::gateway::{Body, Random, Reply};
 use crate::http::{Headers, RequestHead};
-use worker::{event, Context, Env, Request, Response, ResponseBody, Result};
+use worker::{
+    event, Context, Env, Request, Response, ResponseBody, Result, ScheduleContext, ScheduledEvent,
+};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -23,6 +26,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(h) => h,
         Err(e) => return respond(Reply::synthetic(e.rescue())),
     };
+    health_board::refresh(&env, &gateway).await;
     let upstream = upstream::FetchUpstream::new(&req, &env);
     let limiter = rate_limit::DurableLimiter { env: &env };
     let trust = trust::WorkerTrust::new(&env);
@@ -79,5 +83,14 @@ struct JsRandom;
 impl Random for JsRandom {
     fn below(&mut self, n: usize) -> usize {
         ((worker::js_sys::Math::random() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+}
+
+/// The Cron Trigger (`[triggers] crons` in wrangler.toml): active health probes.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    match policy::current(&env).await {
+        Ok(gateway) => health_board::probe_all(&env, &gateway).await,
+        Err(e) => worker::console_log!("edge-gateway: no policy to probe: {e}"),
     }
 }

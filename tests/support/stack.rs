@@ -163,16 +163,18 @@ impl Stack {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        // policies/acme names this Worker secret; a version whose secrets are missing is refused.
-        if !stack
-            .vars
-            .iter()
-            .any(|(k, _)| k == "ACME__GITHUB_WEBHOOK_SECRET")
-        {
-            stack.vars.push((
-                "ACME__GITHUB_WEBHOOK_SECRET".into(),
-                "dev-webhook-secret".into(),
-            ));
+        // policies/acme names these Worker secrets; a version whose secrets are missing is
+        // refused. The values are the ones tests/scenarios/acme.yaml expects.
+        for (k, v) in [
+            ("ACME__GITHUB_WEBHOOK_SECRET", "dev-webhook-secret"),
+            ("ACCESS__EKS_CLIENT_ID", "eks-id.access"),
+            ("ACCESS__EKS_CLIENT_SECRET", "eks-secret"),
+            ("ACCESS__GKE_CLIENT_ID", "gke-id.access"),
+            ("ACCESS__GKE_CLIENT_SECRET", "gke-secret"),
+        ] {
+            if !stack.vars.iter().any(|(name, _)| name == k) {
+                stack.vars.push((k.into(), v.into()));
+            }
         }
         stack.start_wrangler();
         stack
@@ -200,7 +202,9 @@ impl Stack {
             .args(["--local", "--ip", "127.0.0.1", "--port", &port])
             .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
             .arg(self.dir.join("state"))
-            .arg("--show-interactive-dev-session=false");
+            .arg("--show-interactive-dev-session=false")
+            // GET /__scheduled runs the Cron Trigger (active health probes).
+            .arg("--test-scheduled");
         for (k, v) in &self.vars {
             cmd.args(["--var", &format!("{k}:{v}")]);
         }
