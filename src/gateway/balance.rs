@@ -158,45 +158,6 @@ pub fn rendezvous<'a>(
         .map(|(i, _)| i)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rendezvous_is_stable_and_moves_only_the_leavers_keys() {
-        let all = [(0, "a", 1), (1, "b", 1), (2, "c", 1)];
-        let keys: Vec<String> = (0..300).map(|i| format!("user-{i}")).collect();
-        let before: Vec<usize> = keys
-            .iter()
-            .map(|k| rendezvous(k, all.iter().copied()).unwrap())
-            .collect();
-        // Spread: each member gets a fair part.
-        for m in 0..3 {
-            let n = before.iter().filter(|x| **x == m).count();
-            assert!((60..=140).contains(&n), "member {m}: {n}");
-        }
-        // Member 1 leaves: only its keys move.
-        let after: Vec<usize> = keys
-            .iter()
-            .map(|k| rendezvous(k, all.iter().copied().filter(|c| c.0 != 1)).unwrap())
-            .collect();
-        for (b, a) in before.iter().zip(&after) {
-            if *b != 1 {
-                assert_eq!(a, b);
-            }
-        }
-    }
-
-    #[test]
-    fn weights_shift_the_share() {
-        let members = [(0, "a", 1), (1, "b", 3)];
-        let to_b = (0..1000)
-            .filter(|i| rendezvous(&i.to_string(), members.iter().copied()) == Some(1))
-            .count();
-        assert!((680..=820).contains(&to_b), "{to_b}");
-    }
-}
-
 /// A member's origin credentials: `edge-gateway.dev/access-client-id` and
 /// `edge-gateway.dev/access-client-secret` become the `CF-Access-Client-Id` and
 /// `CF-Access-Client-Secret` headers (Cloudflare Access service token). Both or neither; the
@@ -240,4 +201,43 @@ pub fn origin_auth(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendezvous_is_stable_and_moves_only_the_leavers_keys() {
+        let all = [(0, "a", 1), (1, "b", 1), (2, "c", 1)];
+        let keys: Vec<String> = (0..300).map(|i| format!("user-{i}")).collect();
+        let before: Vec<usize> = keys
+            .iter()
+            .map(|k| rendezvous(k, all.iter().copied()).unwrap())
+            .collect();
+        // Spread: each member gets a fair part.
+        for m in 0..3 {
+            let n = before.iter().filter(|x| **x == m).count();
+            assert!((60..=140).contains(&n), "member {m}: {n}");
+        }
+        // Member 1 leaves: only its keys move.
+        let after: Vec<usize> = keys
+            .iter()
+            .map(|k| rendezvous(k, all.iter().copied().filter(|c| c.0 != 1)).unwrap())
+            .collect();
+        for (b, a) in before.iter().zip(&after) {
+            if *b != 1 {
+                assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn weights_shift_the_share() {
+        let members = [(0, "a", 1), (1, "b", 3)];
+        let to_b = (0..1000)
+            .filter(|i| rendezvous(&i.to_string(), members.iter().copied()) == Some(1))
+            .count();
+        assert!((680..=820).contains(&to_b), "{to_b}");
+    }
 }
