@@ -158,7 +158,7 @@ bash scripts/upload-policy.sh --local --persist-to "$STATE_DIR" "$POLICY_DIR" ||
 check_port "$port" "wrangler dev" "Something took it while building; pass --port N."
 log "starting wrangler dev on $BASE_URL (config $DEV_CONFIG, state $STATE_DIR)"
 start_group "wrangler dev" - wrangler dev --config "$DEV_CONFIG" --local --ip 127.0.0.1 --port "$port" \
-    --persist-to "$STATE_DIR" --show-interactive-dev-session=false --var POLICY_REFRESH_SECONDS:2 \
+    --persist-to "$STATE_DIR" --show-interactive-dev-session=false --test-scheduled --var POLICY_REFRESH_SECONDS:2 \
     --var "ACME__GITHUB_WEBHOOK_SECRET:$DEV_WEBHOOK_SECRET" \
     --var ACCESS__EKS_CLIENT_ID:dev-eks.access --var ACCESS__EKS_CLIENT_SECRET:dev-eks-secret \
     --var ACCESS__GKE_CLIENT_ID:dev-gke.access --var ACCESS__GKE_CLIENT_SECRET:dev-gke-secret
@@ -206,6 +206,7 @@ $SCRIPT_NAME: edge-gateway is running on $BASE_URL (Ctrl-C stops it and the demo
   # fault injection: a replica down (or 503, hang, reset); the pool keeps answering (docs/pools.md)
   curl -X POST 'http://127.0.0.1:18100/faults/catalog/eks/1?mode=down'    # ...?mode=ok to heal
   curl -s http://127.0.0.1:18100/faults                                   # who served, who failed
+  curl -s "$BASE_URL/__scheduled?cron=*+*+*+*+*"        # run the health probes now (the Cron Trigger)
   # identity provider outage and key rotation: the gateway keeps serving with cached keys
   curl -s -X POST http://$IDP_ADDR/admin/down    # .../admin/up, .../admin/keys?kids=rsa-1,rsa-2
   # an unknown API -> 404; no X-Acme-Api header at all -> 400

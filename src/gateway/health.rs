@@ -236,4 +236,69 @@ mod tests {
         // 10 banked at the start, then one per five requests.
         assert!((205..=211).contains(&retries), "{retries}");
     }
+
+    /// Property: over random outcomes, times and members, the choice never returns a member that
+    /// is tried, ejected or probed down, always returns one when any is eligible, and a member that
+    /// only succeeds after its last failure is healthy again within the longest back-off plus its
+    /// probation.
+    #[test]
+    fn random_histories_keep_the_invariants() {
+        use crate::gateway::Want;
+        let hp = HealthPolicy::default();
+        let mut rng = fastrand::Rng::with_seed(5);
+        struct R<'a>(&'a mut fastrand::Rng);
+        impl crate::gateway::Random for R<'_> {
+            fn below(&mut self, n: usize) -> usize {
+                self.0.usize(0..n)
+            }
+        }
+        for _ in 0..200 {
+            let n = rng.usize(1..5);
+            let mut pool = crate::gateway::Pool::new("https://p.internal");
+            for i in 0..n {
+                pool.members.push(crate::gateway::Member {
+                    name: format!("m{i}"),
+                    cluster: None,
+                    origin: crate::endpoint_url::Origin::parse("http://127.0.0.1:1").unwrap(),
+                    policy: None,
+                    weight: rng.u32(1..4),
+                    origin_auth: Vec::new(),
+                    probe: None,
+                });
+            }
+            let mut now = 0u64;
+            for _ in 0..300 {
+                now += rng.u64(0..3_000);
+                let member = rng.usize(0..n);
+                match rng.u8(0..10) {
+                    0 => pool.set_probed_down(member, rng.bool()),
+                    1..=4 => pool.record(member, false, now, &hp),
+                    _ => pool.record(member, true, now, &hp),
+                }
+                let tried: Vec<usize> = (0..n).filter(|_| rng.u8(0..4) == 0).collect();
+                let health = pool.health.borrow().clone();
+                let eligible: Vec<usize> = (0..n)
+                    .filter(|i| !tried.contains(i) && health[*i].weight(now) > 0)
+                    .collect();
+                let chosen = pool.choose(&mut R(&mut rng), now, &tried, &Want::default());
+                match chosen {
+                    Some(i) => assert!(eligible.contains(&i), "chose {i}, eligible {eligible:?}"),
+                    None => assert!(eligible.is_empty(), "nothing chosen from {eligible:?}"),
+                }
+            }
+            // Quiet recovery: no probe says down, and every member succeeds once its back-off ends.
+            for i in 0..n {
+                pool.set_probed_down(i, false);
+            }
+            now += hp.max_ms;
+            for _ in 0..hp.recover_after {
+                for i in 0..n {
+                    pool.record(i, true, now, &hp);
+                }
+            }
+            for h in pool.health.borrow().iter() {
+                assert_eq!(h.state(now), State::Healthy);
+            }
+        }
+    }
 }
