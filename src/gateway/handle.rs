@@ -70,6 +70,13 @@ enum Forwarded<'g, B> {
     Step(Step, &'g Policy),
 }
 
+/// Statuses that mean the member (not the request) failed: a gateway error, an overloaded
+/// service, a timeout, and Cloudflare's own answers when a tunnel or origin is unreachable
+/// (520-527 origin errors, 530 no tunnel connector).
+fn member_failed(status: u16) -> bool {
+    matches!(status, 502..=504 | 520..=527 | 530)
+}
+
 /// Methods that mean the same when sent twice (RFC 9110 §9.2.2): only these are retried.
 fn idempotent(method: &str) -> bool {
     matches!(
@@ -91,7 +98,12 @@ pub struct Outbound<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamError {
     Unreachable(String),
-    Timeout { after_ms: u64 },
+    Timeout {
+        after_ms: u64,
+    },
+    /// The request itself could not be built (a header value the platform refuses): the
+    /// client's problem, not the member's, so no retry and no mark against its health.
+    Invalid(String),
 }
 
 /// Sends a request to an origin (the shell's `fetch`; a fake in tests). The request body is the
@@ -105,6 +117,8 @@ pub trait Upstream {
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError>;
     /// Whether the body could be sent again: none, or buffered, or not streamed yet.
     fn body_replayable(&self) -> bool;
+    /// Throws away a response that will not be used (a failed attempt that was retried).
+    fn discard(&self, _body: Self::Body) {}
 }
 
 /// Why the request body could not be read.
@@ -313,8 +327,9 @@ impl Gateway {
         rng: &mut dyn Random,
     ) -> Result<Forwarded<'g, U::Body>, GatewayError> {
         let routing = &self.routing;
-        routing.retries.deposit();
+        pool.retries.deposit();
         let original = ex.req.clone();
+        let limits_before = ex.rate_limits.len();
         let want = Want {
             key: match &pool.settings.balance {
                 // A key that cannot be read (a header missing) falls back to random.
@@ -343,11 +358,18 @@ impl Gateway {
                 };
             };
             if let Some(failure) = last.take() {
-                if !routing.retries.withdraw() {
+                if !pool.retries.withdraw() {
                     ex.note(format!("{}: retry budget spent; not retrying", pool.url));
                     return failure;
                 }
+                if let Ok(Forwarded::Reply(reply, _)) = failure {
+                    if let Body::Upstream(body) = reply.body {
+                        upstream.discard(body);
+                    }
+                }
                 ex.req = original.clone();
+                // The failed attempt's member-policy rate limits are not reported twice.
+                ex.rate_limits.truncate(limits_before);
             }
             let member = &pool.members[i];
             ex.enter_endpoint();
@@ -364,13 +386,16 @@ impl Gateway {
                     ex.render(value, "forward-internal", "origin auth")?,
                 ));
             }
-            pool.in_flight(i, true);
+            // Counted in flight until the attempt ends, however it ends (even if the request
+            // is dropped mid-way: the guard's Drop).
+            let busy = pool.busy(i);
             let result = self
                 .fetch(pool, member, &ex.req, &credentials, upstream)
                 .await;
-            pool.in_flight(i, false);
-            let failed = match &result {
-                Ok(reply) => matches!(reply.head.status, 502..=504),
+            drop(busy);
+            let failed = match result {
+                Ok(ref reply) => member_failed(reply.head.status),
+                Err(e @ GatewayError::BadRequest { .. }) => return Err(e),
                 Err(_) => true,
             };
             pool.record(i, !failed, ports.trust.now_ms(), &routing.health);
@@ -436,6 +461,7 @@ impl Gateway {
                 endpoint: pool.url.clone(),
                 after_ms,
             }),
+            Err(UpstreamError::Invalid(reason)) => Err(GatewayError::BadRequest { reason }),
         }
     }
 }

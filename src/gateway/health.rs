@@ -46,8 +46,9 @@ pub enum State {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberHealth {
     state: State,
-    /// The last active probe (the board) said down: no traffic, whatever passive health says.
-    pub probed_down: bool,
+    /// Active probes (the board) said down, until this time (0: not down). Checked when
+    /// used, so a board that stops being read cannot keep a member out for good.
+    pub probed_down_until_ms: u64,
     /// Consecutive failures (healthy) or successes (probation).
     streak: u32,
     /// Ejections in a row without a full recovery: the back-off doubles with each.
@@ -58,7 +59,7 @@ impl Default for MemberHealth {
     fn default() -> Self {
         MemberHealth {
             state: State::Healthy,
-            probed_down: false,
+            probed_down_until_ms: 0,
             streak: 0,
             ejections: 0,
         }
@@ -76,7 +77,7 @@ impl MemberHealth {
 
     /// Its share of picks: healthy 4, probation 1, ejected or probed down 0.
     pub fn weight(&self, now_ms: u64) -> u32 {
-        if self.probed_down {
+        if now_ms < self.probed_down_until_ms {
             return 0;
         }
         match self.state(now_ms) {
@@ -105,7 +106,7 @@ impl MemberHealth {
                 self.streak += 1;
                 if self.streak >= p.recover_after {
                     *self = MemberHealth {
-                        probed_down: self.probed_down,
+                        probed_down_until_ms: self.probed_down_until_ms,
                         ..MemberHealth::default()
                     };
                 }
@@ -271,7 +272,7 @@ mod tests {
                 now += rng.u64(0..3_000);
                 let member = rng.usize(0..n);
                 match rng.u8(0..10) {
-                    0 => pool.set_probed_down(member, rng.bool()),
+                    0 => pool.set_probed_down(member, rng.bool().then_some(now + 60_000)),
                     1..=4 => pool.record(member, false, now, &hp),
                     _ => pool.record(member, true, now, &hp),
                 }
@@ -288,7 +289,7 @@ mod tests {
             }
             // Quiet recovery: no probe says down, and every member succeeds once its back-off ends.
             for i in 0..n {
-                pool.set_probed_down(i, false);
+                pool.set_probed_down(i, None);
             }
             now += hp.max_ms;
             for _ in 0..hp.recover_after {

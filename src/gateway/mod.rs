@@ -33,11 +33,10 @@ pub struct Gateway {
     pub routing: Routing,
 }
 
-/// Failover settings and the isolate's retry budget.
+/// Failover settings (each pool keeps its own retry budget).
 #[derive(Debug)]
 pub struct Routing {
     pub health: health::HealthPolicy,
-    pub retries: health::RetryBudget,
     /// Attempts per request at most (the first one included), and never more than the pool has
     /// members.
     pub max_attempts: usize,
@@ -49,7 +48,6 @@ impl Default for Routing {
     fn default() -> Self {
         Routing {
             health: Default::default(),
-            retries: Default::default(),
             max_attempts: 3,
             member_header: Some("x-edge-gateway-member".into()),
         }

@@ -18,6 +18,20 @@ pub struct Pool {
     /// Requests in flight to each member from this isolate (for `least-requests`).
     outstanding: RefCell<Vec<u32>>,
     pub settings: PoolSettings,
+    /// This pool's retry budget in this isolate: one failing pool cannot spend another's.
+    pub retries: super::health::RetryBudget,
+}
+
+/// A request in flight to a member (see [`Pool::busy`]).
+pub struct Busy<'a> {
+    pool: &'a Pool,
+    member: usize,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.pool.in_flight(self.member, false);
+    }
 }
 
 /// What one request asks of the choice: its hash key and preferred cluster, when the pool's
@@ -53,6 +67,7 @@ impl Pool {
             health: RefCell::default(),
             outstanding: RefCell::default(),
             settings: PoolSettings::default(),
+            retries: Default::default(),
         }
     }
 
@@ -95,12 +110,21 @@ impl Pool {
                 // Fewest in flight for the weight; among equals, a random one.
                 let load = |(i, w): &(usize, u32)| f64::from(outstanding[*i]) / f64::from(*w);
                 let least = eligible.iter().map(load).fold(f64::INFINITY, f64::min);
-                let ties: Vec<usize> = eligible
+                let ties: Vec<(usize, u32)> = eligible
                     .iter()
                     .filter(|c| load(c) == least)
-                    .map(|(i, _)| *i)
+                    .copied()
                     .collect();
-                Some(ties[rng.below(ties.len())])
+                // Among equals (an idle isolate: all zero), the weights still decide.
+                let total: u32 = ties.iter().map(|(_, w)| w).sum();
+                let mut ticket = rng.below(total as usize) as u32;
+                ties.iter()
+                    .find(|(_, w)| {
+                        let hit = ticket < *w;
+                        ticket = ticket.saturating_sub(*w);
+                        hit
+                    })
+                    .map(|(i, _)| *i)
             }
             _ if eligible.iter().all(|(_, w)| *w == first_w) => {
                 Some(eligible[rng.below(eligible.len())].0)
@@ -127,11 +151,17 @@ impl Pool {
         *n = if starts { *n + 1 } else { n.saturating_sub(1) };
     }
 
-    /// What the latest active probe said of `member` (`false` also when nothing fresh is known).
-    pub fn set_probed_down(&self, member: usize, down: bool) {
+    /// Counts a request to `member` in flight until the guard drops.
+    pub fn busy(&self, member: usize) -> Busy<'_> {
+        self.in_flight(member, true);
+        Busy { pool: self, member }
+    }
+
+    /// What the active probes say of `member`: down until the given time, or `None`.
+    pub fn set_probed_down(&self, member: usize, until_ms: Option<u64>) {
         let mut health = self.health.borrow_mut();
         health.resize(self.members.len(), MemberHealth::default());
-        health[member].probed_down = down;
+        health[member].probed_down_until_ms = until_ms.unwrap_or(0);
     }
 
     pub fn record(&self, member: usize, ok: bool, now_ms: u64, policy: &HealthPolicy) {

@@ -17,6 +17,21 @@ pub const HEALTH_EXPECT: &str = "edge-gateway.dev/health-expect";
 /// A result older than this is ignored (the cron stopped, the board is stale): passive health
 /// alone decides, rather than a stale "down" keeping a member out forever.
 pub const MAX_AGE_MS: u64 = 3 * 60_000;
+/// Failed probes in a row before a member is taken out: one lost probe (one location's network
+/// blip) does not remove a member everywhere.
+pub const DOWN_AFTER: u32 = 2;
+
+/// Folds a new report into the board, counting failures in a row.
+pub fn merge(board: &mut Board, report: Board) {
+    for (key, mut result) in report {
+        result.fails = match (result.up, board.get(&key)) {
+            (true, _) => 0,
+            (false, Some(prev)) if !prev.up => prev.fails.saturating_add(1),
+            (false, _) => 1,
+        };
+        board.insert(key, result);
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
@@ -29,6 +44,9 @@ pub struct Probe {
 pub struct ProbeResult {
     pub up: bool,
     pub at_ms: u64,
+    /// Failed probes in a row (the board counts them as reports arrive).
+    #[serde(default)]
+    pub fails: u32,
     /// `200`, `503`, `connection refused`, ...: for people reading the board.
     pub detail: String,
 }
@@ -69,6 +87,13 @@ pub fn read(annotations: Option<&Node>, path: &str, d: &mut Diagnostics) -> Opti
 }
 
 impl Gateway {
+    /// Whether any member is probed (cheap: checked on every request).
+    pub fn has_probes(&self) -> bool {
+        self.pools
+            .values()
+            .any(|p| p.members.iter().any(|m| m.probe.is_some()))
+    }
+
     /// What the cron probes: `(board key, URL, expected status, member)`.
     pub fn probes(&self) -> Vec<(String, String, u16, &Member)> {
         let mut out = Vec::new();
@@ -83,14 +108,16 @@ impl Gateway {
         out
     }
 
-    /// Applies the board's fresh results to each member's health in this isolate.
-    pub fn apply_board(&self, board: &Board, now_ms: u64) {
+    /// Applies the board to each member's health in this isolate: a member whose probe failed
+    /// [`DOWN_AFTER`] times in a row is out until its result is [`MAX_AGE_MS`] old.
+    pub fn apply_board(&self, board: &Board) {
         for pool in self.pools.values() {
             for (i, member) in pool.members.iter().enumerate() {
-                let result = board
+                let until = board
                     .get(&board_key(pool, member))
-                    .filter(|r| now_ms.saturating_sub(r.at_ms) <= MAX_AGE_MS);
-                pool.set_probed_down(i, result.is_some_and(|r| !r.up));
+                    .filter(|r| !r.up && r.fails >= DOWN_AFTER)
+                    .map(|r| r.at_ms.saturating_add(MAX_AGE_MS));
+                pool.set_probed_down(i, until);
             }
         }
     }
@@ -148,31 +175,38 @@ on_http_request:
             ]
         );
         let pool = gw.pools.values().next().unwrap();
-        let down = |up: bool, at_ms: u64| ProbeResult {
+        let result = |up: bool, at_ms: u64| ProbeResult {
             up,
             at_ms,
+            fails: 0,
             detail: String::new(),
         };
-        // a is down: only b is chosen.
+        let report = |a: bool, b: bool, at: u64| {
+            Board::from([
+                (probes[0].0.clone(), result(a, at)),
+                (probes[1].0.clone(), result(b, at)),
+            ])
+        };
+        let choose = |now| pool.choose(&mut Zero, now, &[], &Want::default());
+        // One failed probe of a is not enough; two in a row take it out.
         let mut board = Board::new();
-        board.insert(probes[0].0.clone(), down(false, 1_000));
-        board.insert(probes[1].0.clone(), down(true, 1_000));
-        gw.apply_board(&board, 2_000);
+        merge(&mut board, report(false, true, 1_000));
+        gw.apply_board(&board);
+        assert_eq!(choose(2_000), Some(0));
+        merge(&mut board, report(false, true, 61_000));
+        gw.apply_board(&board);
         for _ in 0..3 {
-            assert_eq!(
-                pool.choose(&mut Zero, 2_000, &[], &Want::default()),
-                Some(1)
-            );
+            assert_eq!(choose(62_000), Some(1));
         }
         // Both down: nothing to choose (the request gets 503 at once).
-        board.insert(probes[1].0.clone(), down(false, 1_000));
-        gw.apply_board(&board, 2_000);
-        assert_eq!(pool.choose(&mut Zero, 2_000, &[], &Want::default()), None);
-        // A stale board is ignored: passive health alone decides.
-        gw.apply_board(&board, 1_000 + MAX_AGE_MS + 1);
-        assert_eq!(
-            pool.choose(&mut Zero, 2_000, &[], &Want::default()),
-            Some(0)
-        );
+        merge(&mut board, report(false, false, 121_000));
+        merge(&mut board, report(false, false, 181_000));
+        gw.apply_board(&board);
+        assert_eq!(choose(182_000), None);
+        // A result that grows stale stops counting, even if the board is never read again.
+        assert_eq!(choose(181_000 + MAX_AGE_MS), Some(0));
+        // A success resets the count.
+        merge(&mut board, report(true, true, 241_000));
+        assert_eq!(board[&probes[0].0].fails, 0);
     }
 }

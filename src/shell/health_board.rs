@@ -7,7 +7,7 @@
 
 use super::timeout::within;
 use crate::eval::Exchange;
-use crate::gateway::probe::{Board, ProbeResult};
+use crate::gateway::probe::{merge, Board, ProbeResult};
 use crate::gateway::Gateway;
 use crate::http::{Headers, RequestHead};
 use std::cell::{Cell, RefCell};
@@ -41,7 +41,7 @@ impl DurableObject for HealthBoard {
                 Ok(r) => r,
                 Err(e) => return Response::error(format!("bad report: {e}"), 400),
             };
-            board.extend(report);
+            merge(&mut board, report);
             storage.put(STATE_KEY, &board).await?;
         }
         Response::from_json(&board)
@@ -76,7 +76,7 @@ thread_local! {
 /// Applies the board to this isolate's gateway when the last read is older than
 /// [`READ_EVERY_MS`] (or the policy version changed). Failures are logged, never fatal.
 pub async fn refresh(env: &Env, gateway: &Gateway) {
-    if gateway.probes().is_empty() {
+    if !gateway.has_probes() {
         return;
     }
     let now = Date::now().as_millis();
@@ -87,7 +87,7 @@ pub async fn refresh(env: &Env, gateway: &Gateway) {
     LAST_READ.with(|t| t.set(now));
     LAST_VERSION.with(|v| *v.borrow_mut() = gateway.version.clone());
     match within(READ_TIMEOUT_MS, call_board(env, None)).await {
-        Some(Ok(board)) => gateway.apply_board(&board, now),
+        Some(Ok(board)) => gateway.apply_board(&board),
         Some(Err(e)) => worker::console_log!("edge-gateway: health board unreadable: {e}"),
         None => worker::console_log!("edge-gateway: health board did not answer in time"),
     }
@@ -99,43 +99,13 @@ pub async fn probe_all(env: &Env, gateway: &Gateway) {
     if probes.is_empty() {
         return;
     }
-    let checks = probes.iter().map(|(key, url, expect, member)| async move {
-        // The member's Access credentials, rendered as for a request (they read secrets).
-        let mut headers = worker::Headers::new();
-        if let Some(head) = RequestHead::from_url("GET", url, Headers::new(), [0u8; 4].into()) {
-            let mut ex = Exchange::new(head).with_secrets(std::sync::Arc::clone(&gateway.secrets));
-            for (name, value) in &member.origin_auth {
-                if let Ok(v) = ex.render(value, "health probe", "origin auth") {
-                    let _ = headers.set(name, &v);
-                }
-            }
-        }
-        let _ = headers.set("user-agent", "edge-gateway-health-probe");
-        let mut init = RequestInit::new();
-        init.with_method(Method::Get)
-            .with_headers(std::mem::take(&mut headers));
-        let outcome = match Request::new_with_init(url, &init) {
-            Ok(req) => within(PROBE_TIMEOUT_MS, Fetch::Request(req).send()).await,
-            Err(e) => Some(Err(e)),
-        };
-        let (up, detail) = match outcome {
-            Some(Ok(resp)) => (
-                resp.status_code() == *expect,
-                resp.status_code().to_string(),
-            ),
-            Some(Err(e)) => (false, e.to_string()),
-            None => (false, format!("no answer within {PROBE_TIMEOUT_MS} ms")),
-        };
-        let result = ProbeResult {
-            up,
-            at_ms: Date::now().as_millis(),
-            detail,
-        };
-        (key.clone(), result)
-    });
+    let checks = probes
+        .iter()
+        .map(|(key, url, expect, member)| probe(gateway, key, url, *expect, member));
     let report: Board = futures_util::future::join_all(checks)
         .await
         .into_iter()
+        .flatten()
         .collect();
     let down: Vec<&String> = report
         .iter()
@@ -152,4 +122,52 @@ pub async fn probe_all(env: &Env, gateway: &Gateway) {
         Some(Err(e)) => worker::console_log!("edge-gateway: health board refused the report: {e}"),
         None => worker::console_log!("edge-gateway: health board did not answer in time"),
     }
+}
+
+/// One probe. A member whose credentials do not render is not probed (no result, no verdict).
+async fn probe(
+    gateway: &Gateway,
+    key: &str,
+    url: &str,
+    expect: u16,
+    member: &crate::gateway::Member,
+) -> Option<(String, ProbeResult)> {
+    // The member's Access credentials, rendered as for a request (they read secrets).
+    let headers = worker::Headers::new();
+    let head = RequestHead::from_url("GET", url, Headers::new(), [0u8; 4].into())?;
+    let mut ex = Exchange::new(head).with_secrets(std::sync::Arc::clone(&gateway.secrets));
+    for (name, value) in &member.origin_auth {
+        let v = ex.render(value, "health probe", "origin auth").ok()?;
+        headers.set(name, &v).ok()?;
+    }
+    let _ = headers.set("user-agent", "edge-gateway-health-probe");
+    let mut init = RequestInit::new();
+    // Never follow a redirect: it could carry the credentials elsewhere, or end on an Access
+    // login page that answers 200.
+    init.with_method(Method::Get)
+        .with_headers(headers)
+        .with_redirect(worker::RequestRedirect::Manual);
+    let outcome = match Request::new_with_init(url, &init) {
+        Ok(req) => within(PROBE_TIMEOUT_MS, Fetch::Request(req).send()).await,
+        Err(e) => Some(Err(e)),
+    };
+    let (up, detail) = match outcome {
+        Some(Ok(resp)) => {
+            let status = resp.status_code();
+            // The response itself is not needed: free its connection.
+            if let worker::ResponseBody::Stream(s) = resp.body() {
+                let _ = s.cancel();
+            }
+            (status == expect, status.to_string())
+        }
+        Some(Err(e)) => (false, e.to_string()),
+        None => (false, format!("no answer within {PROBE_TIMEOUT_MS} ms")),
+    };
+    let result = ProbeResult {
+        up,
+        at_ms: Date::now().as_millis(),
+        fails: 0,
+        detail,
+    };
+    Some((key.to_string(), result))
 }

@@ -26,7 +26,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(h) => h,
         Err(e) => return respond(Reply::synthetic(e.rescue())),
     };
-    health_board::refresh(&env, &gateway).await;
+    // The board is read after the response, off the request path (at most every 10 s).
+    if gateway.has_probes() {
+        let (env, gateway) = (env.clone(), std::rc::Rc::clone(&gateway));
+        ctx.wait_until(async move { health_board::refresh(&env, &gateway).await });
+    }
     let upstream = upstream::FetchUpstream::new(&req, &env);
     let limiter = rate_limit::DurableLimiter { env: &env };
     let trust = trust::WorkerTrust::new(&env);

@@ -55,9 +55,11 @@ impl Upstream for FetchUpstream {
 
     async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, ResponseBody), UpstreamError> {
         let unreachable = |e: worker::Error| UpstreamError::Unreachable(e.to_string());
+        // A header or URL the platform refuses is the request's fault, not the member's.
+        let invalid = |e: worker::Error| UpstreamError::Invalid(e.to_string());
         let headers = worker::Headers::new();
         for (name, value) in out.headers.iter() {
-            headers.append(name, value).map_err(unreachable)?;
+            headers.append(name, value).map_err(invalid)?;
         }
         let method = Method::from(out.method.to_string());
         let mut init = RequestInit::new();
@@ -77,7 +79,7 @@ impl Upstream for FetchUpstream {
             drop(state);
             init.with_body(body);
         }
-        let request = Request::new_with_init(&out.url, &init).map_err(unreachable)?;
+        let request = Request::new_with_init(&out.url, &init).map_err(invalid)?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
@@ -103,6 +105,13 @@ impl Upstream for FetchUpstream {
             ResponseBody::Empty => ResponseBody::Empty,
         };
         Ok((head, body))
+    }
+
+    /// A failed attempt's response is not read: cancel its stream so the connection is freed.
+    fn discard(&self, body: ResponseBody) {
+        if let ResponseBody::Stream(stream) = body {
+            let _ = stream.cancel();
+        }
     }
 
     fn body_replayable(&self) -> bool {
