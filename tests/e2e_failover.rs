@@ -9,15 +9,8 @@ mod support;
 use std::time::{Duration, Instant};
 use support::stack::Stack;
 
-/// Each request from its own address: the Acme policy limits each address to 10 a second.
-fn client_ip() -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("198.18.{}.{}", (n / 250) % 250, n % 250 + 1)
-}
-
 fn catalog(stack: &Stack) -> (u16, String) {
-    let ip = client_ip();
+    let ip = support::stack::next_client_ip();
     let r = stack
         .get(
             "/items",

@@ -32,16 +32,9 @@ fn token(
     mint(kid, alg, &header, &c).unwrap()
 }
 
-/// Each request from its own address: the Acme policy limits each address to 10 a second.
-fn client_ip() -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("198.18.{}.{}", n / 250, n % 250 + 1)
-}
-
 fn orders(stack: &Stack, token: &str) -> (u16, String, Option<String>) {
     let auth = format!("Bearer {token}");
-    let ip = client_ip();
+    let ip = support::stack::next_client_ip();
     let r = stack
         .get(
             "/orders",

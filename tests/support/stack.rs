@@ -27,6 +27,14 @@ pub struct Stack {
     children: Vec<Child>,
 }
 
+/// A new client address for each call (198.18.0.0/15, the benchmarking range): the Acme policy
+/// limits each address to 10 requests a second, and these tests send more.
+pub fn next_client_ip() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("198.18.{}.{}", (n / 250) % 250, n % 250 + 1)
+}
+
 /// Whether the end-to-end tests should run (scripts/test.sh sets `EDGE_GATEWAY_E2E=1` after it
 /// builds the Worker); otherwise the test says it skipped.
 pub fn e2e_enabled() -> bool {
