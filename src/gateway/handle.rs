@@ -392,13 +392,13 @@ impl Gateway {
             let result = self
                 .fetch(pool, member, &ex.req, &credentials, upstream)
                 .await;
-            drop(busy);
             let failed = match result {
                 Ok(ref reply) => member_failed(reply.head.status),
                 Err(e @ GatewayError::BadRequest { .. }) => return Err(e),
                 Err(_) => true,
             };
-            pool.record(i, !failed, ports.trust.now_ms(), &routing.health);
+            pool.record_attempt(&busy, !failed, ports.trust.now_ms(), &routing.health);
+            drop(busy);
             tried.push(i);
             let retryable = failed
                 && tried.len() < routing.max_attempts.min(pool.members.len())

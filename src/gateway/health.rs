@@ -53,6 +53,9 @@ pub struct MemberHealth {
     streak: u32,
     /// Ejections in a row without a full recovery: the back-off doubles with each.
     ejections: u32,
+    /// Counts every ejection: an attempt that started before the latest one reports too late
+    /// to count (see `Pool::busy`).
+    pub epoch: u32,
 }
 
 impl Default for MemberHealth {
@@ -62,6 +65,7 @@ impl Default for MemberHealth {
             probed_down_until_ms: 0,
             streak: 0,
             ejections: 0,
+            epoch: 0,
         }
     }
 }
@@ -107,6 +111,7 @@ impl MemberHealth {
                 if self.streak >= p.recover_after {
                     *self = MemberHealth {
                         probed_down_until_ms: self.probed_down_until_ms,
+                        epoch: self.epoch,
                         ..MemberHealth::default()
                     };
                 }
@@ -123,6 +128,7 @@ impl MemberHealth {
             .saturating_mul(1 << self.ejections.min(16))
             .min(p.max_ms);
         self.ejections += 1;
+        self.epoch = self.epoch.wrapping_add(1);
         self.streak = 0;
         self.state = State::Ejected {
             until_ms: now_ms.saturating_add(backoff),

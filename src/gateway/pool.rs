@@ -26,6 +26,7 @@ pub struct Pool {
 pub struct Busy<'a> {
     pool: &'a Pool,
     member: usize,
+    epoch: u32,
 }
 
 impl Drop for Busy<'_> {
@@ -151,10 +152,30 @@ impl Pool {
         *n = if starts { *n + 1 } else { n.saturating_sub(1) };
     }
 
-    /// Counts a request to `member` in flight until the guard drops.
+    /// Counts a request to `member` in flight until the guard drops, and remembers the
+    /// member's health epoch when it started.
     pub fn busy(&self, member: usize) -> Busy<'_> {
         self.in_flight(member, true);
-        Busy { pool: self, member }
+        let epoch = {
+            let mut health = self.health.borrow_mut();
+            health.resize(self.members.len(), MemberHealth::default());
+            health[member].epoch
+        };
+        Busy {
+            pool: self,
+            member,
+            epoch,
+        }
+    }
+
+    /// Records an attempt's outcome, unless the member was ejected after the attempt started:
+    /// a request that set off before an ejection and failed during the probation that followed
+    /// says nothing about the member now, and must not eject it again.
+    pub fn record_attempt(&self, attempt: &Busy<'_>, ok: bool, now_ms: u64, policy: &HealthPolicy) {
+        let current = self.health.borrow().get(attempt.member).map(|h| h.epoch);
+        if current == Some(attempt.epoch) {
+            self.record(attempt.member, ok, now_ms, policy);
+        }
     }
 
     /// What the active probes say of `member`: down until the given time, or `None`.
@@ -286,6 +307,29 @@ mod tests {
                 assert_eq!(p.choose(&mut rng, 0, &[], &want), first);
             }
         }
+    }
+
+    #[test]
+    fn an_attempt_older_than_the_ejection_does_not_count() {
+        let p = pool(2);
+        let hp = HealthPolicy::default();
+        let slow = p.busy(0); // sets off, then hangs
+        for t in 0..3 {
+            let quick = p.busy(0);
+            p.record_attempt(&quick, false, t, &hp);
+        }
+        // Ejected; the back-off runs out and probation starts ...
+        let back = 2 + hp.base_ms;
+        // ... and the slow attempt's failure arrives now: it started before the ejection.
+        p.record_attempt(&slow, false, back, &hp);
+        assert_eq!(p.health.borrow()[0].state(back), State::Probation);
+        // A fresh attempt's failure on probation does eject it.
+        let fresh = p.busy(0);
+        p.record_attempt(&fresh, false, back + 1, &hp);
+        assert!(matches!(
+            p.health.borrow()[0].state(back + 1),
+            State::Ejected { .. }
+        ));
     }
 
     #[test]
