@@ -224,9 +224,12 @@ impl JwtValidation {
         let mut jkus = Vec::with_capacity(self.jkus.len());
         for t in &self.jkus {
             let url = ex.render(t, "jwt-validation", "jws.keys.sources.additional_jkus")?;
-            // A URL built from secrets or variables is checked as it comes out.
-            if let Err(why) = jwks_url(&url) {
-                return Ok(Err((Rejection::KeysUnavailable(why), None)));
+            // A URL built from secrets or variables is checked as it comes out (a literal one
+            // was checked when the policy compiled).
+            if t.literal().is_none() {
+                if let Err(why) = jwks_url(&url) {
+                    return Ok(Err((Rejection::KeysUnavailable(why), None)));
+                }
             }
             jkus.push(url);
         }

@@ -182,7 +182,13 @@ impl VerifyWebhook {
         };
         let body = cx.request_body().await?;
         let secret = ex.render(&self.secret, "verify-webhook", "secret")?;
-        let url = format!("{}://{}{}", ex.req.scheme, ex.req.authority(), ex.req.uri());
+        // Only Twilio signs the URL: build it for Twilio alone.
+        let url = match provider {
+            Provider::Twilio => {
+                format!("{}://{}{}", ex.req.scheme, ex.req.authority(), ex.req.uri())
+            }
+            _ => String::new(),
+        };
         let delivery = Delivery {
             headers: &ex.req.headers,
             body: &body,

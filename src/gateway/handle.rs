@@ -328,7 +328,10 @@ impl Gateway {
     ) -> Result<Forwarded<'g, U::Body>, GatewayError> {
         let routing = &self.routing;
         pool.retries.deposit();
-        let original = ex.req.clone();
+        // The request as it was, for a retry; only copied when one can happen (on the request
+        // path most pools never retry: one member, or a method that is not idempotent).
+        let original =
+            (pool.members.len() > 1 && idempotent(&ex.req.method)).then(|| ex.req.clone());
         let limits_before = ex.rate_limits.len();
         let want = Want {
             key: match &pool.settings.balance {
@@ -367,7 +370,9 @@ impl Gateway {
                         upstream.discard(body);
                     }
                 }
-                ex.req = original.clone();
+                if let Some(original) = &original {
+                    ex.req = original.clone();
+                }
                 // The failed attempt's member-policy rate limits are not reported twice.
                 ex.rate_limits.truncate(limits_before);
             }
@@ -402,7 +407,7 @@ impl Gateway {
             tried.push(i);
             let retryable = failed
                 && tried.len() < routing.max_attempts.min(pool.members.len())
-                && idempotent(&original.method)
+                && original.is_some()
                 && upstream.body_replayable();
             if retryable {
                 ex.note(format!(
