@@ -1,5 +1,6 @@
 //! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
 
+pub mod ext;
 mod functions;
 mod template;
 mod vars;
@@ -55,8 +56,10 @@ impl fmt::Display for EvalError {
 
 impl Expr {
     pub fn compile(source: &str) -> Result<Expr, CompileError> {
-        let program =
-            Program::compile(source).map_err(|e| CompileError(one_line(&e.to_string())))?;
+        // The shared environment's parser, so its macros (`sortBy`, ...) expand.
+        let program = ext::env()
+            .compile(source)
+            .map_err(|e| CompileError(one_line(&e.to_string())))?;
         let refs = program.references();
         let needs = Needs {
             req: refs.has_variable("req"),

@@ -4,15 +4,10 @@ use super::{functions, Needs};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::secrets::Secrets;
 use cel::objects::{Key, Map};
-use cel::{Context, Env, Program, ResolveResult, Value};
+use cel::{Context, Program, ResolveResult, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-thread_local! {
-    // The standard environment is immutable; build it once per isolate (thread), not per request.
-    static ENV: Arc<Env> = Arc::new(Env::stdlib());
-}
 
 /// What the helper functions (`getReqHeader`, ...) read: a snapshot of the request head.
 pub type RequestData = Arc<RequestHead>;
@@ -35,7 +30,7 @@ impl Scope {
         secrets: Arc<Secrets>,
     ) -> Scope {
         let data: RequestData = Arc::new(req.clone());
-        let mut ctx = Context::with_env(ENV.with(Arc::clone));
+        let mut ctx = Context::with_env(super::ext::env());
         functions::register(&mut ctx, Arc::clone(&data), secrets);
         Scope {
             ctx: RefCell::new(ctx),

@@ -1,0 +1,199 @@
+//! ngrok's stateless CEL macros, on top of the `cel` crate's standard library and its strings,
+//! lists and encoders extensions. Registered once per isolate in one [`Env`], shared by every
+//! compile and every request.
+//!
+//! What `cel` 0.15 already provides is used as is: the strings extension (`charAt`, `indexOf`,
+//! `format`, `split`, `replace`, `substring`, `trim`, `reverse`, `lowerAscii`, `join`,
+//! `strings.quote`, ...), the lists extension (`slice`, `flatten`, `sort`, `sortBy`, `distinct`,
+//! `lists.range`), `base64.encode(bytes)`/`base64.decode`, and the timestamp and duration
+//! getters, time zone argument included. This module adds the rest of ngrok's macro reference.
+
+mod encoders;
+mod hashes;
+mod lists;
+mod net;
+mod strings;
+mod time;
+
+use cel::common::types::Type;
+use cel::common::value::{CowVal, Val};
+use cel::{DeclarationError, Env, ExecutionError, Value};
+use std::sync::Arc;
+
+thread_local! {
+    // Immutable once built: one per isolate (thread), never per request.
+    static ENV: Arc<Env> = Arc::new(build());
+}
+
+/// The environment every expression is compiled and run with.
+pub fn env() -> Arc<Env> {
+    ENV.with(Arc::clone)
+}
+
+fn build() -> Env {
+    let mut env = Env::stdlib();
+    let extensions: [fn(&mut Env) -> Result<(), DeclarationError>; 9] = [
+        cel::extensions::strings,
+        cel::extensions::lists,
+        cel::extensions::encoders,
+        encoders::register,
+        hashes::register,
+        lists::register,
+        net::register,
+        strings::register,
+        time::register,
+    ];
+    for ext in extensions {
+        // Our names are fixed at build time: a clash is a programming error caught by the
+        // tests (`the_environment_builds`), and the rest of the library still registers.
+        if let Err(e) = env.add_extension(ext) {
+            debug_assert!(false, "CEL extension: {e}");
+        }
+    }
+    env
+}
+
+/// A function over plain [`Value`]s, as the overloads here are written.
+type ValueFn = fn(&[Value]) -> Result<Value, ExecutionError>;
+
+/// Turns a [`ValueFn`] into an overload (`cel::common::functions::Function`, a plain `fn`
+/// pointer, so one wrapper per function).
+macro_rules! overload {
+    ($f:path) => {{
+        fn wrapper<'b, 'v>(
+            args: Vec<cel::common::value::CowVal<'b, 'v>>,
+        ) -> Result<cel::common::value::CowVal<'b, 'v>, cel::ExecutionError> {
+            $crate::expr::ext::call(&args, $f)
+        }
+        wrapper as cel::common::functions::Function
+    }};
+}
+pub(crate) use overload;
+
+pub(crate) fn call<'b, 'v>(
+    args: &[CowVal<'b, 'v>],
+    f: ValueFn,
+) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let values = args
+        .iter()
+        .map(|a| Value::try_from(a.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out: Box<dyn Val> = f(&values)?.try_into()?;
+    Ok(CowVal::Owned(out))
+}
+
+/// Declares `name(args...)`.
+pub(crate) fn global(
+    env: &mut Env,
+    name: &str,
+    args: Vec<Type>,
+    f: cel::common::functions::Function,
+) -> Result<(), DeclarationError> {
+    let id = format!("ngrok.{name}({})", type_list(&args));
+    env.add_overload(name, &id, args, f)
+}
+
+/// Declares `target.name(args...)`.
+pub(crate) fn member(
+    env: &mut Env,
+    name: &str,
+    target: Type,
+    args: Vec<Type>,
+    f: cel::common::functions::Function,
+) -> Result<(), DeclarationError> {
+    let id = format!("ngrok.{}.{name}({})", target.name(), type_list(&args));
+    env.add_member_overload(name, &id, target, args, f)
+}
+
+/// `string` and `bytes`, for the functions that take either (`Type` is not `Clone`).
+pub(crate) const STRING_OR_BYTES: [fn() -> Type; 2] = [
+    || cel::common::types::STRING_TYPE,
+    || cel::common::types::BYTES_TYPE,
+];
+
+fn type_list(args: &[Type]) -> String {
+    args.iter().map(Type::name).collect::<Vec<_>>().join(",")
+}
+
+pub(crate) fn err(function: &str, message: impl ToString) -> ExecutionError {
+    ExecutionError::function_error(function, message)
+}
+
+pub(crate) fn string(s: impl Into<String>) -> Value {
+    Value::String(Arc::new(s.into()))
+}
+
+/// The `i`th argument as a string (the overload's declared types guarantee it).
+pub(crate) fn str_arg<'a>(
+    args: &'a [Value],
+    i: usize,
+    function: &str,
+) -> Result<&'a str, ExecutionError> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(Value::Bytes(b)) => std::str::from_utf8(b).map_err(|e| err(function, e)),
+        _ => Err(err(function, format!("argument {i} must be a string"))),
+    }
+}
+
+/// The `i`th argument as bytes (a string's UTF-8 bytes).
+pub(crate) fn bytes_arg<'a>(
+    args: &'a [Value],
+    i: usize,
+    function: &str,
+) -> Result<&'a [u8], ExecutionError> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.as_bytes()),
+        Some(Value::Bytes(b)) => Ok(b.as_slice()),
+        _ => Err(err(
+            function,
+            format!("argument {i} must be a string or bytes"),
+        )),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use cel::{Context, Value};
+
+    /// Compiles and runs `src` in the shared environment, with no variables.
+    pub fn eval(src: &str) -> Result<Value, String> {
+        let env = super::env();
+        let program = env.compile(src).map_err(|e| e.to_string())?;
+        program
+            .execute(&Context::with_env(env))
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn ok(src: &str) -> Value {
+        eval(src).unwrap_or_else(|e| panic!("{src}: {e}"))
+    }
+
+    pub fn s(src: &str) -> String {
+        match ok(src) {
+            Value::String(s) => s.to_string(),
+            other => panic!("{src}: expected a string, got {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+
+    #[test]
+    fn the_environment_builds() {
+        // Registers every extension without a clash (a clash only trips a debug_assert).
+        let _ = super::build();
+    }
+
+    #[test]
+    fn the_crate_extensions_are_on() {
+        assert_eq!(s("'TacoCat'.lowerAscii()"), "tacocat");
+        assert_eq!(s("['a', 'b'].join('-')"), "a-b");
+        assert_eq!(ok("[3, 1, 2].sort()"), ok("[1, 2, 3]"));
+        assert_eq!(ok("[{'n': 2}, {'n': 1}].sortBy(x, x.n)[0].n"), ok("1"));
+        assert_eq!(s("base64.encode(b'hello')"), "aGVsbG8=");
+        assert_eq!(ok("lists.range(3)"), ok("[0, 1, 2]"));
+    }
+}
