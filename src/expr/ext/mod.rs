@@ -30,9 +30,12 @@ pub fn env() -> Arc<Env> {
     ENV.with(Arc::clone)
 }
 
+/// A library that registers its overloads and macros on an [`Env`].
+type Extension = fn(&mut Env) -> Result<(), DeclarationError>;
+
 fn build() -> Env {
     let mut env = Env::stdlib();
-    let extensions: [fn(&mut Env) -> Result<(), DeclarationError>; 9] = [
+    let extensions: [Extension; 9] = [
         cel::extensions::strings,
         cel::extensions::lists,
         cel::extensions::encoders,
