@@ -39,6 +39,14 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         vec![],
         overload!(b64_decode_string),
     )?;
+    // The older utility-macro names: strings in, strings out.
+    global(env, "b64.encode", vec![STRING_TYPE], overload!(b64_encode))?;
+    global(
+        env,
+        "b64.decode",
+        vec![STRING_TYPE],
+        overload!(b64_decode_string),
+    )?;
     global(
         env,
         "basic_auth.encode",
@@ -411,39 +419,51 @@ fn split_url(s: &str) -> Result<Url<'_>, String> {
     })
 }
 
+/// `url.parse(s)`: the parts of a URL, named like `req.url`'s fields so a policy reads both the
+/// same way: `scheme`, `host` (no port, no brackets), `authority` (host[:port] as written),
+/// `port` (an int, absent when the URL has none), `path` (decoded), `raw_path`, `query` (raw,
+/// without `?`), `query_params` (map of value lists), `uri` (path and query), `fragment`,
+/// `user_password` (`user:pass` as written) and `raw` (the input).
 fn url_parse(args: &[Value]) -> Result<Value, ExecutionError> {
     const F: &str = "url.parse";
-    let u = split_url(str_arg(args, 0, F)?).map_err(|e| err(F, e))?;
-    let (hostname, port) = match u.host.rsplit_once(':') {
-        Some((h, p)) if !u.host.ends_with(']') => (h, p),
-        _ => (u.host, ""),
+    let raw = str_arg(args, 0, F)?;
+    let u = split_url(raw).map_err(|e| err(F, e))?;
+    let (host, port) = match u.host.rsplit_once(':') {
+        Some((h, p)) if !u.host.ends_with(']') => (h, Some(p)),
+        _ => (u.host, None),
     };
-    let hostname = hostname.trim_start_matches('[').trim_end_matches(']');
-    let (username, password) = match u.user {
-        Some(info) => match info.split_once(':') {
-            Some((n, p)) => (percent_decode(n, false), percent_decode(p, false)),
-            None => (percent_decode(info, false), String::new()),
-        },
-        None => (String::new(), String::new()),
-    };
-    let query = qs_decode(&[string(u.raw_query)]).unwrap_or_else(|_| {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let query_params = qs_decode(&[string(u.raw_query)]).unwrap_or_else(|_| {
         Value::Map(Map {
             map: Arc::new(HashMap::new()),
         })
     });
-    Ok(crate::expr::map(vec![
+    let uri = if u.raw_query.is_empty() {
+        u.raw_path.to_string()
+    } else {
+        format!("{}?{}", u.raw_path, u.raw_query)
+    };
+    let mut fields = vec![
         ("scheme", string(u.scheme)),
-        ("host", string(u.host)),
-        ("hostname", string(hostname)),
-        ("port", string(port)),
-        ("username", string(username)),
-        ("password", string(password)),
+        ("host", string(host)),
+        ("authority", string(u.host)),
         ("path", string(percent_decode(u.raw_path, false))),
         ("raw_path", string(u.raw_path)),
-        ("raw_query", string(u.raw_query)),
-        ("query", query),
+        ("query", string(u.raw_query)),
+        ("query_params", query_params),
+        ("uri", string(uri)),
         ("fragment", string(percent_decode(u.fragment, false))),
-    ]))
+        ("user_password", string(u.user.unwrap_or(""))),
+        ("raw", string(raw)),
+    ];
+    // `split_url` checked that a port is digits; one too large for a port is an error.
+    if let Some(p) = port.filter(|p| !p.is_empty()) {
+        let port: u16 = p
+            .parse()
+            .map_err(|_| err(F, format!("invalid port {p:?}")))?;
+        fields.push(("port", Value::Int(i64::from(port))));
+    }
+    Ok(crate::expr::map(fields))
 }
 
 /// An absolute URL: a scheme and a host.
@@ -464,6 +484,8 @@ mod tests {
         assert_eq!(s("'hello'.encodeBase64()"), "aGVsbG8=");
         assert_eq!(s("'aGVsbG8='.decodeBase64()"), "hello");
         assert_eq!(s("'aGVsbG8'.decodeBase64()"), "hello");
+        assert_eq!(s("b64.encode('hello')"), "aGVsbG8=");
+        assert_eq!(s("b64.decode('aGVsbG8=')"), "hello");
         assert!(eval("'!!!'.decodeBase64()").is_err());
         assert_eq!(s("basic_auth.encode('user', 'pass')"), "Basic dXNlcjpwYXNz");
     }
@@ -509,15 +531,22 @@ mod tests {
         assert!(eval("url.unescape('%zz')").is_err());
         let parsed = "url.parse('https://u:p@example.com:8443/a%20b/c?x=1&x=2#frag')";
         assert_eq!(s(&format!("{parsed}.scheme")), "https");
-        assert_eq!(s(&format!("{parsed}.host")), "example.com:8443");
-        assert_eq!(s(&format!("{parsed}.hostname")), "example.com");
-        assert_eq!(s(&format!("{parsed}.port")), "8443");
+        assert_eq!(s(&format!("{parsed}.host")), "example.com");
+        assert_eq!(s(&format!("{parsed}.authority")), "example.com:8443");
+        assert_eq!(ok(&format!("{parsed}.port")), Value::Int(8443));
         assert_eq!(s(&format!("{parsed}.path")), "/a b/c");
         assert_eq!(s(&format!("{parsed}.raw_path")), "/a%20b/c");
-        assert_eq!(s(&format!("{parsed}.raw_query")), "x=1&x=2");
-        assert_eq!(ok(&format!("{parsed}.query.x")), ok("['1', '2']"));
+        assert_eq!(s(&format!("{parsed}.query")), "x=1&x=2");
+        assert_eq!(ok(&format!("{parsed}.query_params.x")), ok("['1', '2']"));
+        assert_eq!(s(&format!("{parsed}.uri")), "/a%20b/c?x=1&x=2");
         assert_eq!(s(&format!("{parsed}.fragment")), "frag");
-        assert_eq!(s(&format!("{parsed}.username")), "u");
+        assert_eq!(s(&format!("{parsed}.user_password")), "u:p");
+        assert_eq!(
+            ok("has(url.parse('https://a.example/').port)"),
+            Value::Bool(false)
+        );
+        assert_eq!(s("url.parse('http://[::1]:80/').host"), "::1");
+        assert!(eval("url.parse('http://a.example:99999/')").is_err());
         assert_eq!(s("'/just/a/path'.parseUrl().path"), "/just/a/path");
         assert_eq!(ok("'https://example.com'.isURL()"), Value::Bool(true));
         assert_eq!(ok("'example.com/path'.isURL()"), Value::Bool(false));
