@@ -190,6 +190,45 @@ mod tests {
         let _ = super::build();
     }
 
+    /// Odd inputs give values or CEL errors, never a panic (which would reset the isolate).
+    #[test]
+    fn odd_inputs_never_panic() {
+        for src in [
+            "hash.md5(b'\\xff')",
+            "hash.crc64('')",
+            "json.decode(b'\\xff')",
+            "json.decode('1e400')",
+            "json.decode('[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[')",
+            "json.encode({1: 2.5, true: [null]})",
+            "json.encode([1.0 / 0.0])",
+            "''.decodeJson()",
+            "'%'.unescapeUrl()",
+            "'%e2%82'.unescapeUrl()",
+            "url.parse('')",
+            "url.parse('://')",
+            "url.parse('http://[::1')",
+            "url.parse('http://@:/')",
+            "url.parse('mailto:a@b')",
+            "'%zz'.decodeQueryString()",
+            "queryString.encode({'a': {'b': 1}})",
+            "queryString.encode({1: [true, 2.5]})",
+            "'x'.decodeBase64()",
+            "'/w=='.decodeBase64()",
+            "basic_auth.encode('', '')",
+            "ip('')",
+            "cidr('1.2.3.4/99')",
+            "cidr('::/0').containsIP('1.2.3.4')",
+            "[1].transformMap(i, v, i)",
+            "{}.all(k, v, true)",
+            "1.transformList(i, v, v)",
+            "[1, 2].existsOne(i, v, 1 / 0 == 1)",
+            "''.upper().lower()",
+            "timestamp('2024-01-01T00:00:00Z').getHours('')",
+        ] {
+            let _ = eval(src);
+        }
+    }
+
     #[test]
     fn the_crate_extensions_are_on() {
         assert_eq!(s("'TacoCat'.lowerAscii()"), "tacocat");
