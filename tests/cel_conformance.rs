@@ -550,16 +550,18 @@ fn run_test(t: &Msg) -> Outcome {
     }
 }
 
+/// `$CEL_SPEC_DIR` when set (and then only it), else the first default that holds the files.
 fn data_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("CEL_SPEC_DIR").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cel-spec")),
-        Some(PathBuf::from("/work/shared/data/cel-spec")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|d| d.join("basic.textproto").is_file())
+    let has_files = |d: &PathBuf| d.join("basic.textproto").is_file();
+    if let Some(dir) = std::env::var_os("CEL_SPEC_DIR") {
+        return Some(PathBuf::from(dir)).filter(has_files);
+    }
+    [
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cel-spec"),
+        PathBuf::from("/work/shared/data/cel-spec"),
+    ]
+    .into_iter()
+    .find(has_files)
 }
 
 #[derive(Default)]
@@ -574,8 +576,9 @@ fn cel_conformance() {
     let dir = data_dir().unwrap_or_else(|| {
         panic!(
             "CEL conformance data not found: set CEL_SPEC_DIR to a directory holding the \
-             cel-spec *.textproto files (looked in $CEL_SPEC_DIR, \
-             <crate>/../shared/data/cel-spec and /work/shared/data/cel-spec)"
+             cel-spec *.textproto files (CEL_SPEC_DIR={:?}; without it, looked in \
+             <crate>/../shared/data/cel-spec and /work/shared/data/cel-spec)",
+            std::env::var_os("CEL_SPEC_DIR")
         )
     });
     // Panics are caught and counted as failures; keep their messages out of the output.
