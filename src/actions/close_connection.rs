@@ -1,7 +1,7 @@
 //! `close-connection`: ngrok closes the client's connection at once. A Worker cannot close the
-//! TCP connection, so the gateway answers with a response whose body fails before its first
-//! byte: the client sees the status line and headers, then the connection aborted mid-response
-//! (curl: "transfer closed"), never a complete response. The response phase does not run.
+//! TCP connection, so the gateway answers 502 with a body promised as one byte that ends with
+//! none (the shell's `Body::Abort`): workerd drops the connection after the head, and the client
+//! never gets a complete response. The response phase does not run. See docs/actions.md.
 
 use super::Step;
 use crate::compile::{Config, Cx};

@@ -57,12 +57,10 @@ impl<B> Reply<B> {
     /// `close-connection`: a 502 head (what a client that ignores the abort is left with) and
     /// a body that aborts.
     fn closed() -> Self {
-        let mut headers = Headers::new();
-        headers.set("connection", "close");
         Reply {
             head: ResponseHead {
                 status: 502,
-                headers,
+                headers: Headers::new(),
             },
             body: Body::Abort,
             notes: Vec::new(),

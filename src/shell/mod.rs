@@ -83,12 +83,14 @@ fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
         Body::Empty => ResponseBody::Empty,
         Body::Text(t) => ResponseBody::Body(t.into_bytes()),
         Body::Upstream(b) => b,
-        // `close-connection`: a stream that errors at once makes workerd abort the response.
+        // `close-connection`: a body promised as one byte (`Content-Length: 1`) that ends with
+        // none. workerd cannot finish that message, so it drops the client's connection. (A
+        // plain stream that errors is ended cleanly as an empty chunked body, workerd#6818.)
         Body::Abort => {
-            let fail = futures_util::stream::once(async {
-                Err::<Vec<u8>, worker::Error>(worker::Error::RustError("close-connection".into()))
-            });
-            return builder.from_stream(fail);
+            let empty = futures_util::stream::empty::<Result<Vec<u8>>>();
+            let fixed: worker::worker_sys::FixedLengthStream =
+                worker::FixedLengthStream::wrap(empty, 1).into();
+            ResponseBody::Stream(fixed.readable())
         }
     };
     Ok(builder.body(body))
