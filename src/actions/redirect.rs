@@ -9,6 +9,7 @@ use crate::expr::{replace, Pattern, PatternError, Replaced, Replacement, Resolve
 use crate::http::Headers;
 use crate::source::Node;
 use regex::Regex;
+use std::sync::Arc;
 
 /// ngrok's code for a `from` that is not a regex.
 const BAD_REGEX: Option<&str> = Some("ERR_NGROK_2261");
@@ -87,7 +88,7 @@ pub(super) struct UrlReplace {
 }
 
 thread_local! {
-    static WHOLE: Regex = Regex::new(r"(?s)\A.*\z").expect("a valid regex");
+    static WHOLE: Arc<Regex> = Arc::new(Regex::new(r"(?s)\A.*\z").expect("a valid regex"));
 }
 
 impl UrlReplace {
@@ -158,7 +159,7 @@ impl UrlReplace {
                     message: one_line(&message),
                 },
             })?,
-            None => WHOLE.with(Regex::clone),
+            None => WHOLE.with(Arc::clone),
         };
         Ok(replace(&regex, url, &to, true).map(|mut r| {
             if r.text.starts_with('/') && !r.text.starts_with("//") {

@@ -10,6 +10,7 @@ use super::{CompileError, EvalError, Scope, Template};
 use regex::{Regex, RegexBuilder};
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::sync::Arc;
 
 /// How much memory one regex compiled at run time may take (the regex crate's default is 10 MiB).
 const RUNTIME_SIZE_LIMIT: usize = 1 << 20;
@@ -20,7 +21,8 @@ const CACHE_ENTRIES: usize = 64;
 
 thread_local! {
     // Most recently used first. Failures are kept too, so a bad value is not recompiled.
-    static CACHE: RefCell<Vec<(String, Result<Regex, String>)>> = const { RefCell::new(Vec::new()) };
+    // Regexes are shared (`Arc`), not cloned: a clone of a `Regex` starts with empty caches.
+    static CACHE: RefCell<Vec<(String, Result<Arc<Regex>, String>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A compiled `from`.
@@ -31,7 +33,7 @@ pub struct Pattern {
 
 #[derive(Debug)]
 enum Kind {
-    Fixed(Regex),
+    Fixed(Arc<Regex>),
     Templated(Template),
 }
 
@@ -57,9 +59,9 @@ impl Pattern {
     pub fn compile(source: &str) -> Result<Pattern, PatternError> {
         let template = Template::compile(source).map_err(PatternError::Template)?;
         let kind = match template.literal() {
-            Some(text) => {
-                Kind::Fixed(Regex::new(text).map_err(|e| PatternError::Regex(e.to_string()))?)
-            }
+            Some(text) => Kind::Fixed(Arc::new(
+                Regex::new(text).map_err(|e| PatternError::Regex(e.to_string()))?,
+            )),
             None => Kind::Templated(template),
         };
         Ok(Pattern { kind })
@@ -74,9 +76,9 @@ impl Pattern {
     }
 
     /// The regex for this request: the compiled one, or the interpolated text compiled (cached).
-    pub fn resolve(&self, scope: &Scope) -> Result<Regex, ResolveError> {
+    pub fn resolve(&self, scope: &Scope) -> Result<Arc<Regex>, ResolveError> {
         match &self.kind {
-            Kind::Fixed(re) => Ok(re.clone()),
+            Kind::Fixed(re) => Ok(Arc::clone(re)),
             Kind::Templated(t) => {
                 let text = t.render(scope).map_err(ResolveError::Interpolation)?;
                 compile_cached(&text).map_err(ResolveError::Regex)
@@ -87,7 +89,7 @@ impl Pattern {
 
 /// Compiles a regex made at run time, at most once per distinct text while it stays in the
 /// isolate's cache.
-fn compile_cached(text: &str) -> Result<Regex, String> {
+fn compile_cached(text: &str) -> Result<Arc<Regex>, String> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(i) = cache.iter().position(|(k, _)| k == text) {
@@ -105,6 +107,7 @@ fn compile_cached(text: &str) -> Result<Regex, String> {
                 .size_limit(RUNTIME_SIZE_LIMIT)
                 .dfa_size_limit(RUNTIME_SIZE_LIMIT)
                 .build()
+                .map(Arc::new)
                 .map_err(|e| e.to_string())
         };
         cache.truncate(CACHE_ENTRIES - 1);
