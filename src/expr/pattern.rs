@@ -19,10 +19,13 @@ const RUNTIME_MAX_LEN: usize = 4096;
 /// Regexes compiled at run time kept per isolate.
 const CACHE_ENTRIES: usize = 64;
 
+/// A compiled regex, or why the text is not one.
+type Compiled = Result<Arc<Regex>, String>;
+
 thread_local! {
     // Most recently used first. Failures are kept too, so a bad value is not recompiled.
     // Regexes are shared (`Arc`), not cloned: a clone of a `Regex` starts with empty caches.
-    static CACHE: RefCell<Vec<(String, Result<Arc<Regex>, String>)>> = const { RefCell::new(Vec::new()) };
+    static CACHE: RefCell<Vec<(String, Compiled)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A compiled `from`.
@@ -89,7 +92,7 @@ impl Pattern {
 
 /// Compiles a regex made at run time, at most once per distinct text while it stays in the
 /// isolate's cache.
-fn compile_cached(text: &str) -> Result<Arc<Regex>, String> {
+fn compile_cached(text: &str) -> Compiled {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(i) = cache.iter().position(|(k, _)| k == text) {
