@@ -22,6 +22,20 @@ pub enum GatewayError {
         field: &'static str,
         error: EvalError,
     },
+    /// A typed value (`set-vars`, `log` metadata) failed to evaluate (ngrok's `ERR_NGROK_2253`).
+    ValueFailed {
+        action: &'static str,
+        field: String,
+        error: EvalError,
+    },
+    /// An interpolated `from` is not a valid regex (ngrok's `ERR_NGROK_3901`).
+    BadRegex {
+        action: &'static str,
+        field: &'static str,
+        message: String,
+    },
+    /// A `url-rewrite` produced something that is not an absolute http(s) URL.
+    BadRewrite { action: &'static str, url: String },
     /// A rule's expression failed at run time.
     Expression { error: EvalError },
     /// Internal endpoints forwarded to each other more than the hop limit.
@@ -89,6 +103,10 @@ impl GatewayError {
             // a client error, so 400 rather than a 5xx that would page someone.
             Interpolation { .. } => (400, Some("ERR_NGROK_3900"), "interpolation_failed"),
             Expression { .. } => (400, None, "expression_failed"),
+            ValueFailed { .. } => (400, Some("ERR_NGROK_2253"), "evaluation_failed"),
+            // The policy (its `from` with the request's values) made the bad regex or URL.
+            BadRegex { .. } => (500, Some("ERR_NGROK_3901"), "invalid_regex"),
+            BadRewrite { .. } => (500, None, "invalid_rewritten_url"),
             TooManyHops { .. } => (508, Some("ERR_NGROK_3501"), "too_many_hops"),
             NotTerminated => (502, Some("ERR_NGROK_2235"), "policy_not_terminated"),
             ActionNotImplemented { .. } => (501, None, "action_not_implemented"),
@@ -201,6 +219,25 @@ impl fmt::Display for GatewayError {
                 "CEL interpolation was unsuccessful in action `{action}` field `{field}`: {error}"
             ),
             Expression { error } => write!(f, "a rule expression failed: {error}"),
+            ValueFailed {
+                action,
+                field,
+                error,
+            } => write!(
+                f,
+                "failed to evaluate CEL expression on `{field}` for `{action}` at runtime: {error}"
+            ),
+            BadRegex {
+                action,
+                field,
+                message,
+            } => write!(
+                f,
+                "action `{action}` field `{field}` is not a valid regular expression after interpolation: {message}"
+            ),
+            BadRewrite { action, url } => {
+                write!(f, "action `{action}` produced `{url}`, which is not an http(s) URL")
+            }
             TooManyHops { limit } => write!(f, "more than {limit} forward-internal hops"),
             NotTerminated => write!(f, "the traffic policy did not handle the request"),
             RateLimited { name, decision, .. } => write!(

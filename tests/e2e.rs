@@ -70,6 +70,7 @@ fn check_case(stack: &Stack, scenario: &Scenario, case: &Case) -> Result<(), Str
                     .collect()
             }),
         body: r.body,
+        ..Observed::default()
     };
     // Whatever reached an origin arrived byte for byte (signature checks buffer the body).
     if let Some(sha) = echo.as_ref().and_then(|j| j["body_sha256"].as_str()) {

@@ -145,6 +145,7 @@ fn run_case(
     let body = match &reply.body {
         Body::Empty => String::new(),
         Body::Text(t) | Body::Upstream(t) => t.clone(),
+        Body::Abort => "<aborted>".to_string(),
     };
     let sent = up.sent.borrow();
     let pairs = |h: &Headers| {
@@ -163,6 +164,14 @@ fn run_case(
                 .to_string()
         }),
         upstream_headers: sent.first().map(|(_, _, h)| pairs(h)),
+        // `http://127.0.0.1:18201/x?y` -> `/x?y`
+        upstream_uri: sent.first().map(|(_, url, _)| {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            rest.find('/')
+                .map_or("/".to_string(), |i| rest[i..].to_string())
+        }),
+        notes: reply.notes.clone(),
+        aborted: matches!(reply.body, Body::Abort),
     };
     case.expect.check(&seen)
 }

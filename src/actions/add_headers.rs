@@ -25,8 +25,15 @@ impl AddHeaders {
     }
 
     pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+        let mut added = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
-            let v = ex.render(value, "add-headers", "headers")?;
+            let v = match ex.render(value, "add-headers", "headers") {
+                Ok(v) => v,
+                Err(e) => {
+                    ex.set_outcome("add_headers", Vec::new(), Some(&e));
+                    return Err(e);
+                }
+            };
             let headers = ex.headers_mut();
             // ngrok appends, except `host`, which can only have one value.
             if name == "host" {
@@ -34,7 +41,13 @@ impl AddHeaders {
             } else {
                 headers.append(name, &v);
             }
+            added.push((name.as_str(), cel::Value::from(v)));
         }
+        // `actions.ngrok.add_headers.headers_added`: name -> value added.
+        ex.set_result(
+            "add_headers",
+            vec![("headers_added", crate::expr::map(added))],
+        );
         Ok(Step::Continue)
     }
 }

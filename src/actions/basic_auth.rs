@@ -65,7 +65,14 @@ impl BasicAuth {
                 let expected: [u8; 32] = match credential {
                     Credential::Fixed(d) => *d,
                     Credential::Dynamic(t) => {
-                        let text = ex.render(t, "basic-auth", "credentials")?;
+                        let text = match ex.render(t, "basic-auth", "credentials") {
+                            Ok(text) => text,
+                            // An error ends the request (enforced or not); the results say why.
+                            Err(e) => {
+                                ex.set_outcome("basic_auth", Vec::new(), Some(&e));
+                                return Err(e);
+                            }
+                        };
                         Sha256::digest(text.as_bytes()).into()
                     }
                 };

@@ -2,26 +2,36 @@
 
 mod add_headers;
 mod basic_auth;
+mod close_connection;
 mod custom_response;
 mod deny;
 mod forward_internal;
 mod jwt_validation;
+mod log;
 mod not_implemented;
 mod rate_limit;
+mod redirect;
 mod remove_headers;
 mod restrict_ips;
+mod set_vars;
+mod url_rewrite;
 mod verify_webhook;
 
 pub use add_headers::AddHeaders;
 pub use basic_auth::BasicAuth;
+pub use close_connection::CloseConnection;
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
 pub use jwt_validation::JwtValidation;
+pub use log::Log;
 pub use not_implemented::NotImplemented;
 pub use rate_limit::{bucket_name, parse_duration_ms, RateLimit};
+pub use redirect::Redirect;
 pub use remove_headers::RemoveHeaders;
 pub use restrict_ips::RestrictIps;
+pub use set_vars::SetVars;
+pub use url_rewrite::UrlRewrite;
 pub use verify_webhook::VerifyWebhook;
 
 use crate::compile::Cx;
@@ -42,6 +52,11 @@ pub enum Action {
     BasicAuth(BasicAuth),
     JwtValidation(Box<JwtValidation>),
     VerifyWebhook(Box<VerifyWebhook>),
+    Redirect(Box<Redirect>),
+    UrlRewrite(UrlRewrite),
+    SetVars(SetVars),
+    Log(Box<Log>),
+    CloseConnection(CloseConnection),
     NotImplemented(NotImplemented),
 }
 
@@ -56,6 +71,8 @@ pub enum Step {
     Respond(Synthetic),
     /// Answer with this status and no body (`deny`); nothing else runs.
     Deny(u16),
+    /// Drop the client's connection (`close-connection`); nothing else runs.
+    Close,
 }
 
 /// Every action type ngrok documents that this gateway does not run yet. They load (so ngrok
@@ -63,16 +80,11 @@ pub enum Step {
 const LATER: &[&str] = &[
     "owasp-crs-request",
     "owasp-crs-response",
-    "redirect",
-    "url-rewrite",
-    "set-vars",
-    "log",
     "compress-response",
     "circuit-breaker",
     "http-request",
     "request-body-find-replace",
     "response-body-find-replace",
-    "close-connection",
     "oauth",
     "oidc",
     "openid-connect",
@@ -95,9 +107,11 @@ impl Action {
         let supported: &[Phase] = match type_name {
             "forward-internal" | "deny" | "rate-limit" | "basic-auth" | "jwt-validation"
             | "verify-webhook" => &[Phase::Request],
+            "redirect" | "url-rewrite" | "close-connection" => &[Phase::Request],
             "custom-response" | "add-headers" | "remove-headers" | "restrict-ips" => {
                 &[Phase::Request, Phase::Response]
             }
+            "set-vars" | "log" => &[Phase::Request, Phase::Response],
             t if LATER.contains(&t) => {
                 return Some(Action::NotImplemented(NotImplemented::compile(
                     t, path, type_node, cx,
@@ -141,6 +155,13 @@ impl Action {
                 Action::VerifyWebhook(Box::new(VerifyWebhook::compile(config, config_path, cx)?))
             }
             "rate-limit" => Action::RateLimit(RateLimit::compile(config, config_path, cx)?),
+            "redirect" => Action::Redirect(Box::new(Redirect::compile(config, config_path, cx)?)),
+            "url-rewrite" => Action::UrlRewrite(UrlRewrite::compile(config, config_path, cx)?),
+            "set-vars" => Action::SetVars(SetVars::compile(config, config_path, cx)?),
+            "log" => Action::Log(Box::new(Log::compile(config, config_path, phase, cx)?)),
+            "close-connection" => {
+                Action::CloseConnection(CloseConnection::compile(config, config_path, cx)?)
+            }
             "restrict-ips" => {
                 Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
             }
@@ -152,7 +173,7 @@ impl Action {
     pub fn terminates(&self) -> bool {
         match self {
             Action::ForwardInternal(f) => !f.continues_on_error(),
-            Action::CustomResponse(_) | Action::Deny(_) => true,
+            Action::CustomResponse(_) | Action::Deny(_) | Action::CloseConnection(_) => true,
             Action::AddHeaders(_)
             | Action::RemoveHeaders(_)
             | Action::RateLimit(_)
@@ -160,7 +181,18 @@ impl Action {
             | Action::BasicAuth(_)
             | Action::JwtValidation(_)
             | Action::VerifyWebhook(_)
+            | Action::Redirect(_)
+            | Action::UrlRewrite(_)
+            | Action::SetVars(_)
+            | Action::Log(_)
             | Action::NotImplemented(_) => false,
+        }
+    }
+
+    /// Tells the action the name of its rule (`log` writes it).
+    pub fn set_rule_name(&mut self, name: Option<&str>) {
+        if let Action::Log(l) = self {
+            l.set_rule_name(name);
         }
     }
 
@@ -176,6 +208,11 @@ impl Action {
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),
             Action::RemoveHeaders(a) => Ok(a.apply(ex)),
+            Action::Redirect(a) => a.apply(ex),
+            Action::UrlRewrite(a) => a.apply(ex),
+            Action::SetVars(a) => a.apply(ex),
+            Action::Log(a) => a.apply(ex),
+            Action::CloseConnection(a) => Ok(a.apply()),
             Action::NotImplemented(a) => Err(a.apply()),
         }
     }

@@ -48,6 +48,10 @@ impl RemoveHeaders {
         for name in &self.headers {
             headers.remove(name);
         }
+        // `actions.ngrok.remove_headers.headers_removed`: the names configured.
+        let removed = self.headers.iter().map(|n| cel::Value::from(n.as_str()));
+        let removed = cel::Value::List(std::sync::Arc::new(removed.collect()));
+        ex.set_result("remove_headers", vec![("headers_removed", removed)]);
         Step::Continue
     }
 }

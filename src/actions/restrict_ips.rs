@@ -85,13 +85,21 @@ impl RestrictIps {
 
     pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
         let ip = ex.req.client_ip;
-        let (allowed, matched) = match self.deny.lookup(ex, ip)? {
-            Some(range) => (false, Some(range)),
-            None if self.allow.is_empty() => (true, None),
-            None => match self.allow.lookup(ex, ip)? {
+        let looked_up = self.deny.lookup(ex, ip).and_then(|denied| match denied {
+            Some(range) => Ok((false, Some(range))),
+            None if self.allow.is_empty() => Ok((true, None)),
+            None => Ok(match self.allow.lookup(ex, ip)? {
                 Some(range) => (true, Some(range)),
                 None => (false, None),
-            },
+            }),
+        });
+        let (allowed, matched) = match looked_up {
+            Ok(found) => found,
+            // An error ends the request (enforced or not); the results say why.
+            Err(e) => {
+                ex.set_outcome("restrict_ips", Vec::new(), Some(&e));
+                return Err(e);
+            }
         };
         let action = if allowed { "allow" } else { "deny" };
         let mut fields = vec![("action", cel::Value::from(action))];

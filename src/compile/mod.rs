@@ -326,6 +326,10 @@ fn make_rule(
             break;
         }
     }
+    let mut actions = actions;
+    for action in &mut actions {
+        action.set_rule_name(name.as_deref());
+    }
     Rule {
         name,
         expressions,

@@ -23,6 +23,9 @@ pub struct Exchange {
     pub notes: Vec<String>,
     /// What `secrets.get` reads.
     secrets: Arc<Secrets>,
+    /// `vars.*` set by `set-vars`: this policy's, this phase's (a new endpoint or phase starts
+    /// with none).
+    vars: HashMap<String, Value>,
 }
 
 impl Exchange {
@@ -35,6 +38,7 @@ impl Exchange {
             rate_limits: Vec::new(),
             notes: Vec::new(),
             secrets: Arc::default(),
+            vars: HashMap::new(),
         }
     }
 
@@ -48,6 +52,7 @@ impl Exchange {
     /// variables; the request, the rate limits the response must report and the notes stay.
     pub fn enter_endpoint(&mut self) {
         self.results.clear();
+        self.vars.clear();
         self.scope = None;
     }
 
@@ -87,15 +92,26 @@ impl Exchange {
         self.set_result("rate_limit", fields);
     }
 
-    fn scope(&mut self) -> &Scope {
+    /// Sets `vars.<name>` for the expressions that follow.
+    pub fn set_var(&mut self, name: &str, value: Value) {
+        self.vars.insert(name.to_string(), value);
+        self.scope = None;
+    }
+
+    pub(crate) fn scope(&mut self) -> &Scope {
         if self.scope.is_none() {
             let actions = (!self.results.is_empty()).then(|| self.results_value());
-            self.scope = Some(Scope::new(
+            let mut scope = Scope::new(
                 &self.req,
                 self.res.as_ref(),
                 actions,
                 Arc::clone(&self.secrets),
-            ));
+            );
+            if !self.vars.is_empty() {
+                let vars = self.vars.iter().map(|(k, v)| (k.as_str(), v.clone()));
+                scope = scope.with_vars(map(vars.collect()));
+            }
+            self.scope = Some(scope);
         }
         self.scope.as_ref().expect("scope was just built")
     }
@@ -121,6 +137,12 @@ impl Exchange {
                 field,
                 error,
             })
+    }
+
+    /// Replaces the request (`url-rewrite`): later expressions see the new one.
+    pub fn set_request(&mut self, req: RequestHead) {
+        self.req = req;
+        self.scope = None;
     }
 
     /// The headers an action changes: the response's in the response phase, else the request's.

@@ -2,10 +2,12 @@
 
 pub mod ext;
 mod functions;
+mod pattern;
 mod template;
 mod vars;
 
 pub use functions::parse_ip;
+pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError};
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
 pub use vars::{map, percent_decode, RequestData, Scope};
@@ -29,6 +31,7 @@ pub struct Needs {
     pub conn: bool,
     pub res: bool,
     pub actions: bool,
+    pub vars: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -66,6 +69,7 @@ impl Expr {
             conn: refs.has_variable("conn"),
             res: refs.has_variable("res"),
             actions: refs.has_variable("actions"),
+            vars: refs.has_variable("vars"),
         };
         Ok(Expr {
             source: source.to_string(),

@@ -6,6 +6,9 @@ use super::{to_text, CompileError, EvalError, Expr, Scope};
 pub enum Part {
     Text(String),
     Expr(Expr),
+    /// `${1}` or `${name}` in a regex replacement (`to`): a capture group, written back in the
+    /// regex crate's `${name}` syntax for the expansion that follows interpolation.
+    Group(String),
 }
 
 /// A config string that may contain `${expr}` parts.
@@ -18,6 +21,15 @@ impl Template {
     /// Splits `source` at `${` ... `}` (respecting CEL string literals and nested braces) and
     /// compiles each expression. ngrok reports failures here as `ERR_NGROK_2224`.
     pub fn compile(source: &str) -> Result<Template, CompileError> {
+        Template::compile_with_groups(source, &|_| false)
+    }
+
+    /// Like [`Template::compile`], but a `${...}` whose body `is_group` accepts (a capture group
+    /// number or name) stays a group reference instead of being compiled as CEL.
+    pub fn compile_with_groups(
+        source: &str,
+        is_group: &dyn Fn(&str) -> bool,
+    ) -> Result<Template, CompileError> {
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut rest = source;
@@ -33,7 +45,11 @@ impl Template {
             if !text.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut text)));
             }
-            parts.push(Part::Expr(Expr::compile(expr_src)?));
+            if is_group(expr_src) {
+                parts.push(Part::Group(expr_src.to_string()));
+            } else {
+                parts.push(Part::Expr(Expr::compile(expr_src)?));
+            }
             rest = &body[end + 1..];
         }
         text.push_str(rest);
@@ -47,10 +63,10 @@ impl Template {
     /// `secrets.get` or constants).
     pub fn reads_request(&self) -> bool {
         self.parts.iter().any(|p| match p {
-            Part::Text(_) => false,
+            Part::Text(_) | Part::Group(_) => false,
             Part::Expr(e) => {
                 let n = e.needs;
-                n.req || n.conn || n.res || n.actions || {
+                n.req || n.conn || n.res || n.actions || n.vars || {
                     const READERS: [&str; 4] = [
                         "getReqHeader",
                         "hasReqHeader",
@@ -73,14 +89,39 @@ impl Template {
     }
 
     pub fn render(&self, scope: &Scope) -> Result<String, EvalError> {
+        self.render_escaped(scope, |s| s.into())
+    }
+
+    /// Renders with every interpolated value passed through `escape` (literal text and group
+    /// references are written as they are): a regex replacement escapes `$` in values so a
+    /// header cannot smuggle in `$1`, a redirect percent-encodes them.
+    pub fn render_escaped(
+        &self,
+        scope: &Scope,
+        escape: impl Fn(&str) -> std::borrow::Cow<'_, str>,
+    ) -> Result<String, EvalError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Expr(e) => out.push_str(&to_text(&e.eval(scope)?)),
+                Part::Expr(e) => out.push_str(&escape(&to_text(&e.eval(scope)?))),
+                Part::Group(g) => {
+                    out.push_str("${");
+                    out.push_str(g);
+                    out.push('}');
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The value of the template with its type: a template that is exactly one `${expr}` keeps
+    /// the expression's type (int, bool, list, map ...); anything else is a string.
+    pub fn eval_typed(&self, scope: &Scope) -> Result<cel::Value, EvalError> {
+        match self.parts.as_slice() {
+            [Part::Expr(e)] => e.eval(scope),
+            _ => Ok(cel::Value::String(std::sync::Arc::new(self.render(scope)?))),
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Scope {
     req: RequestData,
     res: Option<ResponseHead>,
     actions: Option<Value>,
+    /// `vars.*` from `set-vars` (an empty map until one runs).
+    vars: Option<Value>,
     built: Cell<Needs>,
 }
 
@@ -37,8 +39,15 @@ impl Scope {
             req: data,
             res: res.cloned(),
             actions,
+            vars: None,
             built: Cell::new(Needs::default()),
         }
+    }
+
+    /// The `vars` this phase has set so far.
+    pub fn with_vars(mut self, vars: Value) -> Scope {
+        self.vars = Some(vars);
+        self
     }
 
     pub(crate) fn execute(&self, program: &Program, needs: Needs) -> ResolveResult {
@@ -47,6 +56,7 @@ impl Scope {
             || (needs.conn && !built.conn)
             || (needs.res && !built.res)
             || (needs.actions && !built.actions)
+            || (needs.vars && !built.vars)
         {
             let mut ctx = self.ctx.borrow_mut();
             if needs.req && !built.req {
@@ -61,11 +71,16 @@ impl Scope {
             if let (true, false, Some(actions)) = (needs.actions, built.actions, &self.actions) {
                 ctx.add_variable_from_value("actions", actions.clone());
             }
+            if needs.vars && !built.vars {
+                let vars = self.vars.clone().unwrap_or_else(|| map(Vec::new()));
+                ctx.add_variable_from_value("vars", vars);
+            }
             self.built.set(Needs {
                 req: built.req || needs.req,
                 conn: built.conn || needs.conn,
                 res: built.res || needs.res,
                 actions: built.actions || needs.actions,
+                vars: built.vars || needs.vars,
             });
         }
         program.execute(&self.ctx.borrow())

@@ -23,6 +23,9 @@ pub enum Body<B> {
     Empty,
     Text(String),
     Upstream(B),
+    /// A body that fails before its first byte (`close-connection`): the shell makes the
+    /// platform abort the response, the nearest a Worker comes to closing the connection.
+    Abort,
 }
 
 #[derive(Debug)]
@@ -47,6 +50,19 @@ impl<B> Reply<B> {
                 headers: s.headers,
             },
             body,
+            notes: Vec::new(),
+        }
+    }
+
+    /// `close-connection`: a 502 head (what a client that ignores the abort is left with) and
+    /// a body that aborts.
+    fn closed() -> Self {
+        Reply {
+            head: ResponseHead {
+                status: 502,
+                headers: Headers::new(),
+            },
+            body: Body::Abort,
             notes: Vec::new(),
         }
     }
@@ -282,6 +298,7 @@ impl Gateway {
                 Step::Forward(key) => key,
                 Step::Respond(s) => break Reply::synthetic(s),
                 Step::Deny(status) => return Ok(Reply::deny(status)),
+                Step::Close => return Ok(Reply::closed()),
                 Step::Continue => return Err(GatewayError::NotTerminated),
             };
             hops += 1;
@@ -309,7 +326,7 @@ impl Gateway {
             ..ports.clone()
         };
         for policy in response_policies.iter().rev() {
-            reply = respond(policy, &ex.req, reply, &response_ports).await?;
+            reply = respond(policy, &ex.req, reply, &response_ports, &mut ex.notes).await?;
         }
         Ok(reply)
     }
@@ -477,6 +494,7 @@ async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     req: &RequestHead,
     reply: Reply<U::Body>,
     ports: &Ports<'_, U, L, T>,
+    notes: &mut Vec<String>,
 ) -> Result<Reply<U::Body>, GatewayError> {
     if policy.on_http_response.is_empty() {
         return Ok(reply);
@@ -484,7 +502,10 @@ async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     let mut ex =
         Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
     ex.res = Some(reply.head);
-    let step = run_phase(&policy.on_http_response, &mut ex, ports).await?;
+    let step = run_phase(&policy.on_http_response, &mut ex, ports).await;
+    // What the phase logged is kept even when it failed.
+    notes.append(&mut ex.notes);
+    let step = step?;
     let head = ex
         .res
         .take()
@@ -493,7 +514,8 @@ async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
         Step::Continue => Reply { head, ..reply },
         Step::Respond(s) => Reply::synthetic(s),
         Step::Deny(status) => Reply::deny(status),
-        // The compiler rejects forward-internal in on_http_response (ERR_NGROK_2202).
+        // The compiler rejects these in on_http_response (ERR_NGROK_2202).
+        Step::Close => Reply::closed(),
         Step::Forward(_) => return Err(GatewayError::NotTerminated),
     })
 }

@@ -40,7 +40,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // console.log, not console.warn: `wrangler dev` (4.86) does not print a Worker's warnings,
     // and these lines (a limiter failing open, stale JWKS keys) must be seen locally too.
     for note in &reply.notes {
-        worker::console_log!("edge-gateway: {note}");
+        // A `log` action's line is a JSON object (serialised by the core): printed alone, so
+        // Workers Logs can index it.
+        if note.starts_with('{') {
+            worker::console_log!("{note}");
+        } else {
+            worker::console_log!("edge-gateway: {note}");
+        }
     }
     trust.refresh_in_background(&ctx);
     respond(reply)
@@ -70,15 +76,24 @@ fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
     for (name, value) in reply.head.headers.iter() {
         headers.append(name, value)?;
     }
+    let builder = Response::builder()
+        .with_status(reply.head.status)
+        .with_headers(headers);
     let body = match reply.body {
         Body::Empty => ResponseBody::Empty,
         Body::Text(t) => ResponseBody::Body(t.into_bytes()),
         Body::Upstream(b) => b,
+        // `close-connection`: a body promised as one byte (`Content-Length: 1`) that ends with
+        // none. workerd cannot finish that message, so it drops the client's connection. (A
+        // plain stream that errors is ended cleanly as an empty chunked body, workerd#6818.)
+        Body::Abort => {
+            let empty = futures_util::stream::empty::<Result<Vec<u8>>>();
+            let fixed: worker::worker_sys::FixedLengthStream =
+                worker::FixedLengthStream::wrap(empty, 1).into();
+            ResponseBody::Stream(fixed.readable())
+        }
     };
-    Ok(Response::builder()
-        .with_status(reply.head.status)
-        .with_headers(headers)
-        .body(body))
+    Ok(builder.body(body))
 }
 
 /// `Math.random`, good enough for spreading load (not for secrets).

@@ -20,6 +20,9 @@
 //!       upstream_headers: {x-acme-gateway: edge-gateway}   # headers the origin received
 //!       upstream_absent_headers: [x-acme-internal-debug]
 //!       body_contains: missing_routing_header
+//!       upstream_uri: /v2/items?a=1           # the path and query the origin was asked for
+//!       log_contains: '"rule":"audit"'         # a line the shell would log (native runs)
+//!       aborted: true                          # the body aborts (close-connection)
 //! ```
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -79,6 +82,9 @@ pub struct Expect {
     pub upstream_headers: Vec<(String, String)>,
     pub upstream_absent_headers: Vec<String>,
     pub body_contains: Option<String>,
+    pub upstream_uri: Option<String>,
+    pub log_contains: Vec<String>,
+    pub aborted: Option<bool>,
 }
 
 fn s(n: &Node) -> String {
@@ -163,6 +169,13 @@ pub fn load(path: &Path) -> Scenario {
                     upstream_headers: pairs(exp.get("upstream_headers")),
                     upstream_absent_headers: list(exp.get("upstream_absent_headers")),
                     body_contains: exp.get("body_contains").map(s),
+                    upstream_uri: exp.get("upstream_uri").map(s),
+                    log_contains: match exp.get("log_contains") {
+                        Some(n) if n.as_seq().is_some() => list(Some(n)),
+                        Some(n) => vec![s(n)],
+                        None => Vec::new(),
+                    },
+                    aborted: exp.get("aborted").map(|v| v.value == Value::Bool(true)),
                 },
             }
         })
@@ -326,6 +339,12 @@ pub struct Observed {
     pub forwarded_to: Option<String>,
     /// The headers the origin received, when a request reached one.
     pub upstream_headers: Option<Vec<(String, String)>>,
+    /// The path and query the origin was asked for, when a request reached one.
+    pub upstream_uri: Option<String>,
+    /// The lines the shell would log (native runs only).
+    pub notes: Vec<String>,
+    /// Whether the response body aborts (`close-connection`).
+    pub aborted: bool,
 }
 
 fn lookup<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -382,6 +401,21 @@ impl Expect {
         for k in &self.upstream_absent_headers {
             if upstream.and_then(|h| lookup(h, k)).is_some() {
                 problems.push(format!("upstream header {k} must be absent"));
+            }
+        }
+        if let Some(want) = &self.upstream_uri {
+            if seen.upstream_uri.as_ref() != Some(want) {
+                problems.push(format!("upstream uri {:?}, want {want}", seen.upstream_uri));
+            }
+        }
+        for want in &self.log_contains {
+            if !seen.notes.iter().any(|n| n.contains(want.as_str())) {
+                problems.push(format!("no log line has {want:?}: {:?}", seen.notes));
+            }
+        }
+        if let Some(want) = self.aborted {
+            if seen.aborted != want {
+                problems.push(format!("aborted {}, want {want}", seen.aborted));
             }
         }
         if let Some(want) = &self.body_contains {

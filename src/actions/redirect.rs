@@ -1,0 +1,207 @@
+//! `redirect`: rewrite the request URL with a regex and answer with a 3xx `Location` to it.
+
+use super::Step;
+use crate::compile::config::BAD_TEMPLATE;
+use crate::compile::{Config, Cx};
+use crate::error::GatewayError;
+use crate::eval::{Exchange, Synthetic};
+use crate::expr::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError, Template};
+use crate::http::Headers;
+use crate::source::Node;
+use regex::Regex;
+use std::sync::Arc;
+
+/// ngrok's code for a `from` that is not a regex.
+const BAD_REGEX: Option<&str> = Some("ERR_NGROK_2261");
+
+#[derive(Debug)]
+pub struct Redirect {
+    url: UrlReplace,
+    status_code: u16,
+    headers: Vec<(String, Template)>,
+}
+
+impl Redirect {
+    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Redirect> {
+        let mut c = Config::new(config, path, cx.diags);
+        let url = UrlReplace::compile(&mut c);
+        let status_code = c.status("status_code", 302, (300, 399));
+        let headers = super::add_headers::header_templates(&mut c, 0, 10);
+        c.finish();
+        Some(Redirect {
+            url: url?,
+            status_code,
+            headers: headers?,
+        })
+    }
+
+    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+        let original = ex.req.url();
+        let replaced = match self.url.apply(ex, "redirect", &original) {
+            Ok(r) => r,
+            Err(e) => {
+                ex.set_outcome("redirect", Vec::new(), Some(&e));
+                return Err(e);
+            }
+        };
+        let (location, matches) = match replaced {
+            Some(r) => (encode_url(&r.text), r.matches),
+            None => (original.clone(), Vec::new()),
+        };
+        ex.set_outcome("redirect", results(&location, &matches), None);
+        // An unchanged URL is no redirect: the chain goes on.
+        if location == original {
+            return Ok(Step::Continue);
+        }
+        let mut headers = Headers::new();
+        for (name, value) in &self.headers {
+            let v = ex.render(value, "redirect", "headers")?;
+            headers.append(name, &v);
+        }
+        headers.set("location", &location);
+        Ok(Step::Respond(Synthetic {
+            status: self.status_code,
+            headers,
+            body: String::new(),
+        }))
+    }
+}
+
+/// `actions.ngrok.<action>.{url, matches}`.
+pub(super) fn results<'a>(url: &str, matches: &[String]) -> Vec<(&'a str, cel::Value)> {
+    let matches: Vec<cel::Value> = matches
+        .iter()
+        .map(|m| cel::Value::from(m.as_str()))
+        .collect();
+    vec![
+        ("url", cel::Value::from(url)),
+        ("matches", cel::Value::List(std::sync::Arc::new(matches))),
+    ]
+}
+
+/// The `from` / `to` pair of `redirect` and `url-rewrite`, applied to the whole request URL.
+#[derive(Debug)]
+pub(super) struct UrlReplace {
+    /// No `from`: the whole URL is the match.
+    from: Option<Pattern>,
+    to: Replacement,
+}
+
+thread_local! {
+    static WHOLE: Arc<Regex> = Arc::new(Regex::new(r"(?s)\A.*\z").expect("a valid regex"));
+}
+
+impl UrlReplace {
+    pub(super) fn compile(c: &mut Config<'_, '_>) -> Option<UrlReplace> {
+        let mut ok = true;
+        let from = match c.string("from") {
+            Some((node, text)) => match Pattern::compile(&text) {
+                Ok(p) => Some(p),
+                Err(PatternError::Template(e)) => {
+                    let msg = format!("invalid CEL interpolation: {}", e.0);
+                    c.error_at(BAD_TEMPLATE, "from", node, msg);
+                    ok = false;
+                    None
+                }
+                Err(PatternError::Regex(e)) => {
+                    let msg = format!("`from` is not a valid regular expression: {e}");
+                    c.error_at(BAD_REGEX, "from", node, one_line(&msg));
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        let to = match c.string("to") {
+            Some((node, text)) => match Replacement::compile(&text, from.as_ref()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let msg = format!("invalid CEL interpolation: {}", e.0);
+                    c.error_at(BAD_TEMPLATE, "to", node, msg);
+                    None
+                }
+            },
+            None => {
+                c.missing("to");
+                None
+            }
+        };
+        let to = to?;
+        ok.then_some(UrlReplace { from, to })
+    }
+
+    /// The URL with every match of `from` replaced (and made absolute when the result is a
+    /// path); `None` when `from` does not match.
+    pub(super) fn apply(
+        &self,
+        ex: &mut Exchange,
+        action: &'static str,
+        url: &str,
+    ) -> Result<Option<Replaced>, GatewayError> {
+        let to = self
+            .to
+            .render(ex.scope())
+            .map_err(|error| GatewayError::Interpolation {
+                action,
+                field: "to",
+                error,
+            })?;
+        let regex = match &self.from {
+            Some(p) => p.resolve(ex.scope()).map_err(|e| match e {
+                ResolveError::Interpolation(error) => GatewayError::Interpolation {
+                    action,
+                    field: "from",
+                    error,
+                },
+                ResolveError::Regex(message) => GatewayError::BadRegex {
+                    action,
+                    field: "from",
+                    message: one_line(&message),
+                },
+            })?,
+            None => WHOLE.with(Arc::clone),
+        };
+        Ok(replace(&regex, url, &to, true).map(|mut r| {
+            if r.text.starts_with('/') && !r.text.starts_with("//") {
+                r.text = format!("{}://{}{}", ex.req.scheme, ex.req.authority(), r.text);
+            }
+            r
+        }))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Percent-encodes what may not appear in a URL as written (spaces, controls, non-ASCII, and
+/// `"<>\^`{|}`), leaving its delimiters and existing escapes alone: `San Francisco` becomes
+/// `San%20Francisco`, as in ngrok's `Location`.
+pub(super) fn encode_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for b in url.bytes() {
+        if b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_url;
+
+    #[test]
+    fn encoding() {
+        assert_eq!(
+            encode_url("https://a.example/city/San Francisco?q=a b&x=%20"),
+            "https://a.example/city/San%20Francisco?q=a%20b&x=%20"
+        );
+        assert_eq!(
+            encode_url("https://a.example/é"),
+            "https://a.example/%C3%A9"
+        );
+    }
+}
