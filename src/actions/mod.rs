@@ -2,9 +2,11 @@
 
 mod add_headers;
 mod basic_auth;
+mod circuit_breaker;
 mod custom_response;
 mod deny;
 mod forward_internal;
+mod http_request;
 mod jwt_validation;
 mod not_implemented;
 mod rate_limit;
@@ -14,9 +16,14 @@ mod verify_webhook;
 
 pub use add_headers::AddHeaders;
 pub use basic_auth::BasicAuth;
+pub use circuit_breaker::{Admission, CircuitBreaker};
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
+pub use http_request::{
+    HttpRequest, Subrequest, SubrequestContext, Subresponse, MAX_DEPTH as MAX_SUBREQUEST_DEPTH,
+    MAX_RESPONSE_BODY as MAX_SUBREQUEST_BODY,
+};
 pub use jwt_validation::JwtValidation;
 pub use not_implemented::NotImplemented;
 pub use rate_limit::{bucket_name, parse_duration_ms, RateLimit};
@@ -42,6 +49,8 @@ pub enum Action {
     BasicAuth(BasicAuth),
     JwtValidation(Box<JwtValidation>),
     VerifyWebhook(Box<VerifyWebhook>),
+    HttpRequest(Box<HttpRequest>),
+    CircuitBreaker(CircuitBreaker),
     NotImplemented(NotImplemented),
 }
 
@@ -68,8 +77,6 @@ const LATER: &[&str] = &[
     "set-vars",
     "log",
     "compress-response",
-    "circuit-breaker",
-    "http-request",
     "request-body-find-replace",
     "response-body-find-replace",
     "close-connection",
@@ -94,10 +101,9 @@ impl Action {
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
             "forward-internal" | "deny" | "rate-limit" | "basic-auth" | "jwt-validation"
-            | "verify-webhook" => &[Phase::Request],
-            "custom-response" | "add-headers" | "remove-headers" | "restrict-ips" => {
-                &[Phase::Request, Phase::Response]
-            }
+            | "verify-webhook" | "circuit-breaker" => &[Phase::Request],
+            "custom-response" | "add-headers" | "remove-headers" | "restrict-ips"
+            | "http-request" => &[Phase::Request, Phase::Response],
             t if LATER.contains(&t) => {
                 return Some(Action::NotImplemented(NotImplemented::compile(
                     t, path, type_node, cx,
@@ -141,6 +147,12 @@ impl Action {
                 Action::VerifyWebhook(Box::new(VerifyWebhook::compile(config, config_path, cx)?))
             }
             "rate-limit" => Action::RateLimit(RateLimit::compile(config, config_path, cx)?),
+            "http-request" => {
+                Action::HttpRequest(Box::new(HttpRequest::compile(config, config_path, cx)?))
+            }
+            "circuit-breaker" => {
+                Action::CircuitBreaker(CircuitBreaker::compile(config, config_path, cx)?)
+            }
             "restrict-ips" => {
                 Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
             }
@@ -160,6 +172,8 @@ impl Action {
             | Action::BasicAuth(_)
             | Action::JwtValidation(_)
             | Action::VerifyWebhook(_)
+            | Action::HttpRequest(_)
+            | Action::CircuitBreaker(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -172,6 +186,8 @@ impl Action {
             Action::BasicAuth(a) => a.apply(ex),
             Action::JwtValidation(a) => a.apply(ex, cx).await,
             Action::VerifyWebhook(a) => a.apply(ex, cx).await,
+            Action::HttpRequest(a) => a.apply(ex, cx).await,
+            Action::CircuitBreaker(a) => a.apply(ex, cx),
             Action::CustomResponse(a) => a.apply(ex),
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),
@@ -210,6 +226,10 @@ pub trait Context {
     async fn first_delivery(&self, id: &str, ttl_ms: u64) -> Result<bool, String>;
     /// The request body, buffered (at most [`MAX_BUFFERED_BODY`] bytes) and still forwarded.
     async fn request_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
+    /// Sends an `http-request` to the declared internal endpoint `req.key` through its pool
+    /// (the member's policy runs on it); its body is read up to 256 KB. An undeclared key is
+    /// `EndpointOffline` and nothing is sent.
+    async fn subrequest(&self, req: Subrequest) -> Result<Subresponse, GatewayError>;
 }
 
 /// The largest request body an action may read (signature checks, body tokens): 8 MiB.
