@@ -345,7 +345,14 @@ impl Gateway {
             ..ports.clone()
         };
         for policy in response_policies.iter().rev() {
-            reply = respond(policy, &ex.req, reply, &response_ports).await?;
+            reply = respond(
+                policy,
+                &ex.req,
+                ex.subrequest.as_ref(),
+                reply,
+                &response_ports,
+            )
+            .await?;
         }
         Ok(reply)
     }
@@ -465,7 +472,13 @@ impl Gateway {
                 Err(e @ GatewayError::BadRequest { .. }) => return Err(e),
                 Err(_) => true,
             };
-            pool.record_attempt(&busy, !failed, ports.trust.now_ms(), &routing.health);
+            // A subrequest that ran out of the time its caller chose (`timeout`, 1 s to 30 s)
+            // says little about the member: only the shell's own timeout counts against it.
+            let budget_spent = ex.subrequest.is_some()
+                && matches!(result, Err(GatewayError::UpstreamTimeout { .. }));
+            if !budget_spent {
+                pool.record_attempt(&busy, !failed, ports.trust.now_ms(), &routing.health);
+            }
             drop(busy);
             tried.push(i);
             let retryable = failed
@@ -543,6 +556,7 @@ impl Gateway {
 pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     policy: &Policy,
     req: &RequestHead,
+    subrequest: Option<&crate::actions::SubrequestContext>,
     reply: Reply<U::Body>,
     ports: &Ports<'_, U, L, T>,
 ) -> Result<Reply<U::Body>, GatewayError> {
@@ -552,6 +566,8 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     let mut ex =
         Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
     ex.res = Some(reply.head);
+    // A subrequest's response phase nests its own http-requests as deep as its request phase.
+    ex.subrequest = subrequest.cloned();
     let step = run_phase(&policy.on_http_response, &mut ex, ports).await?;
     let head = ex
         .res
