@@ -239,9 +239,9 @@ impl HttpRequest {
                 let value = render(ex, value, "query_params")?;
                 pairs.push(format!("{}={}", encode(key), encode(&value)));
             }
-            let (base, fragment) = url.split_once('#').unwrap_or((&url, ""));
+            // A fragment is never sent.
+            let base = url.split('#').next().unwrap_or_default();
             let sep = if base.contains('?') { '&' } else { '?' };
-            let _ = fragment; // a fragment is never sent
             url = format!("{base}{sep}{}", pairs.join("&"));
         }
         let mut headers = Headers::new();

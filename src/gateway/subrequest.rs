@@ -2,7 +2,7 @@
 //! choice, failover, passive health, the member's own policy, response phases), starting at
 //! the internal endpoint instead of the public one, and ending with the body read (capped).
 
-use super::handle::{Body, Ports, RateLimiter, Trust, Upstream};
+use super::handle::{Body, Ports, RateLimiter, Reply, Trust, Upstream};
 use super::Gateway;
 use crate::actions::{Step, Subrequest, SubrequestContext, Subresponse, MAX_SUBREQUEST_DEPTH};
 use crate::error::GatewayError;
@@ -43,9 +43,15 @@ impl Gateway {
             can_forward: true,
             ..ports.clone()
         };
-        let result = self
+        let result = match self
             .follow(Step::Forward(sub.key), &mut ex, &ports, Vec::new())
-            .await;
+            .await
+        {
+            // The target's policy refused (401, 403, 429, its own breaker's 503, ...): that is
+            // the target's answer, a response like any other, as a client would get it.
+            Err(e) if !reaching(&e) => Ok(Reply::synthetic(e.rescue())),
+            other => other,
+        };
         let status = match &result {
             Ok(reply) => reply.head.status,
             Err(e) => e.status(),
@@ -80,6 +86,24 @@ impl Gateway {
             body,
         })
     }
+}
+
+/// Whether an error is about reaching the target (an `http-request` error, in
+/// `actions.ngrok.http_request.error`) rather than an answer the target's policy gave.
+fn reaching(e: &GatewayError) -> bool {
+    matches!(
+        e,
+        GatewayError::EndpointOffline { .. }
+            | GatewayError::PoolUnavailable { .. }
+            | GatewayError::UpstreamUnreachable { .. }
+            | GatewayError::UpstreamTimeout { .. }
+            | GatewayError::SubrequestTimeout { .. }
+            | GatewayError::SubrequestLoop { .. }
+            | GatewayError::SubrequestBodyTooLarge { .. }
+            | GatewayError::TooManyRedirects { .. }
+            | GatewayError::TooManyHops { .. }
+            | GatewayError::BadRequest { .. }
+    )
 }
 
 fn reply_endpoint(ex: &Exchange) -> String {
