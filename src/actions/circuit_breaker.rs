@@ -152,7 +152,7 @@ impl Breaker {
                 if now_ms.saturating_sub(since_ms) < settings.tripped_ms =>
             {
                 Verdict::Refuse {
-                    retry_after_ms: settings.tripped_ms - (now_ms - since_ms),
+                    retry_after_ms: settings.tripped_ms - now_ms.saturating_sub(since_ms),
                 }
             }
             // Tripped long enough, or the last probe never reported (its request was dropped).

@@ -208,7 +208,10 @@ impl HttpRequest {
         }
         match outcome {
             Ok(res) => {
-                fields.push(("res", response_value(&res, cx.now_ms() - started)));
+                fields.push((
+                    "res",
+                    response_value(&res, cx.now_ms().saturating_sub(started)),
+                ));
                 ex.set_result("http_request", fields);
                 Ok(Step::Continue)
             }
