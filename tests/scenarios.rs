@@ -331,3 +331,62 @@ fn a_pools_rate_limit_is_shared_by_its_members() {
     assert!(statuses[..100].iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(statuses[100], 429);
 }
+
+/// An http-request URL built from a request header: whatever the client sends, only declared
+/// internal endpoints are ever contacted, and every request gets an answer.
+#[test]
+fn hostile_subrequest_targets_never_leave_the_pools() {
+    let sc = support::scenario::load(
+        &support::scenario::repo_root().join("tests/scenarios/http-request.yaml"),
+    );
+    let gw = build_gateway(&sc.source_docs(), Options::default(), "t")
+        .0
+        .unwrap();
+    let declared: Vec<String> = gw.pools.values().map(|p| p.url.clone()).collect();
+    let seeds = [
+        "acme",
+        "evil.example/x#",
+        "acme.internal@evil.example",
+        "acme.internal:1/..",
+        "127.0.0.1:18301/",
+        "[::1]",
+        "%2e%2e",
+        "a b",
+        "\u{0}",
+        "",
+    ];
+    let punctuation = b"{}[]:/?#@%.-' \\";
+    let mut rng = fastrand::Rng::with_seed(6);
+    let up = FakeUpstream::default();
+    let limiter = MemoryLimiter::default();
+    let trust = LocalTrust::default();
+    for _ in 0..1000 {
+        let mut value = seeds[rng.usize(0..seeds.len())].as_bytes().to_vec();
+        for _ in 0..rng.usize(0..3) {
+            let at = rng.usize(0..value.len() + 1);
+            value.insert(at, punctuation[rng.usize(0..punctuation.len())]);
+        }
+        let value = String::from_utf8_lossy(&value).into_owned();
+        let headers: Headers = [("x-tenant", value.as_str())].into_iter().collect();
+        let head = RequestHead::from_url(
+            "GET",
+            "https://gw.example/api/x",
+            headers,
+            "192.0.2.1".parse().unwrap(),
+        )
+        .unwrap();
+        let reply = pollster::block_on(gw.handle(head, &up, &limiter, &trust, &mut Cycle(0)));
+        assert!(
+            [200, 403, 503].contains(&reply.head.status),
+            "{value:?}: {}",
+            reply.head.status
+        );
+    }
+    let sent = up.sent.borrow();
+    // An unmangled `acme` names a declared endpoint, so the checks below have requests to see.
+    assert!(sent.len() > 30, "only {} requests were sent", sent.len());
+    for (endpoint, url, _) in sent.iter() {
+        assert!(declared.contains(endpoint), "{endpoint} ({url})");
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    }
+}
