@@ -135,6 +135,14 @@ impl HttpRequest {
             ok &= t.is_some();
             t
         });
+        if let (Some(_), "GET", Some(node)) = (&body, method, c.field("body")) {
+            let path = crate::compile::child(&c.path, "body");
+            c.diags.warning(
+                BAD_CONFIG,
+                At::new(&path, node),
+                "a GET sends no body: `body` is ignored (use POST, PUT or PATCH)",
+            );
+        }
         let timeout_ms = match duration(&mut c, "timeout", 1_000, 30_000) {
             Ok(t) => t.unwrap_or(3_000),
             Err(()) => {
@@ -257,8 +265,8 @@ impl HttpRequest {
             headers.set("user-agent", "edge-gateway/http-request");
         }
         let body: Rc<[u8]> = match &self.body {
-            Some(t) => render(ex, t, "body")?.into_bytes().into(),
-            None => Rc::from(&[][..]),
+            Some(t) if self.method != "GET" => render(ex, t, "body")?.into_bytes().into(),
+            _ => Rc::from(&[][..]),
         };
         record.req = Some(map(vec![
             ("method", Value::from(self.method)),

@@ -67,8 +67,8 @@ impl Upstream for FetchUpstream {
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
         if let Some(bytes) = &out.body {
-            // An `http-request` sends its own body (none for a GET).
-            if !bytes.is_empty() {
+            // An `http-request` sends its own body (`fetch` refuses one on a GET).
+            if !bytes.is_empty() && !matches!(method, Method::Get | Method::Head) {
                 init.with_body(Some(Uint8Array::from(&bytes[..]).into()));
             }
         } else if !matches!(method, Method::Get | Method::Head) {
