@@ -288,20 +288,31 @@ impl HttpRequest {
             let time_ms = cx.now_ms().saturating_sub(attempt_start);
             record.attempts.push(attempt_value(&result, time_ms));
             let out_of_time = cx.now_ms() >= deadline_ms;
+            // ngrok evaluates the condition "after each failed attempt": an error or a 4xx/5xx.
+            let failed = result.as_ref().map_or(true, |r| r.status >= 400);
             let retry = match &self.retry_condition {
-                Some(cond) if retries < MAX_RETRIES && !out_of_time => {
+                Some(cond) if failed && retries < MAX_RETRIES && !out_of_time => {
+                    let res = match &result {
+                        Ok(r) => {
+                            // ngrok's own example reads `last_attempt.res.statusCode`.
+                            let mut fields = response_fields(r, time_ms);
+                            fields.push(("statusCode", Value::Int(i64::from(r.status))));
+                            map(fields)
+                        }
+                        Err(_) => Value::Null,
+                    };
+                    // ngrok: "the error string (if any)".
+                    let error = match &result {
+                        Err(e) => Value::from(match e.code() {
+                            Some(code) => format!("{code}: {e}"),
+                            None => e.to_string(),
+                        }),
+                        Ok(_) => Value::Null,
+                    };
                     let last = map(vec![
                         ("req", record.req.clone().unwrap_or(Value::Null)),
-                        (
-                            "res",
-                            result
-                                .as_ref()
-                                .map_or(Value::Null, |r| response_value(r, time_ms)),
-                        ),
-                        (
-                            "error",
-                            result.as_ref().err().map_or(Value::Null, error_value),
-                        ),
+                        ("res", res),
+                        ("error", error),
                     ]);
                     let vars = vec![
                         ("attempts", Value::Int(record.attempts.len() as i64)),
@@ -451,7 +462,11 @@ fn header_value(headers: &Headers) -> Value {
 }
 
 fn response_value(res: &Subresponse, time_ms: u64) -> Value {
-    map(vec![
+    map(response_fields(res, time_ms))
+}
+
+fn response_fields(res: &Subresponse, time_ms: u64) -> Vec<(&'static str, Value)> {
+    vec![
         ("status_code", Value::Int(i64::from(res.status))),
         ("header", header_value(&res.headers)),
         (
@@ -459,7 +474,7 @@ fn response_value(res: &Subresponse, time_ms: u64) -> Value {
             Value::from(String::from_utf8_lossy(&res.body).into_owned()),
         ),
         ("time_ms", Value::Int(time_ms as i64)),
-    ])
+    ]
 }
 
 fn error_value(e: &GatewayError) -> Value {
