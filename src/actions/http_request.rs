@@ -284,7 +284,14 @@ impl HttpRequest {
             let attempt_start = cx.now_ms();
             let result = self
                 .attempt(cx, ex, &url, &headers, &body, deadline_ms, depth)
-                .await;
+                .await
+                .map_err(|e| match e {
+                    // The send was cut at what was left of `timeout`.
+                    GatewayError::UpstreamTimeout { .. } => GatewayError::SubrequestTimeout {
+                        after_ms: self.timeout_ms,
+                    },
+                    e => e,
+                });
             let time_ms = cx.now_ms().saturating_sub(attempt_start);
             record.attempts.push(attempt_value(&result, time_ms));
             let out_of_time = cx.now_ms() >= deadline_ms;
@@ -340,12 +347,7 @@ impl HttpRequest {
                 retries += 1;
                 continue;
             }
-            return match result {
-                Err(GatewayError::UpstreamTimeout { .. }) => Err(GatewayError::SubrequestTimeout {
-                    after_ms: self.timeout_ms,
-                }),
-                other => other,
-            };
+            return result;
         }
     }
 
