@@ -82,6 +82,16 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     /// Replay protection could not reach its log (fail closed).
     ReplayLogUnavailable { reason: String },
+    /// A `circuit-breaker` is open: the request is refused without reaching the upstream.
+    CircuitOpen { retry_after_s: u64 },
+    /// An `http-request` response body was larger than the cap (ngrok's `ERR_NGROK_3601`).
+    SubrequestBodyTooLarge { limit: usize },
+    /// An `http-request` did not finish within its `timeout` (ngrok's `ERR_NGROK_3602`).
+    SubrequestTimeout { after_ms: u64 },
+    /// `http-request`s nested too deep through internal endpoints' policies (`ERR_NGROK_3603`).
+    SubrequestLoop { limit: usize },
+    /// An `http-request` met more redirects than `max_redirects` (`ERR_NGROK_3214`).
+    TooManyRedirects { limit: u32 },
 }
 
 /// How an error is shown to the client.
@@ -127,6 +137,13 @@ impl GatewayError {
             WebhookRejected { reason, .. } => (403, Some("ERR_NGROK_3204"), reason.reason()),
             BodyTooLarge { .. } => (413, None, "body_too_large"),
             ReplayLogUnavailable { .. } => (503, None, "replay_log_unavailable"),
+            CircuitOpen { .. } => (503, Some("ERR_NGROK_3202"), "circuit_open"),
+            SubrequestBodyTooLarge { .. } => {
+                (502, Some("ERR_NGROK_3601"), "subrequest_body_too_large")
+            }
+            SubrequestTimeout { .. } => (504, Some("ERR_NGROK_3602"), "subrequest_timeout"),
+            SubrequestLoop { .. } => (508, Some("ERR_NGROK_3603"), "subrequest_loop"),
+            TooManyRedirects { .. } => (502, Some("ERR_NGROK_3214"), "too_many_redirects"),
         };
         Shape {
             status,
@@ -183,6 +200,9 @@ impl GatewayError {
             headers.set("www-authenticate", &challenge);
         }
         if let GatewayError::PoolUnavailable { retry_after_s, .. } = self {
+            headers.set("retry-after", &retry_after_s.to_string());
+        }
+        if let GatewayError::CircuitOpen { retry_after_s } = self {
             headers.set("retry-after", &retry_after_s.to_string());
         }
         if let GatewayError::RateLimited {
@@ -288,6 +308,24 @@ impl fmt::Display for GatewayError {
                 f,
                 "every member of `{endpoint}` is failing; the first is tried again in {retry_after_s} s"
             ),
+            CircuitOpen { retry_after_s } => write!(
+                f,
+                "the circuit breaker is open; retry after {retry_after_s} s"
+            ),
+            SubrequestBodyTooLarge { limit } => write!(
+                f,
+                "the http-request response body is larger than {limit} bytes"
+            ),
+            SubrequestTimeout { after_ms } => {
+                write!(f, "the http-request did not finish within {after_ms} ms")
+            }
+            SubrequestLoop { limit } => write!(
+                f,
+                "http-request loop: more than {limit} nested subrequests through internal endpoints"
+            ),
+            TooManyRedirects { limit } => {
+                write!(f, "the http-request met more than {limit} redirects")
+            }
             UpstreamTimeout { endpoint, after_ms } => {
                 write!(
                     f,

@@ -51,6 +51,8 @@ fn mangled_policies_never_panic() {
         "policies/acme/eks.yaml",
         "policies/reference/multicloud-full.yaml",
         "tests/scenarios/semantics.yaml",
+        "tests/scenarios/http-request.yaml",
+        "tests/scenarios/circuit-breaker.yaml",
     ]
     .iter()
     .map(|p| std::fs::read_to_string(root.join(p)).unwrap())

@@ -13,10 +13,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use support::scenario::{load_all, Case, Observed, Scenario};
 
-/// Records what would have been sent and answers like a demo origin.
+/// Records what would have been sent and answers like a demo origin. Port 9 refuses, port
+/// 8999 times out, port 8NNN answers status NNN (a 3xx with `location` = the `to` query
+/// parameter), port 8201 answers 200 with a 300 KiB body.
 #[derive(Default)]
 struct FakeUpstream {
     sent: RefCell<Vec<(String, String, Headers)>>,
+    /// The body each request carried (`None`: the client's, as forwarded).
+    sent_bodies: RefCell<Vec<Option<String>>>,
     /// The client's body, as the shell would hold it.
     body: Vec<u8>,
     /// How often an action read the body.
@@ -31,18 +35,47 @@ impl Upstream for FakeUpstream {
             out.url.clone(),
             out.headers.clone(),
         ));
-        if out.url.contains(":9") {
+        self.sent_bodies.borrow_mut().push(
+            out.body
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+        );
+        if out.url.contains(":9/") {
             return Err(UpstreamError::Unreachable("connection refused".into()));
         }
-        if out.url.contains(":8503") {
+        if out.url.contains(":8999/") {
+            return Err(UpstreamError::Timeout {
+                after_ms: out.timeout_ms.unwrap_or(30_000),
+            });
+        }
+        let port_status = out
+            .url
+            .split_once(":8")
+            .and_then(|(_, rest)| rest.get(..3))
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|s| (300..600).contains(s));
+        if let Some(status) = port_status {
             let mut headers = Headers::new();
             headers.set("content-type", "text/plain");
+            if let Some((_, to)) = out.url.split_once("?to=") {
+                headers.set("location", &edge_gateway::expr::percent_decode(to, true));
+            }
+            return Ok((
+                ResponseHead { status, headers },
+                if status == 503 {
+                    "overloaded".into()
+                } else {
+                    format!("status {status} from {}", out.member)
+                },
+            ));
+        }
+        if out.url.contains(":8201/") {
             return Ok((
                 ResponseHead {
-                    status: 503,
-                    headers,
+                    status: 200,
+                    headers: Headers::new(),
                 },
-                "overloaded".into(),
+                "x".repeat(300 << 10),
             ));
         }
         let mut headers = Headers::new();
@@ -60,6 +93,13 @@ impl Upstream for FakeUpstream {
 
     fn body_replayable(&self) -> bool {
         true
+    }
+
+    async fn read_body(&self, body: String, limit: usize) -> Result<Vec<u8>, BodyError> {
+        if body.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        Ok(body.into_bytes())
     }
 
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
@@ -299,4 +339,63 @@ fn a_pools_rate_limit_is_shared_by_its_members() {
     assert_eq!(members.len(), 2, "both replicas served: {members:?}");
     assert!(statuses[..100].iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(statuses[100], 429);
+}
+
+/// An http-request URL built from a request header: whatever the client sends, only declared
+/// internal endpoints are ever contacted, and every request gets an answer.
+#[test]
+fn hostile_subrequest_targets_never_leave_the_pools() {
+    let sc = support::scenario::load(
+        &support::scenario::repo_root().join("tests/scenarios/http-request.yaml"),
+    );
+    let gw = build_gateway(&sc.source_docs(), Options::default(), "t")
+        .0
+        .unwrap();
+    let declared: Vec<String> = gw.pools.values().map(|p| p.url.clone()).collect();
+    let seeds = [
+        "acme",
+        "evil.example/x#",
+        "acme.internal@evil.example",
+        "acme.internal:1/..",
+        "127.0.0.1:18301/",
+        "[::1]",
+        "%2e%2e",
+        "a b",
+        "\u{0}",
+        "",
+    ];
+    let punctuation = b"{}[]:/?#@%.-' \\";
+    let mut rng = fastrand::Rng::with_seed(6);
+    let up = FakeUpstream::default();
+    let limiter = MemoryLimiter::default();
+    let trust = LocalTrust::default();
+    for _ in 0..1000 {
+        let mut value = seeds[rng.usize(0..seeds.len())].as_bytes().to_vec();
+        for _ in 0..rng.usize(0..3) {
+            let at = rng.usize(0..value.len() + 1);
+            value.insert(at, punctuation[rng.usize(0..punctuation.len())]);
+        }
+        let value = String::from_utf8_lossy(&value).into_owned();
+        let headers: Headers = [("x-tenant", value.as_str())].into_iter().collect();
+        let head = RequestHead::from_url(
+            "GET",
+            "https://gw.example/api/x",
+            headers,
+            "192.0.2.1".parse().unwrap(),
+        )
+        .unwrap();
+        let reply = pollster::block_on(gw.handle(head, &up, &limiter, &trust, &mut Cycle(0)));
+        assert!(
+            [200, 403, 503].contains(&reply.head.status),
+            "{value:?}: {}",
+            reply.head.status
+        );
+    }
+    let sent = up.sent.borrow();
+    // An unmangled `acme` names a declared endpoint, so the checks below have requests to see.
+    assert!(sent.len() > 30, "only {} requests were sent", sent.len());
+    for (endpoint, url, _) in sent.iter() {
+        assert!(declared.contains(endpoint), "{endpoint} ({url})");
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    }
 }

@@ -2,10 +2,12 @@
 
 mod add_headers;
 mod basic_auth;
+mod circuit_breaker;
 mod close_connection;
 mod custom_response;
 mod deny;
 mod forward_internal;
+mod http_request;
 mod jwt_validation;
 mod log;
 mod not_implemented;
@@ -19,10 +21,15 @@ mod verify_webhook;
 
 pub use add_headers::AddHeaders;
 pub use basic_auth::BasicAuth;
+pub use circuit_breaker::{Admission, CircuitBreaker};
 pub use close_connection::CloseConnection;
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
+pub use http_request::{
+    HttpRequest, Subrequest, SubrequestContext, Subresponse, MAX_DEPTH as MAX_SUBREQUEST_DEPTH,
+    MAX_RESPONSE_BODY as MAX_SUBREQUEST_BODY,
+};
 pub use jwt_validation::JwtValidation;
 pub use log::Log;
 pub use not_implemented::NotImplemented;
@@ -57,6 +64,8 @@ pub enum Action {
     SetVars(SetVars),
     Log(Box<Log>),
     CloseConnection(CloseConnection),
+    HttpRequest(Box<HttpRequest>),
+    CircuitBreaker(CircuitBreaker),
     NotImplemented(NotImplemented),
 }
 
@@ -81,8 +90,6 @@ const LATER: &[&str] = &[
     "owasp-crs-request",
     "owasp-crs-response",
     "compress-response",
-    "circuit-breaker",
-    "http-request",
     "request-body-find-replace",
     "response-body-find-replace",
     "oauth",
@@ -106,12 +113,10 @@ impl Action {
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
             "forward-internal" | "deny" | "rate-limit" | "basic-auth" | "jwt-validation"
-            | "verify-webhook" => &[Phase::Request],
-            "redirect" | "url-rewrite" | "close-connection" => &[Phase::Request],
-            "custom-response" | "add-headers" | "remove-headers" | "restrict-ips" => {
-                &[Phase::Request, Phase::Response]
-            }
-            "set-vars" | "log" => &[Phase::Request, Phase::Response],
+            | "verify-webhook" | "circuit-breaker" | "redirect" | "url-rewrite"
+            | "close-connection" => &[Phase::Request],
+            "custom-response" | "add-headers" | "remove-headers" | "restrict-ips"
+            | "http-request" | "set-vars" | "log" => &[Phase::Request, Phase::Response],
             t if LATER.contains(&t) => {
                 return Some(Action::NotImplemented(NotImplemented::compile(
                     t, path, type_node, cx,
@@ -162,6 +167,12 @@ impl Action {
             "close-connection" => {
                 Action::CloseConnection(CloseConnection::compile(config, config_path, cx)?)
             }
+            "http-request" => {
+                Action::HttpRequest(Box::new(HttpRequest::compile(config, config_path, cx)?))
+            }
+            "circuit-breaker" => {
+                Action::CircuitBreaker(CircuitBreaker::compile(config, config_path, cx)?)
+            }
             "restrict-ips" => {
                 Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
             }
@@ -185,6 +196,8 @@ impl Action {
             | Action::UrlRewrite(_)
             | Action::SetVars(_)
             | Action::Log(_)
+            | Action::HttpRequest(_)
+            | Action::CircuitBreaker(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -204,6 +217,8 @@ impl Action {
             Action::BasicAuth(a) => a.apply(ex),
             Action::JwtValidation(a) => a.apply(ex, cx).await,
             Action::VerifyWebhook(a) => a.apply(ex, cx).await,
+            Action::HttpRequest(a) => a.apply(ex, cx).await,
+            Action::CircuitBreaker(a) => a.apply(ex, cx),
             Action::CustomResponse(a) => a.apply(ex),
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),
@@ -247,6 +262,10 @@ pub trait Context {
     async fn first_delivery(&self, id: &str, ttl_ms: u64) -> Result<bool, String>;
     /// The request body, buffered (at most [`MAX_BUFFERED_BODY`] bytes) and still forwarded.
     async fn request_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
+    /// Sends an `http-request` to the declared internal endpoint `req.key` through its pool
+    /// (the member's policy runs on it); its body is read up to 256 KB. An undeclared key is
+    /// `EndpointOffline` and nothing is sent.
+    async fn subrequest(&self, req: Subrequest) -> Result<Subresponse, GatewayError>;
 }
 
 /// The largest request body an action may read (signature checks, body tokens): 8 MiB.

@@ -26,6 +26,10 @@ pub struct Exchange {
     /// `vars.*` set by `set-vars`: this policy's, this phase's (a new endpoint or phase starts
     /// with none).
     vars: HashMap<String, Value>,
+    /// Set when this exchange is an `http-request` subrequest: its body, deadline and depth.
+    pub subrequest: Option<crate::actions::SubrequestContext>,
+    /// The circuit breakers that let this request through; the gateway reports its outcome.
+    pub breakers: Vec<crate::actions::Admission>,
 }
 
 impl Exchange {
@@ -39,6 +43,8 @@ impl Exchange {
             notes: Vec::new(),
             secrets: Arc::default(),
             vars: HashMap::new(),
+            subrequest: None,
+            breakers: Vec::new(),
         }
     }
 
@@ -59,6 +65,36 @@ impl Exchange {
     /// Evaluates an expression to a value (for `bucket_key`).
     pub fn eval(&mut self, expr: &Expr) -> Result<cel::Value, EvalError> {
         expr.eval(self.scope())
+    }
+
+    /// Evaluates an expression with extra variables (`http-request`'s `retry_condition` reads
+    /// `attempts` and `last_attempt`) in a scope of its own.
+    pub fn eval_with(
+        &mut self,
+        expr: &Expr,
+        extra: Vec<(&str, Value)>,
+    ) -> Result<Value, EvalError> {
+        let actions = (!self.results.is_empty()).then(|| self.results_value());
+        let scope = Scope::new(
+            &self.req,
+            self.res.as_ref(),
+            actions,
+            Arc::clone(&self.secrets),
+        );
+        for (name, value) in extra {
+            scope.add_variable(name, value);
+        }
+        expr.eval(&scope)
+    }
+
+    /// Reports the request's final status to the circuit breakers that admitted it (once each).
+    pub fn record_breakers(&mut self, status: u16, now_ms: u64) {
+        let admitted = std::mem::take(&mut self.breakers);
+        for (i, a) in admitted.iter().enumerate() {
+            if !admitted[..i].iter().any(|b| b.same_breaker(a)) {
+                a.record(status, now_ms);
+            }
+        }
     }
 
     pub fn note(&mut self, line: String) {

@@ -50,6 +50,13 @@ impl Scope {
         self
     }
 
+    /// Adds a variable beyond the request's (e.g. `http-request`'s `last_attempt`).
+    pub fn add_variable(&self, name: &str, value: Value) {
+        self.ctx
+            .borrow_mut()
+            .add_variable_from_value(name.to_string(), value);
+    }
+
     pub(crate) fn execute(&self, program: &Program, needs: Needs) -> ResolveResult {
         let built = self.built.get();
         if (needs.req && !built.req)

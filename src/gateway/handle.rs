@@ -12,6 +12,7 @@ use crate::jwt::{Alg, Jwk, JwtCache};
 use crate::limiter::{Decision, LimitCheck};
 use crate::program::Policy;
 use crate::proxy;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
@@ -109,6 +110,11 @@ pub struct Outbound<'a> {
     /// The internal endpoint URL and member, for errors and logs.
     pub endpoint: &'a str,
     pub member: &'a str,
+    /// `Some`: send these bytes (an `http-request`'s body), not the client's body.
+    pub body: Option<Rc<[u8]>>,
+    /// `Some`: give up sooner than the shell's own upstream timeout (what is left of an
+    /// `http-request`'s `timeout`).
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +141,13 @@ pub trait Upstream {
     fn body_replayable(&self) -> bool;
     /// Throws away a response that will not be used (a failed attempt that was retried).
     fn discard(&self, _body: Self::Body) {}
+    /// Reads a response body whole, refusing one over `limit` bytes (an `http-request`'s
+    /// result). An upstream that cannot read bodies says so.
+    async fn read_body(&self, _body: Self::Body, _limit: usize) -> Result<Vec<u8>, BodyError> {
+        Err(BodyError::Unreadable(
+            "this upstream cannot read response bodies".into(),
+        ))
+    }
 }
 
 /// Why the request body could not be read.
@@ -175,13 +188,15 @@ pub trait RateLimiter {
 }
 
 /// The ports as the actions of one phase see them.
-struct Ports<'a, U, L, T> {
-    gateway: &'a Gateway,
-    upstream: &'a U,
-    limiter: &'a L,
-    trust: &'a T,
+pub(super) struct Ports<'a, U, L, T> {
+    pub(super) gateway: &'a Gateway,
+    pub(super) upstream: &'a U,
+    pub(super) limiter: &'a L,
+    pub(super) trust: &'a T,
     /// The response phase cannot forward: no internal endpoint is visible from it.
-    can_forward: bool,
+    pub(super) can_forward: bool,
+    /// Shared by the request and its subrequests; borrowed only to draw a number.
+    pub(super) rng: &'a RefCell<&'a mut dyn Random>,
 }
 
 impl<U, L, T> Clone for Ports<'_, U, L, T> {
@@ -250,6 +265,14 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
                 BodyError::Unreadable(reason) => GatewayError::BadRequest { reason },
             })
     }
+
+    async fn subrequest(
+        &self,
+        req: crate::actions::Subrequest,
+    ) -> Result<crate::actions::Subresponse, GatewayError> {
+        // Boxed: a member policy's own http-request comes back here (bounded by its depth).
+        Box::pin(self.gateway.subrequest(req, self)).await
+    }
 }
 
 impl Gateway {
@@ -262,19 +285,22 @@ impl Gateway {
         trust: &T,
         rng: &mut dyn Random,
     ) -> Reply<U::Body> {
+        let rng: RefCell<&mut dyn Random> = RefCell::new(rng);
         let ports = Ports {
             gateway: self,
             upstream,
             limiter,
             trust,
             can_forward: true,
+            rng: &rng,
         };
         let mut ex = Exchange::new(req).with_secrets(std::sync::Arc::clone(&self.secrets));
-        let result = self.run(&mut ex, upstream, &ports, rng).await;
+        let result = self.run(&mut ex, &ports).await;
         let mut reply = match result {
             Ok(reply) => reply,
             Err(e) => Reply::synthetic(e.rescue()),
         };
+        ex.record_breakers(reply.head.status, trust.now_ms());
         if !ex.rate_limits.is_empty() && reply.head.status != 429 {
             rate_limit_headers(&mut reply.head.headers, &ex.rate_limits);
         }
@@ -285,13 +311,23 @@ impl Gateway {
     async fn run<U: Upstream, L: RateLimiter, T: Trust>(
         &self,
         ex: &mut Exchange,
-        upstream: &U,
         ports: &Ports<'_, U, L, T>,
-        rng: &mut dyn Random,
     ) -> Result<Reply<U::Body>, GatewayError> {
         let endpoint = self.public_for(&ex.req.host)?;
-        let mut response_policies: Vec<&Policy> = vec![&endpoint.policy];
-        let mut step = run_phase(&endpoint.policy.on_http_request, ex, ports).await?;
+        let step = run_phase(&endpoint.policy.on_http_request, ex, ports).await?;
+        self.follow(step, ex, ports, vec![&endpoint.policy]).await
+    }
+
+    /// Follows a policy's step through forward-internal hops to a reply, then runs the
+    /// response phases of `response_policies` and of every policy met, innermost first.
+    pub(super) async fn follow<'g, U: Upstream, L: RateLimiter, T: Trust>(
+        &'g self,
+        mut step: Step,
+        ex: &mut Exchange,
+        ports: &Ports<'_, U, L, T>,
+        mut response_policies: Vec<&'g Policy>,
+    ) -> Result<Reply<U::Body>, GatewayError> {
+        let upstream = ports.upstream;
         let mut hops = 0;
         let reply = loop {
             let key = match step {
@@ -309,7 +345,7 @@ impl Gateway {
                 .pools
                 .get(&key)
                 .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
-            match self.forward(pool, ex, upstream, ports, rng).await? {
+            match self.forward(pool, ex, upstream, ports).await? {
                 Forwarded::Reply(reply, policy) => {
                     response_policies.extend(policy);
                     break reply;
@@ -326,7 +362,15 @@ impl Gateway {
             ..ports.clone()
         };
         for policy in response_policies.iter().rev() {
-            reply = respond(policy, &ex.req, reply, &response_ports, &mut ex.notes).await?;
+            reply = respond(
+                policy,
+                &ex.req,
+                ex.subrequest.as_ref(),
+                reply,
+                &response_ports,
+                &mut ex.notes,
+            )
+            .await?;
         }
         Ok(reply)
     }
@@ -341,7 +385,6 @@ impl Gateway {
         ex: &mut Exchange,
         upstream: &U,
         ports: &Ports<'_, U, L, T>,
-        rng: &mut dyn Random,
     ) -> Result<Forwarded<'g, U::Body>, GatewayError> {
         let routing = &self.routing;
         pool.retries.deposit();
@@ -366,7 +409,13 @@ impl Gateway {
         let mut tried: Vec<usize> = Vec::new();
         let mut last = None;
         loop {
-            let Some(i) = pool.choose(rng, ports.trust.now_ms(), &tried, &want) else {
+            let choice = pool.choose(
+                &mut **ports.rng.borrow_mut(),
+                ports.trust.now_ms(),
+                &tried,
+                &want,
+            );
+            let Some(i) = choice else {
                 return match last {
                     Some(failure) => failure,
                     None => Err(GatewayError::PoolUnavailable {
@@ -408,24 +457,52 @@ impl Gateway {
                     ex.render(value, "forward-internal", "origin auth")?,
                 ));
             }
+            // A subrequest sends its own body, within what is left of its timeout.
+            let (body, timeout_ms) = match &ex.subrequest {
+                None => (None, None),
+                Some(sub) => {
+                    let left = sub.deadline_ms.saturating_sub(ports.trust.now_ms());
+                    if left == 0 {
+                        return Err(GatewayError::UpstreamTimeout {
+                            endpoint: pool.url.clone(),
+                            after_ms: 0,
+                        });
+                    }
+                    (Some(Rc::clone(&sub.body)), Some(left))
+                }
+            };
             // Counted in flight until the attempt ends, however it ends (even if the request
             // is dropped mid-way: the guard's Drop).
             let busy = pool.busy(i);
             let result = self
-                .fetch(pool, member, &ex.req, &credentials, upstream)
+                .fetch(
+                    pool,
+                    member,
+                    &ex.req,
+                    &credentials,
+                    upstream,
+                    body,
+                    timeout_ms,
+                )
                 .await;
             let failed = match result {
                 Ok(ref reply) => member_failed(reply.head.status),
                 Err(e @ GatewayError::BadRequest { .. }) => return Err(e),
                 Err(_) => true,
             };
-            pool.record_attempt(&busy, !failed, ports.trust.now_ms(), &routing.health);
+            // A subrequest that ran out of the time its caller chose (`timeout`, 1 s to 30 s)
+            // says little about the member: only the shell's own timeout counts against it.
+            let budget_spent = ex.subrequest.is_some()
+                && matches!(result, Err(GatewayError::UpstreamTimeout { .. }));
+            if !budget_spent {
+                pool.record_attempt(&busy, !failed, ports.trust.now_ms(), &routing.health);
+            }
             drop(busy);
             tried.push(i);
             let retryable = failed
                 && tried.len() < routing.max_attempts.min(pool.members.len())
                 && original.is_some()
-                && upstream.body_replayable();
+                && (ex.subrequest.is_some() || upstream.body_replayable());
             if retryable {
                 ex.note(format!(
                     "{}: member {} failed ({}); trying another",
@@ -447,6 +524,7 @@ impl Gateway {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn fetch<U: Upstream>(
         &self,
         pool: &Pool,
@@ -454,6 +532,8 @@ impl Gateway {
         req: &RequestHead,
         credentials: &[(&str, String)],
         upstream: &U,
+        body: Option<Rc<[u8]>>,
+        timeout_ms: Option<u64>,
     ) -> Result<Reply<U::Body>, GatewayError> {
         let mut headers = proxy::forward_headers(req);
         for (name, value) in credentials {
@@ -465,6 +545,8 @@ impl Gateway {
             headers,
             endpoint: &pool.url,
             member: &member.name,
+            body,
+            timeout_ms,
         };
         match upstream.send(out).await {
             Ok((mut head, body)) => {
@@ -489,9 +571,10 @@ impl Gateway {
 }
 
 /// Runs a policy's `on_http_response` over a reply.
-async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
+pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     policy: &Policy,
     req: &RequestHead,
+    subrequest: Option<&crate::actions::SubrequestContext>,
     reply: Reply<U::Body>,
     ports: &Ports<'_, U, L, T>,
     notes: &mut Vec<String>,
@@ -502,6 +585,8 @@ async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     let mut ex =
         Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
     ex.res = Some(reply.head);
+    // A subrequest's response phase nests its own http-requests as deep as its request phase.
+    ex.subrequest = subrequest.cloned();
     let step = run_phase(&policy.on_http_response, &mut ex, ports).await;
     // What the phase logged is kept even when it failed.
     notes.append(&mut ex.notes);

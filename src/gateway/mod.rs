@@ -7,6 +7,7 @@ pub mod health;
 mod local;
 mod pool;
 pub mod probe;
+mod subrequest;
 
 pub use handle::{
     Body, BodyError, Outbound, Random, RateLimiter, Reply, Trust, Upstream, UpstreamError, MAX_HOPS,

@@ -66,7 +66,12 @@ impl Upstream for FetchUpstream {
         init.with_method(method.clone())
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
-        if !matches!(method, Method::Get | Method::Head) {
+        if let Some(bytes) = &out.body {
+            // An `http-request` sends its own body (`fetch` refuses one on a GET).
+            if !bytes.is_empty() && !matches!(method, Method::Get | Method::Head) {
+                init.with_body(Some(Uint8Array::from(&bytes[..]).into()));
+            }
+        } else if !matches!(method, Method::Get | Method::Head) {
             let mut state = self.body.borrow_mut();
             let body = match &mut *state {
                 ClientBody::Stream(s) => s.take(),
@@ -83,12 +88,15 @@ impl Upstream for FetchUpstream {
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
-        let response = match within(self.timeout_ms, fetch.send_with_signal(&signal)).await {
+        let timeout_ms = out
+            .timeout_ms
+            .map_or(self.timeout_ms, |t| t.min(self.timeout_ms));
+        let response = match within(timeout_ms, fetch.send_with_signal(&signal)).await {
             Some(result) => result.map_err(unreachable)?,
             None => {
                 controller.abort();
                 return Err(UpstreamError::Timeout {
-                    after_ms: self.timeout_ms,
+                    after_ms: timeout_ms,
                 });
             }
         };
@@ -111,6 +119,15 @@ impl Upstream for FetchUpstream {
     fn discard(&self, body: ResponseBody) {
         if let ResponseBody::Stream(stream) = body {
             let _ = stream.cancel();
+        }
+    }
+
+    async fn read_body(&self, body: ResponseBody, limit: usize) -> Result<Vec<u8>, BodyError> {
+        match body {
+            ResponseBody::Empty => Ok(Vec::new()),
+            ResponseBody::Body(bytes) if bytes.len() > limit => Err(BodyError::TooLarge { limit }),
+            ResponseBody::Body(bytes) => Ok(bytes),
+            ResponseBody::Stream(stream) => read_capped(stream.unchecked_into(), limit).await,
         }
     }
 
