@@ -1,10 +1,12 @@
 //! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
 
 mod functions;
+mod shape;
 mod template;
 mod vars;
 
 pub use functions::parse_ip;
+pub use shape::{Shape, Test};
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
 pub use vars::{map, percent_decode, RequestData, Scope};

@@ -46,6 +46,11 @@ impl Scope {
         }
     }
 
+    /// The request snapshot the variables and helpers read.
+    pub(crate) fn request(&self) -> &RequestData {
+        &self.req
+    }
+
     pub(crate) fn execute(&self, program: &Program, needs: Needs) -> ResolveResult {
         let built = self.built.get();
         if (needs.req && !built.req)
