@@ -363,3 +363,25 @@ fn indexed_dispatch_equals_the_plain_loop() {
         "{errors} errors, {stops} stops"
     );
 }
+
+/// tests/scenarios/dispatch.yaml runs through the index, not the plain loop.
+#[test]
+fn the_dispatch_scenario_is_indexed() {
+    let text = include_str!("../../../tests/scenarios/dispatch.yaml");
+    let file = crate::source::parse_yaml_documents(text).unwrap().remove(0);
+    let policy = file.get("documents").and_then(|d| d.as_seq()).unwrap()[0]
+        .get("spec")
+        .and_then(|s| s.get("trafficPolicy"))
+        .and_then(|t| t.get("inline"))
+        .unwrap();
+    let mut diags = Diagnostics::default();
+    let internal = HashSet::new();
+    let mut cx = Cx {
+        diags: &mut diags,
+        strict: false,
+        internal: &internal,
+        endpoint: "t",
+    };
+    let policy = compile_policy(policy, "policy", EndpointKind::Cloud, &mut cx).unwrap();
+    assert!(policy.on_http_request.dispatch().is_some());
+}
