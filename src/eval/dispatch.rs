@@ -11,8 +11,10 @@
 //! header) make the rule a candidate whenever they would error, so CEL raises the error as before.
 //! Rules without a key are always candidates.
 //!
-//! A candidate is evaluated exactly as the plain loop would (every expression, the key
-//! included); a rule that is not a candidate would have evaluated to "no match". The index is
+//! A candidate is evaluated as the plain loop would, expression by expression; the one
+//! exception is an expression that is nothing but the key test when the lookup found the key
+//! true (then CEL would yield `true` without error, so it is not evaluated again). A rule that
+//! is not a candidate would have evaluated to "no match". The index is
 //! looked up with the request as the CEL scope sees it (its snapshot), and looked up again
 //! whenever that snapshot changes (an action changed headers, the path, or result variables),
 //! so later rules see what earlier actions did.
@@ -42,6 +44,8 @@ pub struct Dispatch {
     method: HashMap<String, Positions>,
     /// By lower-case header name.
     headers: Vec<(String, HeaderIndex)>,
+    /// By rule position: the expression that is only the rule's key test, if one is.
+    key_alone: Vec<Option<usize>>,
 }
 
 #[derive(Debug, Default)]
@@ -54,14 +58,30 @@ struct HeaderIndex {
     erring: Positions,
 }
 
+/// A test a rule may be keyed on.
+#[derive(Debug, PartialEq)]
+struct Eligible {
+    test: Test,
+    /// The expression it is in.
+    expression: usize,
+    /// Whether that expression is this test and nothing else.
+    alone: bool,
+}
+
 /// The tests a rule may be keyed on: those of its first expression, and of each following one
 /// while every expression before it never errors.
-fn eligible_keys(rule: &Rule) -> Vec<Test> {
+fn eligible_keys(rule: &Rule) -> Vec<Eligible> {
     let mut keys = Vec::new();
-    for e in &rule.expressions {
+    for (expression, e) in rule.expressions.iter().enumerate() {
         let shape = e.shape();
-        keys.extend(shape.tests);
-        if !shape.never_errors {
+        let alone = shape.single().is_some();
+        let never_errors = shape.never_errors();
+        keys.extend(shape.tests.into_iter().map(|test| Eligible {
+            test,
+            expression,
+            alone,
+        }));
+        if !never_errors {
             break;
         }
     }
@@ -71,21 +91,24 @@ fn eligible_keys(rule: &Rule) -> Vec<Test> {
 impl Dispatch {
     /// Indexes `rules`; `None` when fewer than `min_keyed` rules have a key.
     pub fn build(rules: &[Rule], min_keyed: usize) -> Option<Dispatch> {
-        let eligible: Vec<Vec<Test>> = rules.iter().map(eligible_keys).collect();
+        let eligible: Vec<Vec<Eligible>> = rules.iter().map(eligible_keys).collect();
         if eligible.iter().filter(|k| !k.is_empty()).count() < min_keyed.max(1) {
             return None;
         }
         // The most selective key: the test fewest rules share.
         let mut shared: HashMap<&Test, usize> = HashMap::new();
-        for t in eligible.iter().flatten() {
-            *shared.entry(t).or_default() += 1;
+        for e in eligible.iter().flatten() {
+            *shared.entry(&e.test).or_default() += 1;
         }
         let mut d = Dispatch::default();
         for (i, keys) in eligible.iter().enumerate() {
             let i = u32::try_from(i).ok()?;
-            match keys.iter().min_by_key(|t| (shared[t], rank(t))) {
+            let key = keys.iter().min_by_key(|e| (shared[&e.test], rank(&e.test)));
+            d.key_alone
+                .push(key.and_then(|e| e.alone.then_some(e.expression)));
+            match key {
                 None => d.always.push(i),
-                Some(key) => d.insert(i, key.clone()),
+                Some(key) => d.insert(i, key.test.clone()),
             }
         }
         let mut lens: Vec<usize> = d.path_prefix.keys().map(String::len).collect();
@@ -129,37 +152,44 @@ impl Dispatch {
 
     /// The candidate rules for `req` (the request as the CEL scope sees it).
     pub fn candidates<'a>(&'a self, req: &RequestHead) -> Candidates<'a> {
-        let mut lists: Vec<&'a [u32]> = Vec::with_capacity(8);
+        // `true`: the rules of that list have their key true for `req`.
+        let mut lists: Vec<(&'a [u32], bool)> = Vec::with_capacity(8);
         if !self.always.is_empty() {
-            lists.push(&self.always);
+            lists.push((&self.always, false));
         }
+        let hit = |l: &'a Positions| (l.as_slice(), true);
         let path = percent_decode(&req.path, false);
-        lists.extend(self.path_eq.get(path.as_str()).map(Vec::as_slice));
+        lists.extend(self.path_eq.get(path.as_str()).map(hit));
         for &len in &self.prefix_lens {
             if len > path.len() {
                 break;
             }
             if path.is_char_boundary(len) {
-                lists.extend(self.path_prefix.get(&path[..len]).map(Vec::as_slice));
+                lists.extend(self.path_prefix.get(&path[..len]).map(hit));
             }
         }
-        lists.extend(self.host.get(req.host.as_str()).map(Vec::as_slice));
-        lists.extend(self.method.get(req.method.as_str()).map(Vec::as_slice));
+        lists.extend(self.host.get(req.host.as_str()).map(hit));
+        lists.extend(self.method.get(req.method.as_str()).map(hit));
         for (name, h) in &self.headers {
             let mut values = req.headers.get_all(name);
             match values.next() {
-                None => lists.push(&h.erring),
+                None => lists.push((&h.erring, false)),
                 Some(first) => {
-                    lists.extend(h.first.get(first).map(Vec::as_slice));
+                    lists.extend(h.first.get(first).map(hit));
                     if !h.any.is_empty() {
                         for v in std::iter::once(first).chain(values) {
-                            lists.extend(h.any.get(v).map(Vec::as_slice));
+                            lists.extend(h.any.get(v).map(hit));
                         }
                     }
                 }
             }
         }
         Candidates { lists }
+    }
+
+    /// The expression of rule `i` that need not be evaluated when its key holds.
+    pub fn key_alone(&self, i: usize) -> Option<usize> {
+        self.key_alone.get(i).copied().flatten()
     }
 }
 
@@ -174,23 +204,39 @@ fn rank(t: &Test) -> u8 {
     }
 }
 
-/// Sorted lists of candidate positions, merged on the fly.
+/// Sorted lists of candidate positions, merged on the fly, each marked when its rules' keys
+/// hold.
 pub struct Candidates<'a> {
-    lists: Vec<&'a [u32]>,
+    lists: Vec<(&'a [u32], bool)>,
+}
+
+/// A rule to evaluate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub position: usize,
+    /// The lookup found the rule's key true.
+    pub key_holds: bool,
 }
 
 impl Candidates<'_> {
     /// The first candidate at or after `pos`, in document order.
-    pub fn next_from(&mut self, pos: usize) -> Option<usize> {
-        let mut best: Option<u32> = None;
-        for list in &mut self.lists {
+    pub fn next_from(&mut self, pos: usize) -> Option<Candidate> {
+        let mut best: Option<(u32, bool)> = None;
+        for (list, holds) in &mut self.lists {
             let skip = list.partition_point(|&i| (i as usize) < pos);
             *list = &list[skip..];
             if let Some(&head) = list.first() {
-                best = Some(best.map_or(head, |b| b.min(head)));
+                best = match best {
+                    Some((b, h)) if b < head => Some((b, h)),
+                    Some((b, h)) if b == head => Some((b, h || *holds)),
+                    _ => Some((head, *holds)),
+                };
             }
         }
-        best.map(|b| b as usize)
+        best.map(|(b, key_holds)| Candidate {
+            position: b as usize,
+            key_holds,
+        })
     }
 }
 

@@ -48,7 +48,7 @@ pub async fn run_phase<C: Context>(
 ) -> Result<Step, GatewayError> {
     let Some(index) = rules.dispatch() else {
         for rule in rules.iter() {
-            if let Some(stop) = run_rule(rule, ex, cx).await? {
+            if let Some(stop) = run_rule(rule, None, ex, cx).await? {
                 return Ok(stop);
             }
         }
@@ -67,25 +67,27 @@ pub async fn run_phase<C: Context>(
                 &mut looked_up.insert((seen, candidates)).1
             }
         };
-        let Some(i) = candidates.next_from(pos) else {
+        let Some(c) = candidates.next_from(pos) else {
             return Ok(Step::Continue);
         };
-        if let Some(stop) = run_rule(&rules[i], ex, cx).await? {
+        let known_true = c.key_holds.then(|| index.key_alone(c.position)).flatten();
+        if let Some(stop) = run_rule(&rules[c.position], known_true, ex, cx).await? {
             return Ok(stop);
         }
-        pos = i + 1;
+        pos = c.position + 1;
     }
 }
 
-/// Evaluates one rule's expressions and, when all hold, runs its actions; `Some` when an
-/// action stopped the chain.
+/// Evaluates one rule's expressions (except `known_true`, one the index found `true`) and,
+/// when all hold, runs its actions; `Some` when an action stopped the chain.
 async fn run_rule<C: Context>(
     rule: &Rule,
+    known_true: Option<usize>,
     ex: &mut Exchange,
     cx: &C,
 ) -> Result<Option<Step>, GatewayError> {
-    for expr in &rule.expressions {
-        if !ex.eval_condition(expr)? {
+    for (i, expr) in rule.expressions.iter().enumerate() {
+        if Some(i) != known_true && !ex.eval_condition(expr)? {
             return Ok(None);
         }
     }

@@ -50,8 +50,23 @@ pub struct Shape {
     /// whenever either side is `false` without error, whatever the other side does (even if it
     /// errors), so any one of these being false (without error) makes the expression false.
     pub tests: Vec<Test>,
+    /// Every conjunct was recognised.
+    pub whole: bool,
+}
+
+impl Shape {
     /// Every conjunct was recognised and none can error: the expression never errors.
-    pub never_errors: bool,
+    pub fn never_errors(&self) -> bool {
+        self.whole && !self.tests.iter().any(Test::can_error)
+    }
+
+    /// The expression is exactly one recognised test.
+    pub fn single(&self) -> Option<&Test> {
+        match self.tests.as_slice() {
+            [t] if self.whole => Some(t),
+            _ => None,
+        }
+    }
 }
 
 impl Expr {
@@ -59,7 +74,7 @@ impl Expr {
     pub fn shape(&self) -> Shape {
         let mut shape = Shape {
             tests: Vec::new(),
-            never_errors: true,
+            whole: true,
         };
         conjuncts(self.program.expression(), &mut shape);
         shape
@@ -76,11 +91,8 @@ fn conjuncts(e: &IdedExpr, shape: &mut Shape) {
         }
     }
     match test(e) {
-        Some(t) => {
-            shape.never_errors &= !t.can_error();
-            shape.tests.push(t);
-        }
-        None => shape.never_errors = false,
+        Some(t) => shape.tests.push(t),
+        None => shape.whole = false,
     }
 }
 
@@ -217,7 +229,8 @@ mod tests {
         let s = shape(src);
         match s.tests.as_slice() {
             [t] => {
-                assert_eq!(s.never_errors, !t.can_error(), "{src}");
+                assert_eq!(s.never_errors(), !t.can_error(), "{src}");
+                assert_eq!(s.single(), Some(t), "{src}");
                 Some(t.clone())
             }
             [] => None,
@@ -288,7 +301,7 @@ mod tests {
             "x.url.path == '/a'",
         ] {
             assert_eq!(shape(src).tests, vec![], "{src}");
-            assert!(!shape(src).never_errors, "{src}");
+            assert!(!shape(src).never_errors(), "{src}");
         }
     }
 
@@ -303,12 +316,15 @@ mod tests {
                 Test::Host("h".into())
             ]
         );
-        assert!(s.never_errors);
+        assert!(s.never_errors() && s.single().is_none());
         let s = shape("size(req.url.query) > 0 && req.url.path == '/a'");
         assert_eq!(s.tests, vec![Test::PathEq("/a".into())]);
-        assert!(!s.never_errors);
+        assert!(!s.never_errors() && s.single().is_none());
+        let s = shape("getReqHeader('x')[0] == 'v' && size(req.url.query) > 0");
+        assert_eq!(s.tests.len(), 1);
+        assert!(!s.never_errors() && s.single().is_none());
         let s = shape("req.url.path == '/a' && getReqHeader('x')[0] == 'v'");
         assert_eq!(s.tests.len(), 2);
-        assert!(!s.never_errors);
+        assert!(!s.never_errors());
     }
 }

@@ -118,9 +118,9 @@ fn candidates_are_found_by_lookup() {
         let mut c = d.candidates(req);
         let mut out = Vec::new();
         let mut pos = 0;
-        while let Some(i) = c.next_from(pos) {
-            out.push(i);
-            pos = i + 1;
+        while let Some(c) = c.next_from(pos) {
+            out.push(c.position);
+            pos = c.position + 1;
         }
         out
     };
@@ -160,6 +160,9 @@ fn keys_come_only_from_expressions_that_are_reached_without_error() {
             actions: Vec::new(),
         };
         eligible_keys(&rule)
+            .into_iter()
+            .map(|e| (e.test, e.expression, e.alone))
+            .collect::<Vec<_>>()
     };
     // After an expression that may error, later tests may not be keys.
     assert_eq!(
@@ -172,7 +175,10 @@ fn keys_come_only_from_expressions_that_are_reached_without_error() {
     );
     assert_eq!(
         keys(&["req.method == 'GET'", "req.url.path == '/a'"]),
-        vec![Test::Method("GET".into()), Test::PathEq("/a".into())]
+        vec![
+            (Test::Method("GET".into()), 0, true),
+            (Test::PathEq("/a".into()), 1, true)
+        ]
     );
 }
 
@@ -344,7 +350,7 @@ fn indexed_dispatch_equals_the_plain_loop() {
             assert_eq!(got, want, "seed {seed}\npolicy {policy}\nrequest {req:?}");
             let mut c = d.candidates(&req);
             skipped += linear.len()
-                - std::iter::successors(c.next_from(0), |&i| c.next_from(i + 1)).count();
+                - std::iter::successors(c.next_from(0), |p| c.next_from(p.position + 1)).count();
             match &want.0 {
                 Err(_) => errors += 1,
                 Ok(Step::Continue) => {}
