@@ -14,10 +14,11 @@
 //! A candidate is evaluated as the plain loop would, expression by expression; the one
 //! exception is an expression that is nothing but the key test when the lookup found the key
 //! true (then CEL would yield `true` without error, so it is not evaluated again). A rule that
-//! is not a candidate would have evaluated to "no match". The index is
-//! looked up with the request as the CEL scope sees it (its snapshot), and looked up again
-//! whenever that snapshot changes (an action changed headers, the path, or result variables),
-//! so later rules see what earlier actions did.
+//! is not a candidate would have evaluated to "no match".
+//!
+//! The index is looked up with the request as the CEL scope sees it (its snapshot), and looked
+//! up again whenever that snapshot changes (an action changed headers, the path, or result
+//! variables: the exchange then drops its scope), so later rules see what earlier actions did.
 
 use crate::expr::{percent_decode, Test};
 use crate::http::RequestHead;
