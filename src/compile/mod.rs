@@ -14,7 +14,7 @@ pub use diag::{child, index, At, Diagnostic, Diagnostics, Severity};
 use crate::actions::Action;
 use crate::eval::Phase;
 use crate::expr::Expr;
-use crate::program::{Policy, Rule};
+use crate::program::{Policy, Rule, RuleSet};
 use crate::source::{Node, Value};
 use std::collections::HashSet;
 
@@ -88,10 +88,12 @@ pub fn compile_policy(
         let at = At::new(&at_path, value);
         match key.as_str() {
             "on_http_request" => {
-                policy.on_http_request = phase_rules(value, &at_path, Phase::Request, cx)
+                policy.on_http_request =
+                    RuleSet::new(phase_rules(value, &at_path, Phase::Request, cx))
             }
             "on_http_response" => {
-                policy.on_http_response = phase_rules(value, &at_path, Phase::Response, cx)
+                policy.on_http_response =
+                    RuleSet::new(phase_rules(value, &at_path, Phase::Response, cx))
             }
             "on_tcp_connect" => cx.diags.error(
                 Some("ERR_NGROK_2230"),

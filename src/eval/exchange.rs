@@ -152,6 +152,11 @@ impl Exchange {
         self.scope.as_ref().expect("scope was just built")
     }
 
+    /// The request as the CEL scope sees it (a snapshot, replaced when the request changes).
+    pub(crate) fn request_data(&mut self) -> crate::expr::RequestData {
+        Arc::clone(self.scope().request())
+    }
+
     pub fn eval_condition(&mut self, expr: &Expr) -> Result<bool, GatewayError> {
         expr.eval_bool(self.scope())
             .map_err(|error| GatewayError::Expression { error })

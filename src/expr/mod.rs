@@ -3,11 +3,13 @@
 pub mod ext;
 mod functions;
 mod pattern;
+mod shape;
 mod template;
 mod vars;
 
 pub use functions::parse_ip;
 pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError};
+pub use shape::{Shape, Test};
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
 pub use vars::{map, percent_decode, RequestData, Scope};

@@ -57,6 +57,11 @@ impl Scope {
             .add_variable_from_value(name.to_string(), value);
     }
 
+    /// The request snapshot the variables and helpers read.
+    pub(crate) fn request(&self) -> &RequestData {
+        &self.req
+    }
+
     pub(crate) fn execute(&self, program: &Program, needs: Needs) -> ResolveResult {
         let built = self.built.get();
         if (needs.req && !built.req)
