@@ -68,6 +68,14 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     /// Replay protection could not reach its log (fail closed).
     ReplayLogUnavailable { reason: String },
+    /// `response-body-find-replace` met a response body larger than the gateway buffers.
+    ResponseBodyTooLarge { limit: usize },
+    /// A find-replace `from` rendered (`${}`) to an invalid regular expression.
+    InvalidPattern {
+        action: &'static str,
+        pattern: String,
+        reason: String,
+    },
 }
 
 /// How an error is shown to the client.
@@ -109,6 +117,8 @@ impl GatewayError {
             WebhookRejected { reason, .. } => (403, Some("ERR_NGROK_3204"), reason.reason()),
             BodyTooLarge { .. } => (413, None, "body_too_large"),
             ReplayLogUnavailable { .. } => (503, None, "replay_log_unavailable"),
+            ResponseBodyTooLarge { .. } => (502, None, "response_body_too_large"),
+            InvalidPattern { .. } => (500, Some("ERR_NGROK_3901"), "invalid_regex"),
         };
         Shape {
             status,
@@ -244,6 +254,18 @@ impl fmt::Display for GatewayError {
             ReplayLogUnavailable { reason } => {
                 write!(f, "webhook replay protection is unavailable: {reason}")
             }
+            ResponseBodyTooLarge { limit } => write!(
+                f,
+                "the upstream's response body is larger than the {limit} bytes an action reads"
+            ),
+            InvalidPattern {
+                action,
+                pattern,
+                reason,
+            } => write!(
+                f,
+                "action `{action}`: `from` rendered to `{pattern}`, not a valid regular expression: {reason}"
+            ),
             PoolUnavailable {
                 endpoint,
                 retry_after_s,

@@ -45,6 +45,38 @@ impl Upstream for FakeUpstream {
                 "overloaded".into(),
             ));
         }
+        // Body actions: `/echo` answers with the body it received (as rewritten, if it was);
+        // `/gzipped` and `/deflated` answer encoded responses (gzip arrives decoded, as from the
+        // Worker's fetch; deflate does not).
+        if out.url.contains("/echo") {
+            let body = out.body.as_deref().unwrap_or(&self.body);
+            let mut headers = Headers::new();
+            headers.set("content-type", "text/plain");
+            headers.set("content-length", &body.len().to_string());
+            let body = String::from_utf8_lossy(body).into_owned();
+            return Ok((
+                ResponseHead {
+                    status: 200,
+                    headers,
+                },
+                body,
+            ));
+        }
+        for (path, coding) in [("/gzipped", "gzip"), ("/deflated", "deflate")] {
+            if out.url.contains(path) {
+                let mut headers = Headers::new();
+                headers.set("content-type", "text/plain");
+                headers.set("content-encoding", coding);
+                let body = format!("{coding} body from {}", out.member);
+                return Ok((
+                    ResponseHead {
+                        status: 200,
+                        headers,
+                    },
+                    body,
+                ));
+            }
+        }
         let mut headers = Headers::new();
         headers.set("content-type", "application/json");
         headers.set("x-demo-origin", out.member);
@@ -68,6 +100,17 @@ impl Upstream for FakeUpstream {
             return Err(BodyError::TooLarge { limit });
         }
         Ok(self.body.as_slice().into())
+    }
+
+    async fn read_body(&self, body: String, limit: usize) -> Result<Vec<u8>, BodyError> {
+        if body.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        Ok(body.into_bytes())
+    }
+
+    fn decodes(&self, coding: &str) -> bool {
+        matches!(coding, "gzip" | "br")
     }
 }
 
@@ -145,6 +188,7 @@ fn run_case(
     let body = match &reply.body {
         Body::Empty => String::new(),
         Body::Text(t) | Body::Upstream(t) => t.clone(),
+        Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
     };
     let sent = up.sent.borrow();
     let pairs = |h: &Headers| {

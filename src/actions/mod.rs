@@ -2,6 +2,7 @@
 
 mod add_headers;
 mod basic_auth;
+mod compress_response;
 mod custom_response;
 mod deny;
 mod forward_internal;
@@ -9,11 +10,14 @@ mod jwt_validation;
 mod not_implemented;
 mod rate_limit;
 mod remove_headers;
+mod request_body_find_replace;
+mod response_body_find_replace;
 mod restrict_ips;
 mod verify_webhook;
 
 pub use add_headers::AddHeaders;
 pub use basic_auth::BasicAuth;
+pub use compress_response::{negotiate, Coding, CompressResponse};
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
@@ -21,6 +25,8 @@ pub use jwt_validation::JwtValidation;
 pub use not_implemented::NotImplemented;
 pub use rate_limit::{bucket_name, parse_duration_ms, RateLimit};
 pub use remove_headers::RemoveHeaders;
+pub use request_body_find_replace::RequestBodyFindReplace;
+pub use response_body_find_replace::ResponseBodyFindReplace;
 pub use restrict_ips::RestrictIps;
 pub use verify_webhook::VerifyWebhook;
 
@@ -42,6 +48,9 @@ pub enum Action {
     BasicAuth(BasicAuth),
     JwtValidation(Box<JwtValidation>),
     VerifyWebhook(Box<VerifyWebhook>),
+    CompressResponse(CompressResponse),
+    RequestBodyFindReplace(RequestBodyFindReplace),
+    ResponseBodyFindReplace(ResponseBodyFindReplace),
     NotImplemented(NotImplemented),
 }
 
@@ -67,11 +76,8 @@ const LATER: &[&str] = &[
     "url-rewrite",
     "set-vars",
     "log",
-    "compress-response",
     "circuit-breaker",
     "http-request",
-    "request-body-find-replace",
-    "response-body-find-replace",
     "close-connection",
     "oauth",
     "oidc",
@@ -93,8 +99,14 @@ impl Action {
         cx: &mut Cx<'_>,
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
-            "forward-internal" | "deny" | "rate-limit" | "basic-auth" | "jwt-validation"
-            | "verify-webhook" => &[Phase::Request],
+            "forward-internal"
+            | "deny"
+            | "rate-limit"
+            | "basic-auth"
+            | "jwt-validation"
+            | "verify-webhook"
+            | "request-body-find-replace" => &[Phase::Request],
+            "compress-response" | "response-body-find-replace" => &[Phase::Response],
             "custom-response" | "add-headers" | "remove-headers" | "restrict-ips" => {
                 &[Phase::Request, Phase::Response]
             }
@@ -144,6 +156,15 @@ impl Action {
             "restrict-ips" => {
                 Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
             }
+            "compress-response" => {
+                Action::CompressResponse(CompressResponse::compile(config, config_path, cx)?)
+            }
+            "request-body-find-replace" => Action::RequestBodyFindReplace(
+                RequestBodyFindReplace::compile(config, config_path, cx)?,
+            ),
+            "response-body-find-replace" => Action::ResponseBodyFindReplace(
+                ResponseBodyFindReplace::compile(config, config_path, cx)?,
+            ),
             _ => Action::RemoveHeaders(RemoveHeaders::compile(config, config_path, cx)?),
         })
     }
@@ -160,6 +181,9 @@ impl Action {
             | Action::BasicAuth(_)
             | Action::JwtValidation(_)
             | Action::VerifyWebhook(_)
+            | Action::CompressResponse(_)
+            | Action::RequestBodyFindReplace(_)
+            | Action::ResponseBodyFindReplace(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -176,6 +200,9 @@ impl Action {
             Action::Deny(a) => Ok(a.apply()),
             Action::AddHeaders(a) => a.apply(ex),
             Action::RemoveHeaders(a) => Ok(a.apply(ex)),
+            Action::CompressResponse(a) => Ok(a.apply(ex)),
+            Action::RequestBodyFindReplace(a) => a.apply(ex, cx).await,
+            Action::ResponseBodyFindReplace(a) => a.apply(ex, cx).await,
             Action::NotImplemented(a) => Err(a.apply()),
         }
     }
@@ -210,6 +237,14 @@ pub trait Context {
     async fn first_delivery(&self, id: &str, ttl_ms: u64) -> Result<bool, String>;
     /// The request body, buffered (at most [`MAX_BUFFERED_BODY`] bytes) and still forwarded.
     async fn request_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
+    /// The response body, read whole (at most [`MAX_BUFFERED_BODY`] bytes) in the response
+    /// phase: the content, decoded when its coding is one [`Context::decodes`] names.
+    async fn response_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
+    /// Replaces the response body the client gets (the content; the shell encodes it as the
+    /// response's Content-Encoding says).
+    fn set_response_body(&self, body: std::rc::Rc<[u8]>);
+    /// Whether the platform hands over upstream bodies of this content coding decoded.
+    fn decodes(&self, coding: &str) -> bool;
 }
 
 /// The largest request body an action may read (signature checks, body tokens): 8 MiB.

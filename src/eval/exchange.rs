@@ -23,6 +23,11 @@ pub struct Exchange {
     pub notes: Vec<String>,
     /// What `secrets.get` reads.
     secrets: Arc<Secrets>,
+    /// The request body as `request-body-find-replace` rewrote it: sent instead of the
+    /// client's (`None`: the client's, streamed).
+    pub req_body: Option<std::rc::Rc<[u8]>>,
+    /// The coding `compress-response` chose: the shell compresses the body on the way out.
+    pub compress: Option<crate::actions::Coding>,
 }
 
 impl Exchange {
@@ -35,6 +40,8 @@ impl Exchange {
             rate_limits: Vec::new(),
             notes: Vec::new(),
             secrets: Arc::default(),
+            req_body: None,
+            compress: None,
         }
     }
 

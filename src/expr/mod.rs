@@ -1,5 +1,6 @@
 //! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
 
+pub mod find_replace;
 mod functions;
 mod template;
 mod vars;

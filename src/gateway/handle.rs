@@ -12,17 +12,21 @@ use crate::jwt::{Alg, Jwk, JwtCache};
 use crate::limiter::{Decision, LimitCheck};
 use crate::program::Policy;
 use crate::proxy;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
 pub const MAX_HOPS: usize = 8;
 
-/// A response body: made here, or the upstream's stream passed through untouched.
+/// A response body: made here, the upstream's stream passed through untouched, or bytes an
+/// action read and rewrote. Always the content: the shell applies the response's
+/// Content-Encoding on the way out.
 #[derive(Debug)]
 pub enum Body<B> {
     Empty,
     Text(String),
     Upstream(B),
+    Bytes(Rc<[u8]>),
 }
 
 #[derive(Debug)]
@@ -31,6 +35,9 @@ pub struct Reply<B> {
     pub body: Body<B>,
     /// Lines for the shell to log (e.g. a rate limiter that failed open).
     pub notes: Vec<String>,
+    /// The coding `compress-response` chose (Content-Encoding is set): the shell compresses
+    /// the body with it as it streams out.
+    pub compress: Option<crate::actions::Coding>,
 }
 
 impl<B> Reply<B> {
@@ -48,6 +55,7 @@ impl<B> Reply<B> {
             },
             body,
             notes: Vec::new(),
+            compress: None,
         }
     }
 
@@ -59,6 +67,7 @@ impl<B> Reply<B> {
             },
             body: Body::Empty,
             notes: Vec::new(),
+            compress: None,
         }
     }
 }
@@ -93,6 +102,8 @@ pub struct Outbound<'a> {
     /// The internal endpoint URL and member, for errors and logs.
     pub endpoint: &'a str,
     pub member: &'a str,
+    /// The body an action rewrote, sent instead of the client's (`None`: the client's).
+    pub body: Option<Rc<[u8]>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +130,19 @@ pub trait Upstream {
     fn body_replayable(&self) -> bool;
     /// Throws away a response that will not be used (a failed attempt that was retried).
     fn discard(&self, _body: Self::Body) {}
+    /// Reads a response body whole, giving up past `limit` bytes: the content, decoded when
+    /// its coding is one [`Upstream::decodes`] names.
+    async fn read_body(&self, _body: Self::Body, limit: usize) -> Result<Vec<u8>, BodyError> {
+        let _ = limit;
+        Err(BodyError::Unreadable(
+            "this upstream cannot read response bodies".into(),
+        ))
+    }
+    /// Whether response bodies of this content coding arrive decoded (the Worker's `fetch`
+    /// decodes gzip and br).
+    fn decodes(&self, _coding: &str) -> bool {
+        false
+    }
 }
 
 /// Why the request body could not be read.
@@ -159,16 +183,18 @@ pub trait RateLimiter {
 }
 
 /// The ports as the actions of one phase see them.
-struct Ports<'a, U, L, T> {
+struct Ports<'a, U: Upstream, L, T> {
     gateway: &'a Gateway,
     upstream: &'a U,
     limiter: &'a L,
     trust: &'a T,
     /// The response phase cannot forward: no internal endpoint is visible from it.
     can_forward: bool,
+    /// The reply body while a response phase runs (read and rewritten only if an action asks).
+    reply_body: Option<&'a RefCell<Body<U::Body>>>,
 }
 
-impl<U, L, T> Clone for Ports<'_, U, L, T> {
+impl<U: Upstream, L, T> Clone for Ports<'_, U, L, T> {
     fn clone(&self) -> Self {
         Ports { ..*self }
     }
@@ -234,6 +260,50 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
                 BodyError::Unreadable(reason) => GatewayError::BadRequest { reason },
             })
     }
+
+    async fn response_body(&self) -> Result<Rc<[u8]>, GatewayError> {
+        let Some(slot) = self.reply_body else {
+            return Err(GatewayError::BadRequest {
+                reason: "no response body outside on_http_response".into(),
+            });
+        };
+        // Taken out of the slot so no borrow is held across the read.
+        let current = std::mem::replace(&mut *slot.borrow_mut(), Body::Empty);
+        let bytes: Rc<[u8]> = match current {
+            Body::Empty => Rc::from(&[][..]),
+            Body::Text(t) => Rc::from(t.into_bytes()),
+            Body::Bytes(b) => b,
+            Body::Upstream(b) => {
+                let limit = crate::actions::MAX_BUFFERED_BODY;
+                let bytes = self
+                    .upstream
+                    .read_body(b, limit)
+                    .await
+                    .map_err(|e| match e {
+                        BodyError::TooLarge { limit } => {
+                            GatewayError::ResponseBodyTooLarge { limit }
+                        }
+                        BodyError::Unreadable(detail) => GatewayError::UpstreamUnreachable {
+                            endpoint: "response body".into(),
+                            detail,
+                        },
+                    })?;
+                Rc::from(bytes)
+            }
+        };
+        *slot.borrow_mut() = Body::Bytes(Rc::clone(&bytes));
+        Ok(bytes)
+    }
+
+    fn set_response_body(&self, body: Rc<[u8]>) {
+        if let Some(slot) = self.reply_body {
+            *slot.borrow_mut() = Body::Bytes(body);
+        }
+    }
+
+    fn decodes(&self, coding: &str) -> bool {
+        self.upstream.decodes(coding)
+    }
 }
 
 impl Gateway {
@@ -252,6 +322,7 @@ impl Gateway {
             limiter,
             trust,
             can_forward: true,
+            reply_body: None,
         };
         let mut ex = Exchange::new(req).with_secrets(std::sync::Arc::clone(&self.secrets));
         let result = self.run(&mut ex, upstream, &ports, rng).await;
@@ -330,8 +401,8 @@ impl Gateway {
         pool.retries.deposit();
         // The request as it was, for a retry; only copied when one can happen (on the request
         // path most pools never retry: one member, or a method that is not idempotent).
-        let original =
-            (pool.members.len() > 1 && idempotent(&ex.req.method)).then(|| ex.req.clone());
+        let original = (pool.members.len() > 1 && idempotent(&ex.req.method))
+            .then(|| (ex.req.clone(), ex.req_body.clone()));
         let limits_before = ex.rate_limits.len();
         let want = Want {
             key: match &pool.settings.balance {
@@ -370,8 +441,10 @@ impl Gateway {
                         upstream.discard(body);
                     }
                 }
-                if let Some(original) = &original {
-                    ex.req = original.clone();
+                // A member policy's body rewrite is undone with the rest of its changes.
+                if let Some((req, body)) = &original {
+                    ex.req = req.clone();
+                    ex.req_body = body.clone();
                 }
                 // The failed attempt's member-policy rate limits are not reported twice.
                 ex.rate_limits.truncate(limits_before);
@@ -394,9 +467,7 @@ impl Gateway {
             // Counted in flight until the attempt ends, however it ends (even if the request
             // is dropped mid-way: the guard's Drop).
             let busy = pool.busy(i);
-            let result = self
-                .fetch(pool, member, &ex.req, &credentials, upstream)
-                .await;
+            let result = self.fetch(pool, member, ex, &credentials, upstream).await;
             let failed = match result {
                 Ok(ref reply) => member_failed(reply.head.status),
                 Err(e @ GatewayError::BadRequest { .. }) => return Err(e),
@@ -408,7 +479,7 @@ impl Gateway {
             let retryable = failed
                 && tried.len() < routing.max_attempts.min(pool.members.len())
                 && original.is_some()
-                && upstream.body_replayable();
+                && (ex.req_body.is_some() || upstream.body_replayable());
             if retryable {
                 ex.note(format!(
                     "{}: member {} failed ({}); trying another",
@@ -434,10 +505,11 @@ impl Gateway {
         &self,
         pool: &Pool,
         member: &Member,
-        req: &RequestHead,
+        ex: &Exchange,
         credentials: &[(&str, String)],
         upstream: &U,
     ) -> Result<Reply<U::Body>, GatewayError> {
+        let req = &ex.req;
         let mut headers = proxy::forward_headers(req);
         for (name, value) in credentials {
             headers.set(name, value);
@@ -448,6 +520,7 @@ impl Gateway {
             headers,
             endpoint: &pool.url,
             member: &member.name,
+            body: ex.req_body.clone(),
         };
         match upstream.send(out).await {
             Ok((mut head, body)) => {
@@ -456,6 +529,7 @@ impl Gateway {
                     head,
                     body: Body::Upstream(body),
                     notes: Vec::new(),
+                    compress: None,
                 })
             }
             Err(UpstreamError::Unreachable(detail)) => Err(GatewayError::UpstreamUnreachable {
@@ -471,7 +545,8 @@ impl Gateway {
     }
 }
 
-/// Runs a policy's `on_http_response` over a reply.
+/// Runs a policy's `on_http_response` over a reply. The body stays as it is (streaming) unless
+/// an action reads it.
 async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     policy: &Policy,
     req: &RequestHead,
@@ -481,16 +556,34 @@ async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     if policy.on_http_response.is_empty() {
         return Ok(reply);
     }
+    let Reply {
+        head,
+        body,
+        notes,
+        compress,
+    } = reply;
+    let slot = RefCell::new(body);
+    let ports = Ports {
+        reply_body: Some(&slot),
+        ..ports.clone()
+    };
     let mut ex =
         Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
-    ex.res = Some(reply.head);
-    let step = run_phase(&policy.on_http_response, &mut ex, ports).await?;
+    ex.res = Some(head);
+    ex.compress = compress;
+    let step = run_phase(&policy.on_http_response, &mut ex, &ports).await?;
     let head = ex
         .res
         .take()
         .expect("the response phase keeps its response");
+    let body = slot.into_inner();
     Ok(match step {
-        Step::Continue => Reply { head, ..reply },
+        Step::Continue => Reply {
+            head,
+            body,
+            notes,
+            compress: ex.compress,
+        },
         Step::Respond(s) => Reply::synthetic(s),
         Step::Deny(status) => Reply::deny(status),
         // The compiler rejects forward-internal in on_http_response (ERR_NGROK_2202).
