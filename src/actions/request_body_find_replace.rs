@@ -145,7 +145,7 @@ pub(super) fn run<'b>(
     body: &'b [u8],
     ex: &mut Exchange,
     action: &'static str,
-) -> Result<(Cow<'b, [u8]>, Vec<Found>), GatewayError> {
+) -> Result<find_replace::Rewritten<'b>, GatewayError> {
     find_replace::apply(replacements, body, |t, field| ex.render(t, action, field)).map_err(|e| {
         match e {
             FindReplaceError::Render(e) => e,

@@ -93,6 +93,9 @@ fn cached_regex(pattern: &str) -> Result<Rc<Regex>, String> {
     Ok(re)
 }
 
+/// The body after the replacements (borrowed when nothing matched) and what matched.
+pub type Rewritten<'b> = (Cow<'b, [u8]>, Vec<Found>);
+
 /// Applies `replacements` in order, each to the result of the one before, every match
 /// replaced. `render` renders a template (the exchange's scope). Returns the new body (borrowed
 /// when nothing matched) and the first match of each replacement that matched.
@@ -100,7 +103,7 @@ pub fn apply<'b, E>(
     replacements: &[Replacement],
     body: &'b [u8],
     mut render: impl FnMut(&Template, &'static str) -> Result<String, E>,
-) -> Result<(Cow<'b, [u8]>, Vec<Found>), FindReplaceError<E>> {
+) -> Result<Rewritten<'b>, FindReplaceError<E>> {
     let mut out: Cow<'b, [u8]> = Cow::Borrowed(body);
     let mut found = Vec::new();
     for (i, r) in replacements.iter().enumerate() {

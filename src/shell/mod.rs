@@ -2,6 +2,7 @@
 //! a [`RequestHead`], keeps the compiled policy per isolate ([`policy`]), and sends upstream
 //! requests with `fetch` ([`upstream`]).
 
+mod compress;
 mod health_board;
 mod policy;
 mod rate_limit;
@@ -74,10 +75,13 @@ fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
         Body::Empty => ResponseBody::Empty,
         Body::Text(t) => ResponseBody::Body(t.into_bytes()),
         Body::Upstream(b) => b,
+        Body::Bytes(b) => ResponseBody::Body(b.to_vec()),
     };
+    let (body, encode) = compress::encode(body, reply.compress)?;
     Ok(Response::builder()
         .with_status(reply.head.status)
         .with_headers(headers)
+        .with_encode_body(encode)
         .body(body))
 }
 

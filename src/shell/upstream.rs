@@ -66,7 +66,11 @@ impl Upstream for FetchUpstream {
         init.with_method(method.clone())
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
-        if !matches!(method, Method::Get | Method::Head) {
+        let bodiless = matches!(method, Method::Get | Method::Head);
+        if let Some(bytes) = out.body.as_ref().filter(|_| !bodiless) {
+            // An action rewrote the body: these bytes, on every attempt.
+            init.with_body(Some(Uint8Array::from(&bytes[..]).into()));
+        } else if !bodiless {
             let mut state = self.body.borrow_mut();
             let body = match &mut *state {
                 ClientBody::Stream(s) => s.take(),
@@ -111,6 +115,21 @@ impl Upstream for FetchUpstream {
     fn discard(&self, body: ResponseBody) {
         if let ResponseBody::Stream(stream) = body {
             let _ = stream.cancel();
+        }
+    }
+
+    /// `fetch` hands gzip and br bodies over decoded (checked under wrangler dev; deflate
+    /// arrives as sent).
+    fn decodes(&self, coding: &str) -> bool {
+        matches!(coding, "gzip" | "br")
+    }
+
+    async fn read_body(&self, body: ResponseBody, limit: usize) -> Result<Vec<u8>, BodyError> {
+        match body {
+            ResponseBody::Empty => Ok(Vec::new()),
+            ResponseBody::Body(bytes) if bytes.len() > limit => Err(BodyError::TooLarge { limit }),
+            ResponseBody::Body(bytes) => Ok(bytes),
+            ResponseBody::Stream(stream) => read_capped(stream, limit).await,
         }
     }
 
