@@ -49,3 +49,17 @@ fn through(stream: ReadableStream, format: &str) -> worker::Result<ReadableStrea
         Reflect::get(&stream, &JsValue::from_str("pipeThrough"))?.dyn_into()?;
     Ok(pipe.call1(&stream, &compressor)?.unchecked_into())
 }
+
+/// The client's own `Accept-Encoding`. Cloudflare hands a Worker a normalised one (`br, gzip`,
+/// whatever the client sent; wrangler dev does the same) and keeps the original in
+/// `request.cf.clientAcceptEncoding` (empty when the client sent none). compress-response
+/// negotiates on the client's; `None` when the platform gave no original.
+pub fn client_accept_encoding(req: &worker::Request) -> Option<String> {
+    let cf = Reflect::get(req.inner(), &JsValue::from_str("cf")).ok()?;
+    if cf.is_undefined() || cf.is_null() {
+        return None;
+    }
+    Reflect::get(&cf, &JsValue::from_str("clientAcceptEncoding"))
+        .ok()?
+        .as_string()
+}

@@ -57,6 +57,14 @@ fn request_head(req: &Request) -> std::result::Result<RequestHead, GatewayError>
     for (name, value) in req.headers().entries() {
         headers.append(&name, &value);
     }
+    // What the client accepts, not the platform's normalised header (see compress.rs).
+    match compress::client_accept_encoding(req) {
+        Some(original) if original.trim().is_empty() => {
+            headers.remove("accept-encoding");
+        }
+        Some(original) => headers.set("accept-encoding", &original),
+        None => {}
+    }
     let client_ip = headers
         .get("cf-connecting-ip")
         .and_then(crate::expr::parse_ip)
