@@ -87,6 +87,9 @@ fn send(stack: &Stack, method: &str, path: &str, headers: &[(&str, &str)], body:
     }
 }
 
+/// A decoder for one content coding.
+type Decode = fn(&[u8]) -> Vec<u8>;
+
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)
@@ -138,8 +141,7 @@ fn body_actions_end_to_end() {
 
     // Negotiated on the client's own Accept-Encoding; gzip and br encoded by workerd (from the
     // Content-Encoding the core set), deflate by its CompressionStream. Streaming, all three.
-    let codecs: [(&str, fn(&[u8]) -> Vec<u8>); 3] =
-        [("gzip", gunzip), ("br", unbrotli), ("deflate", inflate)];
+    let codecs: [(&str, Decode); 3] = [("gzip", gunzip), ("br", unbrotli), ("deflate", inflate)];
     for (coding, decode) in codecs {
         let r = echo(&[("Accept-Encoding", coding)]);
         assert_eq!(r.status, 200, "{coding}");
