@@ -70,6 +70,8 @@ pub enum GatewayError {
     ReplayLogUnavailable { reason: String },
     /// `response-body-find-replace` met a response body larger than the gateway buffers.
     ResponseBodyTooLarge { limit: usize },
+    /// An action needed the upstream's response body and it broke off while being read.
+    ResponseBodyUnreadable { detail: String },
     /// A find-replace `from` rendered (`${}`) to an invalid regular expression.
     InvalidPattern {
         action: &'static str,
@@ -118,6 +120,7 @@ impl GatewayError {
             BodyTooLarge { .. } => (413, None, "body_too_large"),
             ReplayLogUnavailable { .. } => (503, None, "replay_log_unavailable"),
             ResponseBodyTooLarge { .. } => (502, None, "response_body_too_large"),
+            ResponseBodyUnreadable { .. } => (502, None, "response_body_unreadable"),
             InvalidPattern { .. } => (500, Some("ERR_NGROK_3901"), "invalid_regex"),
         };
         Shape {
@@ -258,6 +261,9 @@ impl fmt::Display for GatewayError {
                 f,
                 "the upstream's response body is larger than the {limit} bytes an action reads"
             ),
+            ResponseBodyUnreadable { detail } => {
+                write!(f, "the upstream's response body could not be read: {detail}")
+            }
             InvalidPattern {
                 action,
                 pattern,

@@ -364,6 +364,86 @@ mod tests {
         assert_eq!(parse_q("1.001"), None);
     }
 
+    /// Runs the action (default algorithms) on a response; returns the response headers and
+    /// the decision.
+    fn run(
+        method: &str,
+        accept: &str,
+        status: u16,
+        res_headers: &[(&str, &str)],
+    ) -> (crate::http::Headers, Option<Coding>) {
+        let req_headers: crate::http::Headers = [("accept-encoding", accept)].into_iter().collect();
+        let req = crate::http::RequestHead::from_url(
+            method,
+            "https://gw.example/x",
+            req_headers,
+            "192.0.2.1".parse().unwrap(),
+        )
+        .unwrap();
+        let mut ex = Exchange::new(req);
+        ex.res = Some(crate::http::ResponseHead {
+            status,
+            headers: res_headers.iter().copied().collect(),
+        });
+        let action = CompressResponse {
+            algorithms: vec![Gzip, Deflate, Br],
+        };
+        assert_eq!(action.apply(&mut ex), Step::Continue);
+        (ex.res.take().unwrap().headers, ex.compress)
+    }
+
+    #[test]
+    fn compressing_sets_the_headers() {
+        let (h, c) = run(
+            "GET",
+            "br",
+            200,
+            &[("content-length", "900"), ("vary", "Origin")],
+        );
+        assert_eq!(c, Some(Br));
+        assert_eq!(h.get("content-encoding"), Some("br"));
+        assert!(!h.contains("content-length"));
+        assert_eq!(
+            h.get_all("vary").collect::<Vec<_>>(),
+            ["Origin", "Accept-Encoding"]
+        );
+        let (h, _) = run("GET", "gzip", 200, &[("vary", "accept-encoding, origin")]);
+        assert_eq!(
+            h.get_all("vary").count(),
+            1,
+            "Accept-Encoding is listed already"
+        );
+    }
+
+    #[test]
+    fn responses_left_alone() {
+        let cases: &[(&str, u16, &[(&str, &str)])] = &[
+            ("HEAD", 200, &[]),
+            ("GET", 204, &[]),
+            ("GET", 304, &[]),
+            ("GET", 200, &[("content-length", "0")]),
+            ("GET", 200, &[("cache-control", "public, no-transform")]),
+            ("GET", 200, &[("content-type", "image/png")]),
+            ("GET", 200, &[("content-type", "text/event-stream")]),
+            (
+                "GET",
+                200,
+                &[("content-encoding", "gzip"), ("content-length", "10")],
+            ),
+        ];
+        for (method, status, headers) in cases {
+            let (h, c) = run(method, "gzip, br", *status, headers);
+            assert_eq!(c, None, "{method} {status} {headers:?}");
+            assert_eq!(
+                h.get("content-encoding"),
+                headers
+                    .iter()
+                    .find(|(k, _)| *k == "content-encoding")
+                    .map(|(_, v)| *v)
+            );
+        }
+    }
+
     #[test]
     fn incompressible_types() {
         assert!(incompressible("image/png"));

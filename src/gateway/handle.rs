@@ -283,10 +283,9 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
                         BodyError::TooLarge { limit } => {
                             GatewayError::ResponseBodyTooLarge { limit }
                         }
-                        BodyError::Unreadable(detail) => GatewayError::UpstreamUnreachable {
-                            endpoint: "response body".into(),
-                            detail,
-                        },
+                        BodyError::Unreadable(detail) => {
+                            GatewayError::ResponseBodyUnreadable { detail }
+                        }
                     })?;
                 Rc::from(bytes)
             }
