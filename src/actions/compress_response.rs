@@ -417,7 +417,8 @@ mod tests {
 
     #[test]
     fn responses_left_alone() {
-        let cases: &[(&str, u16, &[(&str, &str)])] = &[
+        type Case<'a> = (&'a str, u16, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             ("HEAD", 200, &[]),
             ("GET", 204, &[]),
             ("GET", 304, &[]),
