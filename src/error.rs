@@ -92,6 +92,16 @@ pub enum GatewayError {
     SubrequestLoop { limit: usize },
     /// An `http-request` met more redirects than `max_redirects` (`ERR_NGROK_3214`).
     TooManyRedirects { limit: u32 },
+    /// `response-body-find-replace` met a response body larger than the gateway buffers.
+    ResponseBodyTooLarge { limit: usize },
+    /// An action needed the upstream's response body and it broke off while being read.
+    ResponseBodyUnreadable { detail: String },
+    /// A find-replace `from` rendered (`${}`) to an invalid regular expression.
+    InvalidPattern {
+        action: &'static str,
+        pattern: String,
+        reason: String,
+    },
 }
 
 /// How an error is shown to the client.
@@ -144,6 +154,9 @@ impl GatewayError {
             SubrequestTimeout { .. } => (504, Some("ERR_NGROK_3602"), "subrequest_timeout"),
             SubrequestLoop { .. } => (508, Some("ERR_NGROK_3603"), "subrequest_loop"),
             TooManyRedirects { .. } => (502, Some("ERR_NGROK_3214"), "too_many_redirects"),
+            ResponseBodyTooLarge { .. } => (502, None, "response_body_too_large"),
+            ResponseBodyUnreadable { .. } => (502, None, "response_body_unreadable"),
+            InvalidPattern { .. } => (500, Some("ERR_NGROK_3901"), "invalid_regex"),
         };
         Shape {
             status,
@@ -301,6 +314,21 @@ impl fmt::Display for GatewayError {
             ReplayLogUnavailable { reason } => {
                 write!(f, "webhook replay protection is unavailable: {reason}")
             }
+            ResponseBodyTooLarge { limit } => write!(
+                f,
+                "the upstream's response body is larger than the {limit} bytes an action reads"
+            ),
+            ResponseBodyUnreadable { detail } => {
+                write!(f, "the upstream's response body could not be read: {detail}")
+            }
+            InvalidPattern {
+                action,
+                pattern,
+                reason,
+            } => write!(
+                f,
+                "action `{action}`: `from` rendered to `{pattern}`, not a valid regular expression: {reason}"
+            ),
             PoolUnavailable {
                 endpoint,
                 retry_after_s,

@@ -78,6 +78,38 @@ impl Upstream for FakeUpstream {
                 "x".repeat(300 << 10),
             ));
         }
+        // Body actions: `/echo` answers with the body it received (as rewritten, if it was);
+        // `/gzipped` and `/deflated` answer encoded responses (gzip arrives decoded, as from the
+        // Worker's fetch; deflate does not).
+        if out.url.contains("/echo") {
+            let body = out.body.as_deref().unwrap_or(&self.body);
+            let mut headers = Headers::new();
+            headers.set("content-type", "text/plain");
+            headers.set("content-length", &body.len().to_string());
+            let body = String::from_utf8_lossy(body).into_owned();
+            return Ok((
+                ResponseHead {
+                    status: 200,
+                    headers,
+                },
+                body,
+            ));
+        }
+        for (path, coding) in [("/gzipped", "gzip"), ("/deflated", "deflate")] {
+            if out.url.contains(path) {
+                let mut headers = Headers::new();
+                headers.set("content-type", "text/plain");
+                headers.set("content-encoding", coding);
+                let body = format!("{coding} body from {}", out.member);
+                return Ok((
+                    ResponseHead {
+                        status: 200,
+                        headers,
+                    },
+                    body,
+                ));
+            }
+        }
         let mut headers = Headers::new();
         headers.set("content-type", "application/json");
         headers.set("x-demo-origin", out.member);
@@ -95,6 +127,14 @@ impl Upstream for FakeUpstream {
         true
     }
 
+    async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
+        self.body_reads.set(self.body_reads.get() + 1);
+        if self.body.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        Ok(self.body.as_slice().into())
+    }
+
     async fn read_body(&self, body: String, limit: usize) -> Result<Vec<u8>, BodyError> {
         if body.len() > limit {
             return Err(BodyError::TooLarge { limit });
@@ -102,12 +142,8 @@ impl Upstream for FakeUpstream {
         Ok(body.into_bytes())
     }
 
-    async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
-        self.body_reads.set(self.body_reads.get() + 1);
-        if self.body.len() > limit {
-            return Err(BodyError::TooLarge { limit });
-        }
-        Ok(self.body.as_slice().into())
+    fn decodes(&self, coding: &str) -> bool {
+        matches!(coding, "gzip" | "br")
     }
 }
 
@@ -186,6 +222,7 @@ fn run_case(
         Body::Empty => String::new(),
         Body::Text(t) | Body::Upstream(t) => t.clone(),
         Body::Abort => "<aborted>".to_string(),
+        Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
     };
     let sent = up.sent.borrow();
     let pairs = |h: &Headers| {

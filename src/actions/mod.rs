@@ -4,6 +4,7 @@ mod add_headers;
 mod basic_auth;
 mod circuit_breaker;
 mod close_connection;
+mod compress_response;
 mod custom_response;
 mod deny;
 mod forward_internal;
@@ -14,6 +15,8 @@ mod not_implemented;
 mod rate_limit;
 mod redirect;
 mod remove_headers;
+mod request_body_find_replace;
+mod response_body_find_replace;
 mod restrict_ips;
 mod set_vars;
 mod url_rewrite;
@@ -23,6 +26,7 @@ pub use add_headers::AddHeaders;
 pub use basic_auth::BasicAuth;
 pub use circuit_breaker::{Admission, CircuitBreaker};
 pub use close_connection::CloseConnection;
+pub use compress_response::{negotiate, Coding, CompressResponse};
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
@@ -36,6 +40,8 @@ pub use not_implemented::NotImplemented;
 pub use rate_limit::{bucket_name, parse_duration_ms, RateLimit};
 pub use redirect::Redirect;
 pub use remove_headers::RemoveHeaders;
+pub use request_body_find_replace::RequestBodyFindReplace;
+pub use response_body_find_replace::ResponseBodyFindReplace;
 pub use restrict_ips::RestrictIps;
 pub use set_vars::SetVars;
 pub use url_rewrite::UrlRewrite;
@@ -66,6 +72,9 @@ pub enum Action {
     CloseConnection(CloseConnection),
     HttpRequest(Box<HttpRequest>),
     CircuitBreaker(CircuitBreaker),
+    CompressResponse(CompressResponse),
+    RequestBodyFindReplace(RequestBodyFindReplace),
+    ResponseBodyFindReplace(ResponseBodyFindReplace),
     NotImplemented(NotImplemented),
 }
 
@@ -89,9 +98,6 @@ pub enum Step {
 const LATER: &[&str] = &[
     "owasp-crs-request",
     "owasp-crs-response",
-    "compress-response",
-    "request-body-find-replace",
-    "response-body-find-replace",
     "oauth",
     "oidc",
     "openid-connect",
@@ -112,9 +118,18 @@ impl Action {
         cx: &mut Cx<'_>,
     ) -> Option<Action> {
         let supported: &[Phase] = match type_name {
-            "forward-internal" | "deny" | "rate-limit" | "basic-auth" | "jwt-validation"
-            | "verify-webhook" | "circuit-breaker" | "redirect" | "url-rewrite"
-            | "close-connection" => &[Phase::Request],
+            "forward-internal"
+            | "deny"
+            | "rate-limit"
+            | "basic-auth"
+            | "jwt-validation"
+            | "verify-webhook"
+            | "circuit-breaker"
+            | "redirect"
+            | "url-rewrite"
+            | "close-connection"
+            | "request-body-find-replace" => &[Phase::Request],
+            "compress-response" | "response-body-find-replace" => &[Phase::Response],
             "custom-response" | "add-headers" | "remove-headers" | "restrict-ips"
             | "http-request" | "set-vars" | "log" => &[Phase::Request, Phase::Response],
             t if LATER.contains(&t) => {
@@ -176,6 +191,15 @@ impl Action {
             "restrict-ips" => {
                 Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
             }
+            "compress-response" => {
+                Action::CompressResponse(CompressResponse::compile(config, config_path, cx)?)
+            }
+            "request-body-find-replace" => Action::RequestBodyFindReplace(
+                RequestBodyFindReplace::compile(config, config_path, cx)?,
+            ),
+            "response-body-find-replace" => Action::ResponseBodyFindReplace(
+                ResponseBodyFindReplace::compile(config, config_path, cx)?,
+            ),
             _ => Action::RemoveHeaders(RemoveHeaders::compile(config, config_path, cx)?),
         })
     }
@@ -198,6 +222,9 @@ impl Action {
             | Action::Log(_)
             | Action::HttpRequest(_)
             | Action::CircuitBreaker(_)
+            | Action::CompressResponse(_)
+            | Action::RequestBodyFindReplace(_)
+            | Action::ResponseBodyFindReplace(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -228,6 +255,9 @@ impl Action {
             Action::SetVars(a) => a.apply(ex),
             Action::Log(a) => a.apply(ex),
             Action::CloseConnection(a) => Ok(a.apply()),
+            Action::CompressResponse(a) => Ok(a.apply(ex)),
+            Action::RequestBodyFindReplace(a) => a.apply(ex, cx).await,
+            Action::ResponseBodyFindReplace(a) => a.apply(ex, cx).await,
             Action::NotImplemented(a) => Err(a.apply()),
         }
     }
@@ -266,6 +296,14 @@ pub trait Context {
     /// (the member's policy runs on it); its body is read up to 256 KB. An undeclared key is
     /// `EndpointOffline` and nothing is sent.
     async fn subrequest(&self, req: Subrequest) -> Result<Subresponse, GatewayError>;
+    /// The response body, read whole (at most [`MAX_BUFFERED_BODY`] bytes) in the response
+    /// phase: the content, decoded when its coding is one [`Context::decodes`] names.
+    async fn response_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
+    /// Replaces the response body the client gets (the content; the shell encodes it as the
+    /// response's Content-Encoding says).
+    fn set_response_body(&self, body: std::rc::Rc<[u8]>);
+    /// Whether the platform hands over upstream bodies of this content coding decoded.
+    fn decodes(&self, coding: &str) -> bool;
 }
 
 /// The largest request body an action may read (signature checks, body tokens): 8 MiB.

@@ -27,6 +27,8 @@
 //! connection: it has to build quickly next to the worker, and demo traffic
 //! is tiny.
 
+#[path = "demo_origins/bodies.rs"]
+mod bodies;
 #[path = "demo_origins/faults.rs"]
 mod faults;
 
@@ -847,6 +849,11 @@ fn parse_chunk_size(line: &[u8]) -> Result<usize, Rejection> {
 
 /// Builds the complete answer to `request`, head and body in one buffer.
 fn respond(origin: &Origin, request: &Request, keep_alive: bool) -> Vec<u8> {
+    let path = request.target.split('?').next().unwrap_or("");
+    if let Some(answer) = bodies::answer(path, &request.body) {
+        let send_body = request.method != "HEAD";
+        return bodies::response(&origin.label(), answer, send_body, keep_alive);
+    }
     let is_health = matches!(request.method.as_str(), "GET" | "HEAD")
         && request.target.split('?').next() == Some("/__health");
     let body = if is_health {

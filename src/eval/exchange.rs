@@ -30,6 +30,11 @@ pub struct Exchange {
     pub subrequest: Option<crate::actions::SubrequestContext>,
     /// The circuit breakers that let this request through; the gateway reports its outcome.
     pub breakers: Vec<crate::actions::Admission>,
+    /// The request body as `request-body-find-replace` rewrote it: sent instead of the
+    /// client's (`None`: the client's, streamed).
+    pub req_body: Option<std::rc::Rc<[u8]>>,
+    /// The coding `compress-response` chose: the shell compresses the body on the way out.
+    pub compress: Option<crate::actions::Coding>,
 }
 
 impl Exchange {
@@ -45,6 +50,8 @@ impl Exchange {
             vars: HashMap::new(),
             subrequest: None,
             breakers: Vec::new(),
+            req_body: None,
+            compress: None,
         }
     }
 

@@ -18,7 +18,9 @@ use std::rc::Rc;
 /// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
 pub const MAX_HOPS: usize = 8;
 
-/// A response body: made here, or the upstream's stream passed through untouched.
+/// A response body: made here, the upstream's stream passed through untouched, or bytes an
+/// action read and rewrote. Always the content: the shell applies the response's
+/// Content-Encoding on the way out.
 #[derive(Debug)]
 pub enum Body<B> {
     Empty,
@@ -27,6 +29,7 @@ pub enum Body<B> {
     /// A body that fails before its first byte (`close-connection`): the shell makes the
     /// platform abort the response, the nearest a Worker comes to closing the connection.
     Abort,
+    Bytes(Rc<[u8]>),
 }
 
 #[derive(Debug)]
@@ -35,6 +38,9 @@ pub struct Reply<B> {
     pub body: Body<B>,
     /// Lines for the shell to log (e.g. a rate limiter that failed open).
     pub notes: Vec<String>,
+    /// The coding `compress-response` chose (Content-Encoding is set): the shell compresses
+    /// the body with it as it streams out.
+    pub compress: Option<crate::actions::Coding>,
 }
 
 impl<B> Reply<B> {
@@ -52,6 +58,7 @@ impl<B> Reply<B> {
             },
             body,
             notes: Vec::new(),
+            compress: None,
         }
     }
 
@@ -65,6 +72,7 @@ impl<B> Reply<B> {
             },
             body: Body::Abort,
             notes: Vec::new(),
+            compress: None,
         }
     }
 
@@ -76,6 +84,7 @@ impl<B> Reply<B> {
             },
             body: Body::Empty,
             notes: Vec::new(),
+            compress: None,
         }
     }
 }
@@ -110,7 +119,8 @@ pub struct Outbound<'a> {
     /// The internal endpoint URL and member, for errors and logs.
     pub endpoint: &'a str,
     pub member: &'a str,
-    /// `Some`: send these bytes (an `http-request`'s body), not the client's body.
+    /// `Some`: send these bytes, not the client's body (an `http-request`'s body, or the
+    /// body `request-body-find-replace` rewrote).
     pub body: Option<Rc<[u8]>>,
     /// `Some`: give up sooner than the shell's own upstream timeout (what is left of an
     /// `http-request`'s `timeout`).
@@ -141,12 +151,18 @@ pub trait Upstream {
     fn body_replayable(&self) -> bool;
     /// Throws away a response that will not be used (a failed attempt that was retried).
     fn discard(&self, _body: Self::Body) {}
-    /// Reads a response body whole, refusing one over `limit` bytes (an `http-request`'s
-    /// result). An upstream that cannot read bodies says so.
-    async fn read_body(&self, _body: Self::Body, _limit: usize) -> Result<Vec<u8>, BodyError> {
+    /// Reads a response body whole, giving up past `limit` bytes: the content, decoded when
+    /// its coding is one [`Upstream::decodes`] names. An upstream that cannot read bodies says so.
+    async fn read_body(&self, _body: Self::Body, limit: usize) -> Result<Vec<u8>, BodyError> {
+        let _ = limit;
         Err(BodyError::Unreadable(
             "this upstream cannot read response bodies".into(),
         ))
+    }
+    /// Whether response bodies of this content coding arrive decoded (the Worker's `fetch`
+    /// decodes gzip and br).
+    fn decodes(&self, _coding: &str) -> bool {
+        false
     }
 }
 
@@ -180,6 +196,27 @@ pub trait Random {
     fn below(&mut self, n: usize) -> usize;
 }
 
+/// One request's random source, drawn from through a shared reference (the request and its
+/// subrequests share it).
+pub(super) trait SharedRandom {
+    fn draw(&self, n: usize) -> usize;
+}
+
+impl SharedRandom for RefCell<&mut dyn Random> {
+    fn draw(&self, n: usize) -> usize {
+        self.borrow_mut().below(n)
+    }
+}
+
+/// A [`SharedRandom`] lent as a [`Random`].
+struct Lent<'a>(&'a dyn SharedRandom);
+
+impl Random for Lent<'_> {
+    fn below(&mut self, n: usize) -> usize {
+        self.0.draw(n)
+    }
+}
+
 /// Global rate-limit buckets (one Durable Object per bucket in the Worker; in memory in tests).
 #[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
 pub trait RateLimiter {
@@ -188,7 +225,7 @@ pub trait RateLimiter {
 }
 
 /// The ports as the actions of one phase see them.
-pub(super) struct Ports<'a, U, L, T> {
+pub(super) struct Ports<'a, U: Upstream, L, T> {
     pub(super) gateway: &'a Gateway,
     pub(super) upstream: &'a U,
     pub(super) limiter: &'a L,
@@ -196,10 +233,13 @@ pub(super) struct Ports<'a, U, L, T> {
     /// The response phase cannot forward: no internal endpoint is visible from it.
     pub(super) can_forward: bool,
     /// Shared by the request and its subrequests; borrowed only to draw a number.
-    pub(super) rng: &'a RefCell<&'a mut dyn Random>,
+    /// (Behind a trait object so `Ports` stays covariant in `'a`: a response phase narrows it.)
+    pub(super) rng: &'a dyn SharedRandom,
+    /// The reply body while a response phase runs (read and rewritten only if an action asks).
+    pub(super) reply_body: Option<&'a RefCell<Body<U::Body>>>,
 }
 
-impl<U, L, T> Clone for Ports<'_, U, L, T> {
+impl<U: Upstream, L, T> Clone for Ports<'_, U, L, T> {
     fn clone(&self) -> Self {
         Ports { ..*self }
     }
@@ -273,6 +313,55 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
         // Boxed: a member policy's own http-request comes back here (bounded by its depth).
         Box::pin(self.gateway.subrequest(req, self)).await
     }
+
+    async fn response_body(&self) -> Result<Rc<[u8]>, GatewayError> {
+        let Some(slot) = self.reply_body else {
+            return Err(GatewayError::BadRequest {
+                reason: "no response body outside on_http_response".into(),
+            });
+        };
+        // Taken out of the slot so no borrow is held across the read.
+        let current = std::mem::replace(&mut *slot.borrow_mut(), Body::Empty);
+        let bytes: Rc<[u8]> = match current {
+            Body::Empty => Rc::from(&[][..]),
+            Body::Text(t) => Rc::from(t.into_bytes()),
+            Body::Bytes(b) => b,
+            Body::Abort => {
+                *slot.borrow_mut() = Body::Abort;
+                return Err(GatewayError::ResponseBodyUnreadable {
+                    detail: "the connection was closed".into(),
+                });
+            }
+            Body::Upstream(b) => {
+                let limit = crate::actions::MAX_BUFFERED_BODY;
+                let bytes = self
+                    .upstream
+                    .read_body(b, limit)
+                    .await
+                    .map_err(|e| match e {
+                        BodyError::TooLarge { limit } => {
+                            GatewayError::ResponseBodyTooLarge { limit }
+                        }
+                        BodyError::Unreadable(detail) => {
+                            GatewayError::ResponseBodyUnreadable { detail }
+                        }
+                    })?;
+                Rc::from(bytes)
+            }
+        };
+        *slot.borrow_mut() = Body::Bytes(Rc::clone(&bytes));
+        Ok(bytes)
+    }
+
+    fn set_response_body(&self, body: Rc<[u8]>) {
+        if let Some(slot) = self.reply_body {
+            *slot.borrow_mut() = Body::Bytes(body);
+        }
+    }
+
+    fn decodes(&self, coding: &str) -> bool {
+        self.upstream.decodes(coding)
+    }
 }
 
 impl Gateway {
@@ -293,6 +382,7 @@ impl Gateway {
             trust,
             can_forward: true,
             rng: &rng,
+            reply_body: None,
         };
         let mut ex = Exchange::new(req).with_secrets(std::sync::Arc::clone(&self.secrets));
         let result = self.run(&mut ex, &ports).await;
@@ -390,8 +480,8 @@ impl Gateway {
         pool.retries.deposit();
         // The request as it was, for a retry; only copied when one can happen (on the request
         // path most pools never retry: one member, or a method that is not idempotent).
-        let original =
-            (pool.members.len() > 1 && idempotent(&ex.req.method)).then(|| ex.req.clone());
+        let original = (pool.members.len() > 1 && idempotent(&ex.req.method))
+            .then(|| (ex.req.clone(), ex.req_body.clone()));
         let limits_before = ex.rate_limits.len();
         let want = Want {
             key: match &pool.settings.balance {
@@ -409,12 +499,7 @@ impl Gateway {
         let mut tried: Vec<usize> = Vec::new();
         let mut last = None;
         loop {
-            let choice = pool.choose(
-                &mut **ports.rng.borrow_mut(),
-                ports.trust.now_ms(),
-                &tried,
-                &want,
-            );
+            let choice = pool.choose(&mut Lent(ports.rng), ports.trust.now_ms(), &tried, &want);
             let Some(i) = choice else {
                 return match last {
                     Some(failure) => failure,
@@ -436,8 +521,10 @@ impl Gateway {
                         upstream.discard(body);
                     }
                 }
-                if let Some(original) = &original {
-                    ex.req = original.clone();
+                // A member policy's body rewrite is undone with the rest of its changes.
+                if let Some((req, body)) = &original {
+                    ex.req = req.clone();
+                    ex.req_body = body.clone();
                 }
                 // The failed attempt's member-policy rate limits are not reported twice.
                 ex.rate_limits.truncate(limits_before);
@@ -457,9 +544,10 @@ impl Gateway {
                     ex.render(value, "forward-internal", "origin auth")?,
                 ));
             }
-            // A subrequest sends its own body, within what is left of its timeout.
+            // A subrequest sends its own body, within what is left of its timeout; otherwise
+            // the body an action rewrote, if any (`None`: the client's).
             let (body, timeout_ms) = match &ex.subrequest {
-                None => (None, None),
+                None => (ex.req_body.clone(), None),
                 Some(sub) => {
                     let left = sub.deadline_ms.saturating_sub(ports.trust.now_ms());
                     if left == 0 {
@@ -502,7 +590,7 @@ impl Gateway {
             let retryable = failed
                 && tried.len() < routing.max_attempts.min(pool.members.len())
                 && original.is_some()
-                && (ex.subrequest.is_some() || upstream.body_replayable());
+                && (ex.subrequest.is_some() || ex.req_body.is_some() || upstream.body_replayable());
             if retryable {
                 ex.note(format!(
                     "{}: member {} failed ({}); trying another",
@@ -555,6 +643,7 @@ impl Gateway {
                     head,
                     body: Body::Upstream(body),
                     notes: Vec::new(),
+                    compress: None,
                 })
             }
             Err(UpstreamError::Unreachable(detail)) => Err(GatewayError::UpstreamUnreachable {
@@ -570,7 +659,8 @@ impl Gateway {
     }
 }
 
-/// Runs a policy's `on_http_response` over a reply.
+/// Runs a policy's `on_http_response` over a reply. The body stays as it is (streaming) unless
+/// an action reads it.
 pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     policy: &Policy,
     req: &RequestHead,
@@ -582,12 +672,24 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     if policy.on_http_response.is_empty() {
         return Ok(reply);
     }
+    let Reply {
+        head,
+        body,
+        notes: reply_notes,
+        compress,
+    } = reply;
+    let slot = RefCell::new(body);
+    let ports = Ports {
+        reply_body: Some(&slot),
+        ..ports.clone()
+    };
     let mut ex =
         Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
-    ex.res = Some(reply.head);
+    ex.res = Some(head);
+    ex.compress = compress;
     // A subrequest's response phase nests its own http-requests as deep as its request phase.
     ex.subrequest = subrequest.cloned();
-    let step = run_phase(&policy.on_http_response, &mut ex, ports).await;
+    let step = run_phase(&policy.on_http_response, &mut ex, &ports).await;
     // What the phase logged is kept even when it failed.
     notes.append(&mut ex.notes);
     let step = step?;
@@ -595,8 +697,14 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
         .res
         .take()
         .expect("the response phase keeps its response");
+    let body = slot.into_inner();
     Ok(match step {
-        Step::Continue => Reply { head, ..reply },
+        Step::Continue => Reply {
+            head,
+            body,
+            notes: reply_notes,
+            compress: ex.compress,
+        },
         Step::Respond(s) => Reply::synthetic(s),
         Step::Deny(status) => Reply::deny(status),
         // The compiler rejects these in on_http_response (ERR_NGROK_2202).

@@ -61,6 +61,7 @@ impl Gateway {
         let body = match reply.body {
             Body::Empty => Vec::new(),
             Body::Text(t) => t.into_bytes(),
+            Body::Bytes(b) => b.to_vec(),
             // The target's policy ran close-connection: no response to read.
             Body::Abort => {
                 return Err(GatewayError::UpstreamUnreachable {

@@ -2,6 +2,7 @@
 //! a [`RequestHead`], keeps the compiled policy per isolate ([`policy`]), and sends upstream
 //! requests with `fetch` ([`upstream`]).
 
+mod compress;
 mod health_board;
 mod policy;
 mod rate_limit;
@@ -62,6 +63,14 @@ fn request_head(req: &Request) -> std::result::Result<RequestHead, GatewayError>
     for (name, value) in req.headers().entries() {
         headers.append(&name, &value);
     }
+    // What the client accepts, not the platform's normalised header (see compress.rs).
+    match compress::client_accept_encoding(req) {
+        Some(original) if original.trim().is_empty() => {
+            headers.remove("accept-encoding");
+        }
+        Some(original) => headers.set("accept-encoding", &original),
+        None => {}
+    }
     let client_ip = headers
         .get("cf-connecting-ip")
         .and_then(crate::expr::parse_ip)
@@ -83,6 +92,7 @@ fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
         Body::Empty => ResponseBody::Empty,
         Body::Text(t) => ResponseBody::Body(t.into_bytes()),
         Body::Upstream(b) => b,
+        Body::Bytes(b) => ResponseBody::Body(b.to_vec()),
         // `close-connection`: a body promised as one byte (`Content-Length: 1`) that ends with
         // none. workerd cannot finish that message, so it drops the client's connection. (A
         // plain stream that errors is ended cleanly as an empty chunked body, workerd#6818.)
@@ -93,7 +103,8 @@ fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
             ResponseBody::Stream(fixed.readable())
         }
     };
-    Ok(builder.body(body))
+    let (body, encode) = compress::encode(body, reply.compress)?;
+    Ok(builder.with_encode_body(encode).body(body))
 }
 
 /// `Math.random`, good enough for spreading load (not for secrets).

@@ -122,6 +122,12 @@ impl Upstream for FetchUpstream {
         }
     }
 
+    /// `fetch` hands gzip and br bodies over decoded (checked under wrangler dev; deflate
+    /// arrives as sent).
+    fn decodes(&self, coding: &str) -> bool {
+        matches!(coding, "gzip" | "br")
+    }
+
     async fn read_body(&self, body: ResponseBody, limit: usize) -> Result<Vec<u8>, BodyError> {
         match body {
             ResponseBody::Empty => Ok(Vec::new()),
