@@ -1,7 +1,7 @@
 //! One request (and, in the response phase, its response) as the actions see it.
 
 use crate::error::GatewayError;
-use crate::expr::{map, EvalError, Expr, Scope, Template};
+use crate::expr::{map, EvalError, Expr, Facts, Scope, Template};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::limiter::{Decision, Limit};
 use crate::secrets::Secrets;
@@ -23,6 +23,8 @@ pub struct Exchange {
     pub notes: Vec<String>,
     /// What `secrets.get` reads.
     secrets: Arc<Secrets>,
+    /// Clock, running endpoint, IP list and `rand.*` stream for the variables.
+    pub facts: Facts,
 }
 
 impl Exchange {
@@ -35,7 +37,21 @@ impl Exchange {
             rate_limits: Vec::new(),
             notes: Vec::new(),
             secrets: Arc::default(),
+            facts: Facts::default(),
         }
+    }
+
+    /// Sets what the variables read beyond the request (see [`Facts`]).
+    pub fn with_facts(mut self, facts: Facts) -> Exchange {
+        self.facts = facts;
+        self.scope = None;
+        self
+    }
+
+    /// The endpoint whose policy runs next (`endpoint.*`).
+    pub fn set_endpoint(&mut self, endpoint: Arc<crate::expr::EndpointInfo>) {
+        self.facts.endpoint = Some(endpoint);
+        self.scope = None;
     }
 
     pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> Exchange {
@@ -90,12 +106,15 @@ impl Exchange {
     fn scope(&mut self) -> &Scope {
         if self.scope.is_none() {
             let actions = (!self.results.is_empty()).then(|| self.results_value());
-            self.scope = Some(Scope::new(
-                &self.req,
-                self.res.as_ref(),
-                actions,
-                Arc::clone(&self.secrets),
-            ));
+            self.scope = Some(
+                Scope::new(
+                    &self.req,
+                    self.res.as_ref(),
+                    actions,
+                    Arc::clone(&self.secrets),
+                )
+                .with_facts(&self.facts),
+            );
         }
         self.scope.as_ref().expect("scope was just built")
     }

@@ -1,13 +1,16 @@
 //! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
 
+pub mod cookies;
 mod functions;
+pub mod hybrid;
 mod template;
+pub mod useragent;
 mod vars;
 
 pub use functions::parse_ip;
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
-pub use vars::{map, percent_decode, RequestData, Scope};
+pub use vars::{map, percent_decode, EndpointInfo, Facts, RequestData, Scope};
 
 use cel::{Program, Value};
 use std::fmt;
@@ -16,6 +19,8 @@ use std::fmt;
 pub struct Expr {
     source: String,
     program: Program,
+    /// The program with hybrid variables rewritten ([`hybrid`]), when it uses any.
+    hybrid: Option<Box<cel::IdedExpr>>,
     /// The variables the expression reads, found once at compile time so a request only
     /// builds those.
     needs: Needs,
@@ -28,6 +33,8 @@ pub struct Needs {
     pub conn: bool,
     pub res: bool,
     pub actions: bool,
+    pub endpoint: bool,
+    pub time: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -63,10 +70,15 @@ impl Expr {
             conn: refs.has_variable("conn"),
             res: refs.has_variable("res"),
             actions: refs.has_variable("actions"),
+            endpoint: refs.has_variable("endpoint"),
+            time: refs.has_variable("time"),
         };
+        let mut rewritten = program.expression().clone();
+        let hybrid = hybrid::rewrite(&mut rewritten).then(|| Box::new(rewritten));
         Ok(Expr {
             source: source.to_string(),
             program,
+            hybrid,
             needs,
         })
     }
@@ -77,7 +89,10 @@ impl Expr {
 
     pub fn eval(&self, scope: &Scope) -> Result<Value, EvalError> {
         scope
-            .execute(&self.program, self.needs)
+            .execute(
+                self.hybrid.as_deref().unwrap_or(self.program.expression()),
+                self.needs,
+            )
             .map_err(|e| EvalError {
                 expression: self.source.clone(),
                 message: e.to_string(),

@@ -7,12 +7,15 @@ use crate::actions::{Context, Step};
 use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
 use crate::eval::{run_phase, Exchange, Synthetic};
+use crate::expr::{EndpointInfo, Facts};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::jwt::{Alg, Jwk, JwtCache};
 use crate::limiter::{Decision, LimitCheck};
 use crate::program::Policy;
 use crate::proxy;
 use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
 pub const MAX_HOPS: usize = 8;
@@ -149,6 +152,11 @@ pub trait Trust {
 pub trait Random {
     /// A number in `0..n` (`n > 0`).
     fn below(&mut self, n: usize) -> usize;
+    /// The seed of one request's `rand.*` stream. The default is a constant, for test fakes
+    /// (their `rand.*` results stay the same run to run); the Worker's draws a fresh one.
+    fn seed(&mut self) -> u64 {
+        0x5EED_0F7E_57AB
+    }
 }
 
 /// Global rate-limit buckets (one Durable Object per bucket in the Worker; in memory in tests).
@@ -253,7 +261,17 @@ impl Gateway {
             trust,
             can_forward: true,
         };
-        let mut ex = Exchange::new(req).with_secrets(std::sync::Arc::clone(&self.secrets));
+        let now_ms = trust.now_ms();
+        let facts = Facts {
+            start_ms: now_ms,
+            now_ms,
+            endpoint: None,
+            ip_intel: Arc::clone(&self.ip_intel),
+            rand: Some(Arc::new(AtomicU64::new(rng.seed()))),
+        };
+        let mut ex = Exchange::new(req)
+            .with_secrets(std::sync::Arc::clone(&self.secrets))
+            .with_facts(facts);
         let result = self.run(&mut ex, upstream, &ports, rng).await;
         let mut reply = match result {
             Ok(reply) => reply,
@@ -274,7 +292,14 @@ impl Gateway {
         rng: &mut dyn Random,
     ) -> Result<Reply<U::Body>, GatewayError> {
         let endpoint = self.public_for(&ex.req.host)?;
-        let mut response_policies: Vec<&Policy> = vec![&endpoint.policy];
+        // A policy serving any host is, for `endpoint.*`, the endpoint the request asked for.
+        let public_info = endpoint.info.clone().unwrap_or_else(|| {
+            let url = format!("{}://{}", ex.req.scheme, ex.req.authority());
+            Arc::new(EndpointInfo::new(&endpoint.name, &url))
+        });
+        ex.set_endpoint(Arc::clone(&public_info));
+        let mut response_policies: Vec<(&Policy, &Arc<EndpointInfo>)> =
+            vec![(&endpoint.policy, &public_info)];
         let mut step = run_phase(&endpoint.policy.on_http_request, ex, ports).await?;
         let mut hops = 0;
         let reply = loop {
@@ -294,11 +319,11 @@ impl Gateway {
                 .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
             match self.forward(pool, ex, upstream, ports, rng).await? {
                 Forwarded::Reply(reply, policy) => {
-                    response_policies.extend(policy);
+                    response_policies.extend(policy.map(|p| (p, &pool.info)));
                     break reply;
                 }
                 Forwarded::Step(next, policy) => {
-                    response_policies.push(policy);
+                    response_policies.push((policy, &pool.info));
                     step = next;
                 }
             }
@@ -308,8 +333,13 @@ impl Gateway {
             can_forward: false,
             ..ports.clone()
         };
-        for policy in response_policies.iter().rev() {
-            reply = respond(policy, &ex.req, reply, &response_ports).await?;
+        for (policy, info) in response_policies.iter().rev() {
+            let facts = Facts {
+                endpoint: Some(Arc::clone(info)),
+                now_ms: ports.trust.now_ms(),
+                ..ex.facts.clone()
+            };
+            reply = respond(policy, &ex.req, reply, &response_ports, facts).await?;
         }
         Ok(reply)
     }
@@ -378,6 +408,7 @@ impl Gateway {
             }
             let member = &pool.members[i];
             ex.enter_endpoint();
+            ex.set_endpoint(Arc::clone(&pool.info));
             if let Some(policy) = &member.policy {
                 let step = run_phase(&policy.on_http_request, ex, ports).await?;
                 if step != Step::Continue {
@@ -477,12 +508,14 @@ async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     req: &RequestHead,
     reply: Reply<U::Body>,
     ports: &Ports<'_, U, L, T>,
+    facts: Facts,
 ) -> Result<Reply<U::Body>, GatewayError> {
     if policy.on_http_response.is_empty() {
         return Ok(reply);
     }
-    let mut ex =
-        Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
+    let mut ex = Exchange::new(req.clone())
+        .with_secrets(std::sync::Arc::clone(&ports.gateway.secrets))
+        .with_facts(facts);
     ex.res = Some(reply.head);
     let step = run_phase(&policy.on_http_response, &mut ex, ports).await?;
     let head = ex

@@ -1,0 +1,170 @@
+//! Hybrid variables: ngrok documents `req.url`, `req.user_agent`, `req.content_type`,
+//! `res.content_type`, `conn.client_ip` and the client certificate's `issuer`/`subject`/`san`
+//! both as a string and as an object with fields (`req.url == 'https://x/y'` and
+//! `req.url.path`).
+//!
+//! Each is built as a map holding its fields plus its string under [`TEXT`]. At compile time,
+//! every use of a hybrid path that does not select a field from it (`req.url`, not
+//! `req.url.path`) is rewritten to read [`TEXT`]: comparisons, functions and `${}` see the
+//! string; field access sees the map. Nothing is added per request.
+
+use cel::common::ast::operators;
+use cel::common::ast::{EntryExpr, Expr, SelectExpr};
+use cel::IdedExpr;
+
+/// The key a hybrid map keeps its string under; not an identifier, so no policy can select it
+/// by name.
+pub const TEXT: &str = "#text";
+
+/// The hybrid paths, as written in policies.
+const HYBRIDS: &[&[&str]] = &[
+    &["req", "url"],
+    &["req", "user_agent"],
+    &["req", "content_type"],
+    &["res", "content_type"],
+    &["conn", "client_ip"],
+    &["conn", "server_ip"],
+    &["conn", "tls", "client", "issuer"],
+    &["conn", "tls", "client", "subject"],
+    &["conn", "tls", "client", "san"],
+];
+
+/// Rewrites `expr` in place; returns whether anything changed.
+pub fn rewrite(expr: &mut IdedExpr) -> bool {
+    let mut changed = false;
+    walk(expr, false, &mut changed);
+    changed
+}
+
+/// `selected`: the parent reads a field (or index) of this node.
+fn walk(e: &mut IdedExpr, selected: bool, changed: &mut bool) {
+    match &mut e.expr {
+        Expr::Select(sel) => walk(&mut sel.operand, true, changed),
+        Expr::Call(call) => {
+            let index =
+                call.func_name == operators::INDEX || call.func_name == operators::OPT_INDEX;
+            if let Some(t) = &mut call.target {
+                walk(t, false, changed);
+            }
+            for (i, a) in call.args.iter_mut().enumerate() {
+                walk(a, index && i == 0, changed);
+            }
+        }
+        Expr::Comprehension(c) => {
+            for x in [
+                &mut c.iter_range,
+                &mut c.accu_init,
+                &mut c.loop_cond,
+                &mut c.loop_step,
+                &mut c.result,
+            ] {
+                walk(x, false, changed);
+            }
+        }
+        Expr::List(l) => {
+            for x in &mut l.elements {
+                walk(x, false, changed);
+            }
+        }
+        Expr::Map(m) => {
+            for entry in &mut m.entries {
+                if let EntryExpr::MapEntry(me) = &mut entry.expr {
+                    walk(&mut me.key, false, changed);
+                    walk(&mut me.value, false, changed);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &mut s.entries {
+                if let EntryExpr::StructField(f) = &mut entry.expr {
+                    walk(&mut f.value, false, changed);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+    if !selected && is_hybrid(e) {
+        let inner = std::mem::take(e);
+        *e = IdedExpr {
+            id: inner.id,
+            expr: Expr::Select(SelectExpr {
+                operand: Box::new(inner),
+                field: TEXT.to_string(),
+                test: false,
+            }),
+        };
+        *changed = true;
+    }
+}
+
+/// Whether `e` spells one of the hybrid paths (`a.b.c`, plain selects only).
+fn is_hybrid(e: &IdedExpr) -> bool {
+    let mut path: Vec<&str> = Vec::with_capacity(4);
+    let mut cur = e;
+    loop {
+        match &cur.expr {
+            Expr::Select(s) if !s.test => {
+                path.push(&s.field);
+                cur = &s.operand;
+            }
+            Expr::Ident(name) => {
+                path.push(name);
+                break;
+            }
+            _ => return false,
+        }
+        if path.len() > 4 {
+            return false;
+        }
+    }
+    path.reverse();
+    HYBRIDS.contains(&path.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cel::{Context, Program, Value};
+
+    fn hybrid_url() -> Value {
+        super::super::map(vec![
+            ("path", Value::from("/y")),
+            (TEXT, Value::from("https://x/y")),
+        ])
+    }
+
+    fn run(src: &str) -> (bool, Result<Value, String>) {
+        let program = Program::compile(src).unwrap();
+        let mut expr = program.expression().clone();
+        let changed = rewrite(&mut expr);
+        let mut ctx = Context::default();
+        ctx.add_variable_from_value("req", super::super::map(vec![("url", hybrid_url())]));
+        let result = Value::resolve(&expr, &ctx).map_err(|e| e.to_string());
+        (changed, result)
+    }
+
+    #[test]
+    fn bare_paths_read_the_string_fields_stay_fields() {
+        assert_eq!(
+            run("req.url == 'https://x/y'"),
+            (true, Ok(Value::Bool(true)))
+        );
+        assert_eq!(run("req.url.path"), (false, Ok(Value::from("/y"))));
+        assert_eq!(run("req.url['path']"), (false, Ok(Value::from("/y"))));
+        assert_eq!(run("has(req.url.path)"), (false, Ok(Value::Bool(true))));
+        assert_eq!(
+            run("req.url.startsWith('https://') && size(req.url) == 11"),
+            (true, Ok(Value::Bool(true)))
+        );
+        assert_eq!(
+            run("[req.url].exists(u, u.endsWith('/y'))"),
+            (true, Ok(Value::Bool(true)))
+        );
+        assert_eq!(
+            run("{'u': req.url}['u'] + req.url.path"),
+            (true, Ok(Value::from("https://x/y/y")))
+        );
+        // Not a hybrid path: untouched.
+        assert!(!run("req").0);
+    }
+}
