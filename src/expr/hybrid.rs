@@ -168,3 +168,69 @@ mod tests {
         assert!(!run("req").0);
     }
 }
+
+/// Whether the (rewritten) expression reads `conn` only as `conn.client_ip`'s string, as a
+/// rate-limit `bucket_key` does: then a request builds that one string, not the whole `conn`.
+pub fn reads_only_client_ip(e: &IdedExpr) -> bool {
+    fn is_ip_text(e: &IdedExpr) -> bool {
+        matches!(&e.expr, Expr::Select(s) if !s.test && s.field == TEXT && is_client_ip(&s.operand))
+    }
+    fn is_client_ip(e: &IdedExpr) -> bool {
+        matches!(&e.expr, Expr::Select(s) if !s.test && s.field == "client_ip"
+            && matches!(&s.operand.expr, Expr::Ident(n) if n == "conn"))
+    }
+    fn ok(e: &IdedExpr) -> bool {
+        if is_ip_text(e) {
+            return true;
+        }
+        match &e.expr {
+            Expr::Ident(n) => n != "conn",
+            Expr::Unspecified | Expr::Literal(_) => true,
+            Expr::Select(s) => ok(&s.operand),
+            Expr::Call(c) => c.target.as_deref().is_none_or(ok) && c.args.iter().all(ok),
+            Expr::Comprehension(c) => [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]
+            .into_iter()
+            .all(ok),
+            Expr::List(l) => l.elements.iter().all(ok),
+            Expr::Map(m) => m.entries.iter().all(|entry| match &entry.expr {
+                EntryExpr::MapEntry(me) => ok(&me.key) && ok(&me.value),
+                EntryExpr::StructField(f) => ok(&f.value),
+            }),
+            Expr::Struct(s) => s.entries.iter().all(|entry| match &entry.expr {
+                EntryExpr::MapEntry(me) => ok(&me.key) && ok(&me.value),
+                EntryExpr::StructField(f) => ok(&f.value),
+            }),
+        }
+    }
+    ok(e)
+}
+
+#[cfg(test)]
+mod client_ip_only {
+    use super::*;
+
+    fn only(src: &str) -> bool {
+        let mut e = cel::Program::compile(src).unwrap().expression().clone();
+        rewrite(&mut e);
+        reads_only_client_ip(&e)
+    }
+
+    #[test]
+    fn detects_string_only_reads() {
+        assert!(only("conn.client_ip"));
+        assert!(only(
+            "inCidrRange(conn.client_ip, '10.0.0.0/8') && req.method == 'GET'"
+        ));
+        assert!(!only("conn.client_ip.categories"));
+        assert!(!only("conn.geo.city"));
+        assert!(!only("has(conn.client_ip)"));
+        assert!(!only("conn"));
+        assert!(!only("[conn].size()"));
+    }
+}

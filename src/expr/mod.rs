@@ -35,6 +35,8 @@ pub struct Needs {
     pub actions: bool,
     pub endpoint: bool,
     pub time: bool,
+    /// Reads `conn` only as `conn.client_ip`'s string (then `conn` is false).
+    pub conn_ip: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -65,16 +67,22 @@ impl Expr {
         let program =
             Program::compile(source).map_err(|e| CompileError(one_line(&e.to_string())))?;
         let refs = program.references();
-        let needs = Needs {
+        let mut needs = Needs {
             req: refs.has_variable("req"),
             conn: refs.has_variable("conn"),
             res: refs.has_variable("res"),
             actions: refs.has_variable("actions"),
             endpoint: refs.has_variable("endpoint"),
             time: refs.has_variable("time"),
+            conn_ip: false,
         };
         let mut rewritten = program.expression().clone();
-        let hybrid = hybrid::rewrite(&mut rewritten).then(|| Box::new(rewritten));
+        let changed = hybrid::rewrite(&mut rewritten);
+        if needs.conn && hybrid::reads_only_client_ip(&rewritten) {
+            needs.conn = false;
+            needs.conn_ip = true;
+        }
+        let hybrid = changed.then(|| Box::new(rewritten));
         Ok(Expr {
             source: source.to_string(),
             program,

@@ -50,7 +50,7 @@ impl Template {
             Part::Text(_) => false,
             Part::Expr(e) => {
                 let n = e.needs;
-                n.req || n.conn || n.res || n.actions || {
+                n.req || n.conn || n.conn_ip || n.res || n.actions || {
                     const READERS: [&str; 4] = [
                         "getReqHeader",
                         "hasReqHeader",

@@ -131,6 +131,7 @@ impl Scope {
             || (needs.actions && !built.actions)
             || (needs.endpoint && !built.endpoint)
             || (needs.time && !built.time)
+            || (needs.conn_ip && !built.conn_ip && !built.conn)
         {
             let mut ctx = self.ctx.borrow_mut();
             if needs.req && !built.req {
@@ -138,6 +139,10 @@ impl Scope {
             }
             if needs.conn && !built.conn {
                 ctx.add_variable_from_value("conn", conn_value(&self.req, &self.facts));
+            } else if needs.conn_ip && !built.conn_ip && !built.conn {
+                // Only the address is read (a rate-limit key): skip geo, TLS and the IP list.
+                let ip = map(vec![(TEXT, string(&self.req.client_ip.to_string()))]);
+                ctx.add_variable_from_value("conn", map(vec![("client_ip", ip)]));
             }
             if let (true, false, Some(res)) = (needs.res, built.res, &self.res) {
                 ctx.add_variable_from_value("res", res_value(res));
@@ -158,6 +163,7 @@ impl Scope {
                 actions: built.actions || needs.actions,
                 endpoint: built.endpoint || needs.endpoint,
                 time: built.time || needs.time,
+                conn_ip: built.conn_ip || needs.conn_ip,
             });
         }
         Value::resolve(program, &self.ctx.borrow())
