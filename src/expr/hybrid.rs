@@ -234,3 +234,63 @@ mod client_ip_only {
         assert!(!only("[conn].size()"));
     }
 }
+
+/// Whether the expression reads any of `fields` of the variable `root`, or `root` as a whole
+/// (bare, indexed, iterated): the fields worth building only for the expressions that read them.
+pub fn reads_fields(e: &IdedExpr, root: &str, fields: &[&str]) -> bool {
+    let is_root = |x: &IdedExpr| matches!(&x.expr, Expr::Ident(n) if n == root);
+    match &e.expr {
+        Expr::Ident(n) => n == root,
+        Expr::Select(s) if is_root(&s.operand) => fields.contains(&s.field.as_str()),
+        Expr::Select(s) => reads_fields(&s.operand, root, fields),
+        Expr::Unspecified | Expr::Literal(_) => false,
+        Expr::Call(c) => {
+            c.target
+                .as_deref()
+                .is_some_and(|t| reads_fields(t, root, fields))
+                || c.args.iter().any(|a| reads_fields(a, root, fields))
+        }
+        Expr::Comprehension(c) => [
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ]
+        .into_iter()
+        .any(|x| reads_fields(x, root, fields)),
+        Expr::List(l) => l.elements.iter().any(|x| reads_fields(x, root, fields)),
+        Expr::Map(m) => m.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(me) => {
+                reads_fields(&me.key, root, fields) || reads_fields(&me.value, root, fields)
+            }
+            EntryExpr::StructField(f) => reads_fields(&f.value, root, fields),
+        }),
+        Expr::Struct(s) => s.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(me) => {
+                reads_fields(&me.key, root, fields) || reads_fields(&me.value, root, fields)
+            }
+            EntryExpr::StructField(f) => reads_fields(&f.value, root, fields),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod field_reads {
+    use super::*;
+
+    fn reads(src: &str) -> bool {
+        let e = cel::Program::compile(src).unwrap().expression().clone();
+        reads_fields(&e, "req", &["user_agent", "cookies"])
+    }
+
+    #[test]
+    fn finds_heavy_fields() {
+        assert!(reads("req.user_agent.is_bot"));
+        assert!(reads("req.url.path == '/' && size(req.cookies) > 0"));
+        assert!(reads("req"));
+        assert!(reads("req['user_agent']"));
+        assert!(!reads("req.url.path == '/' && req.headers['a'][0] == 'b'"));
+        assert!(!reads("getReqHeader('User-Agent')"));
+    }
+}

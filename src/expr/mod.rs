@@ -37,6 +37,8 @@ pub struct Needs {
     pub time: bool,
     /// Reads `conn` only as `conn.client_ip`'s string (then `conn` is false).
     pub conn_ip: bool,
+    /// Reads the fields of `req` that cost a parse (`user_agent`, `cookies`).
+    pub req_parsed: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -75,8 +77,11 @@ impl Expr {
             endpoint: refs.has_variable("endpoint"),
             time: refs.has_variable("time"),
             conn_ip: false,
+            req_parsed: false,
         };
         let mut rewritten = program.expression().clone();
+        needs.req_parsed =
+            needs.req && hybrid::reads_fields(program.expression(), "req", vars::PARSED_REQ_FIELDS);
         let changed = hybrid::rewrite(&mut rewritten);
         if needs.conn && hybrid::reads_only_client_ip(&rewritten) {
             needs.conn = false;

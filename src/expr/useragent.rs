@@ -17,43 +17,44 @@ pub struct UserAgent {
     pub is_bot: bool,
 }
 
-/// Crawlers that announce themselves, by the product token they send.
+/// Crawlers that announce themselves, by the product token they send (lower-case: matched
+/// without regard to case; the name reported is as the client wrote it).
 const BOTS: &[&str] = &[
-    "Googlebot",
-    "Google-Extended",
-    "GoogleOther",
-    "AdsBot-Google",
+    "googlebot",
+    "google-extended",
+    "googleother",
+    "adsbot-google",
     "bingbot",
-    "BingPreview",
-    "GPTBot",
-    "ChatGPT-User",
-    "OAI-SearchBot",
-    "ClaudeBot",
-    "Claude-User",
-    "Claude-SearchBot",
+    "bingpreview",
+    "gptbot",
+    "chatgpt-user",
+    "oai-searchbot",
+    "claudebot",
+    "claude-user",
+    "claude-searchbot",
     "anthropic-ai",
-    "CCBot",
-    "PerplexityBot",
-    "Perplexity-User",
-    "Applebot-Extended",
-    "Applebot",
-    "DuckDuckBot",
-    "YandexBot",
-    "Baiduspider",
-    "Bytespider",
+    "ccbot",
+    "perplexitybot",
+    "perplexity-user",
+    "applebot-extended",
+    "applebot",
+    "duckduckbot",
+    "yandexbot",
+    "baiduspider",
+    "bytespider",
     "facebookexternalhit",
     "meta-externalagent",
-    "Twitterbot",
-    "LinkedInBot",
-    "Slackbot",
-    "Discordbot",
-    "AhrefsBot",
-    "SemrushBot",
-    "MJ12bot",
-    "DotBot",
-    "PetalBot",
-    "Amazonbot",
-    "UptimeRobot",
+    "twitterbot",
+    "linkedinbot",
+    "slackbot",
+    "discordbot",
+    "ahrefsbot",
+    "semrushbot",
+    "mj12bot",
+    "dotbot",
+    "petalbot",
+    "amazonbot",
+    "uptimerobot",
 ];
 
 /// Programs that are neither browsers nor crawlers (HTTP libraries, command-line tools).
@@ -114,11 +115,7 @@ pub fn parse(ua: &str) -> UserAgent {
     }
     read_os(ua, &mut out);
     let lower = ua.to_ascii_lowercase();
-    if let Some(bot) = BOTS
-        .iter()
-        .find(|b| lower.contains(&b.to_ascii_lowercase()))
-    {
-        let at = lower.find(&bot.to_ascii_lowercase()).unwrap_or(0);
+    if let Some((at, bot)) = BOTS.iter().find_map(|b| lower.find(b).map(|at| (at, b))) {
         out.name = ua[at..at + bot.len()].to_string();
         out.version = version_after(&ua[at..], &out.name).unwrap_or_default();
         out.url = self_url(ua);

@@ -132,10 +132,14 @@ impl Scope {
             || (needs.endpoint && !built.endpoint)
             || (needs.time && !built.time)
             || (needs.conn_ip && !built.conn_ip && !built.conn)
+            || (needs.req_parsed && !built.req_parsed)
         {
             let mut ctx = self.ctx.borrow_mut();
-            if needs.req && !built.req {
-                ctx.add_variable_from_value("req", req_value(&self.req, &self.facts));
+            // `req` is (re)built when first read, and again, whole, when an expression first
+            // reads a field that costs a parse.
+            if (needs.req && !built.req) || (needs.req_parsed && !built.req_parsed) {
+                let parsed = needs.req_parsed || built.req_parsed;
+                ctx.add_variable_from_value("req", req_value(&self.req, &self.facts, parsed));
             }
             if needs.conn && !built.conn {
                 ctx.add_variable_from_value("conn", conn_value(&self.req, &self.facts));
@@ -164,6 +168,7 @@ impl Scope {
                 endpoint: built.endpoint || needs.endpoint,
                 time: built.time || needs.time,
                 conn_ip: built.conn_ip || needs.conn_ip,
+                req_parsed: built.req_parsed || needs.req_parsed,
             });
         }
         Value::resolve(program, &self.ctx.borrow())
@@ -226,7 +231,10 @@ fn res_value(res: &ResponseHead) -> Value {
     map(fields)
 }
 
-fn req_value(req: &RequestHead, facts: &Facts) -> Value {
+/// The fields of `req` built only for expressions that read them.
+pub(crate) const PARSED_REQ_FIELDS: &[&str] = &["user_agent", "cookies"];
+
+fn req_value(req: &RequestHead, facts: &Facts, parsed: bool) -> Value {
     let mut url = vec![
         ("scheme", string(&req.scheme)),
         ("host", string(&req.host)),
@@ -247,12 +255,14 @@ fn req_value(req: &RequestHead, facts: &Facts) -> Value {
         ("method", string(&req.method)),
         ("host", string(&req.host)),
         ("url", map(url)),
-        (
+    ];
+    if parsed {
+        fields.push((
             "user_agent",
             user_agent_value(req.headers.get("user-agent")),
-        ),
-        ("cookies", cookies::request_cookies_value(&req.headers)),
-    ];
+        ));
+        fields.push(("cookies", cookies::request_cookies_value(&req.headers)));
+    }
     if let Some(v) = &req.conn.http_version {
         fields.push(("version", string(v)));
     }
@@ -452,5 +462,42 @@ mod tests {
         let pairs: Vec<_> = query_pairs("a=1&b=x%26y&a=2&flag").collect();
         assert_eq!(pairs[1], ("b".into(), "x&y".into()));
         assert_eq!(pairs[3], ("flag".into(), "".into()));
+    }
+
+    #[test]
+    fn endpoint_info_from_urls() {
+        let e = EndpointInfo::new("api", "https://API.acme.example");
+        assert_eq!((e.host.as_str(), e.port), ("api.acme.example", Some(443)));
+        let e = EndpointInfo::new("i", "http://catalog-eks.internal:8080/x");
+        assert_eq!((e.protocol.as_str(), e.port), ("http", Some(8080)));
+        let e = EndpointInfo::new("v6", "https://[2001:db8::1]:8443");
+        let Value::Map(m) = e.value() else { panic!() };
+        assert_eq!(
+            m.map.get(&Key::from("addr")),
+            Some(&Value::from("[2001:db8::1]:8443"))
+        );
+    }
+
+    /// A rate-limit key reads only the address; a later rule reading more of `conn` still
+    /// gets all of it in the same scope.
+    #[test]
+    fn conn_is_built_minimal_then_whole() {
+        let mut head = RequestHead::from_url(
+            "GET",
+            "https://a.example/",
+            Headers::new(),
+            "192.0.2.1".parse().unwrap(),
+        )
+        .unwrap();
+        head.conn = Arc::new(crate::conn::ConnFacts::from_cf(
+            &serde_json::json!({"colo": "FRA"}),
+        ));
+        let scope = Scope::new(&head, None, None, Arc::default());
+        let key = super::super::Expr::compile("conn.client_ip").unwrap();
+        assert!(key.needs.conn_ip && !key.needs.conn);
+        assert_eq!(key.eval(&scope).unwrap(), Value::from("192.0.2.1"));
+        let colo = super::super::Expr::compile("conn.server_region").unwrap();
+        assert_eq!(colo.eval(&scope).unwrap(), Value::from("FRA"));
+        assert_eq!(key.eval(&scope).unwrap(), Value::from("192.0.2.1"));
     }
 }
