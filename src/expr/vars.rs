@@ -235,6 +235,8 @@ fn res_value(res: &ResponseHead) -> Value {
 pub(crate) const PARSED_REQ_FIELDS: &[&str] = &["user_agent", "cookies"];
 
 fn req_value(req: &RequestHead, facts: &Facts, parsed: bool) -> Value {
+    // `.raw` and the hybrid's string are the same URL: one string, shared.
+    let full = Value::String(Arc::new(req.url()));
     let mut url = vec![
         ("scheme", string(&req.scheme)),
         ("host", string(&req.host)),
@@ -243,10 +245,10 @@ fn req_value(req: &RequestHead, facts: &Facts, parsed: bool) -> Value {
         ("raw_path", string(&req.path)),
         ("query", string(&req.query)),
         ("uri", string(&req.uri())),
-        ("raw", string(&req.url())),
+        ("raw", full.clone()),
         ("user_password", string("")),
         ("query_params", multi_map(query_pairs(&req.query))),
-        (TEXT, string(&req.url())),
+        (TEXT, full),
     ];
     if let Some(port) = req.port {
         url.push(("port", Value::Int(i64::from(port))));
