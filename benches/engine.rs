@@ -160,6 +160,44 @@ fn parts(c: &mut Criterion) {
     c.bench_function("part: render forward url", |b| {
         b.iter(|| black_box(t.render(&scope).unwrap()))
     });
+    // Variables are built on first read, per scope: each iteration is a new scope (compare with
+    // `part: Scope::new`). The IP list is the shipped one (policies/ip-intel).
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let files = edge_gateway::files::expand(&[root.join("policies/ip-intel")]).unwrap();
+    let (mut docs, _) = edge_gateway::files::load(&files);
+    docs.extend(
+        edge_gateway::source::parse_yaml_documents("on_http_request: [{actions: [{type: deny}]}]")
+            .unwrap()
+            .into_iter()
+            .map(|node| edge_gateway::manifest::SourceDoc {
+                file: "b.yaml".into(),
+                node,
+            }),
+    );
+    let gw = edge_gateway::manifest::build_gateway(&docs, Default::default(), "b")
+        .0
+        .unwrap();
+    let facts = edge_gateway::expr::Facts {
+        ip_intel: std::sync::Arc::clone(&gw.ip_intel),
+        ..Default::default()
+    };
+    for (name, src) in [
+        ("conn.client_ip (a rate-limit key)", "conn.client_ip"),
+        (
+            "conn.client_ip.categories (all of conn)",
+            "'com.openai' in conn.client_ip.categories",
+        ),
+        ("req.url.path", "req.url.path"),
+        ("req.user_agent.name", "req.user_agent.name"),
+    ] {
+        let e = Expr::compile(src).unwrap();
+        c.bench_function(&format!("part: new scope + first read of {name}"), |b| {
+            b.iter(|| {
+                let s = Scope::new(&head, None, None, Default::default()).with_facts(&facts);
+                black_box(e.eval(&s).unwrap())
+            })
+        });
+    }
 }
 criterion_group!(part_benches, parts);
 

@@ -83,6 +83,8 @@ pub struct RequestHead {
     pub headers: Headers,
     /// The client address as the platform reports it (`CF-Connecting-IP`), never `X-Forwarded-For`.
     pub client_ip: IpAddr,
+    /// What the platform says about the connection (`request.cf`): shared, never changed.
+    pub conn: std::sync::Arc<crate::conn::ConnFacts>,
 }
 
 impl RequestHead {
@@ -109,6 +111,7 @@ impl RequestHead {
             query: query.to_string(),
             headers,
             client_ip,
+            conn: Default::default(),
         })
     }
 

@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod bundle;
 pub mod compile;
+pub mod conn;
 pub mod deploy;
 pub mod endpoint_url;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod eval;
 pub mod expr;
 pub mod gateway;
 pub mod http;
+pub mod ipintel;
 pub mod ipset;
 pub mod jwt;
 pub mod limiter;

@@ -39,6 +39,8 @@ enum Doc<'a> {
     Agent(&'a SourceDoc),
     Policy(&'a SourceDoc),
     Bare(&'a SourceDoc),
+    /// `kind: IPIntelligence`: ranges and their categories (see [`crate::ipintel`]).
+    IpIntel(&'a SourceDoc),
 }
 
 /// Builds the gateway from every document given; returns it only when there is no error.
@@ -76,6 +78,16 @@ pub fn build_gateway(
                 internal.insert(key.clone());
                 agents.push((doc, key, origin));
             }
+            d.set_file(&doc.file);
+            all.extend(d.items);
+        }
+    }
+
+    let mut ip_intel = crate::ipintel::IpIntel::default();
+    for c in &classified {
+        if let Doc::IpIntel(doc) = c {
+            let mut d = Diagnostics::default();
+            ip_intel.read(&doc.node, &mut d);
             d.set_file(&doc.file);
             all.extend(d.items);
         }
@@ -159,7 +171,10 @@ pub fn build_gateway(
                             cloud_url(&doc.node, &mut d)
                         };
                         let name = if bare { doc.file.clone() } else { name(&doc.node) };
-                        public.push(PublicEndpoint { name, url, host, policy });
+                        let info = (!bare).then(|| {
+                            std::sync::Arc::new(crate::expr::EndpointInfo::new(&name, &url))
+                        });
+                        public.push(PublicEndpoint { name, url, host, policy, info });
                     }
                     None => ok = false,
                 }
@@ -209,6 +224,7 @@ pub fn build_gateway(
         secret_refs: crate::secrets::scan(docs.iter().map(|d| &d.node)),
         secrets: Default::default(),
         routing: Default::default(),
+        ip_intel: std::sync::Arc::new(ip_intel),
     };
     (Some(gateway), all)
 }
@@ -291,6 +307,19 @@ fn classify<'a>(doc: &'a SourceDoc, d: &mut Diagnostics) -> Option<Doc<'a>> {
                 format!(
                     "unsupported apiVersion `{api}` for {kind}; expected one of {}",
                     API_VERSIONS.join(", ")
+                ),
+            );
+            None
+        }
+        crate::ipintel::KIND if api == crate::ipintel::API_VERSION => Some(Doc::IpIntel(doc)),
+        crate::ipintel::KIND => {
+            let at = node.get("apiVersion").unwrap_or(node);
+            d.error(
+                None,
+                At::new("apiVersion", at),
+                format!(
+                    "unsupported apiVersion `{api}` for {kind}; expected {}",
+                    crate::ipintel::API_VERSION
                 ),
             );
             None

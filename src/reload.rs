@@ -100,6 +100,7 @@ mod tests {
             secret_refs: Default::default(),
             secrets: Default::default(),
             routing: Default::default(),
+            ip_intel: Default::default(),
         }
     }
 

@@ -112,3 +112,32 @@ fn full_seed_policy_normalises_into_the_canonical_rules() {
     assert_eq!(shape, vec![(0, 2), (1, 1), (0, 1)]);
     assert_eq!(policy.on_http_response.len(), 1);
 }
+
+/// The shipped IP-intelligence lists load beside the Acme gateway without a new diagnostic, and
+/// a bad range in such a list is an error that names its place.
+#[test]
+fn ip_intelligence_lists_load_and_bad_ranges_are_errors() {
+    let (ok, diags) = check(&["policies/acme", "policies/ip-intel"], false);
+    assert!(ok, "{diags:#?}");
+    assert!(
+        diags.iter().all(|d| d.code == Some("ERR_NGROK_2215")),
+        "{diags:#?}"
+    );
+    let yaml = "apiVersion: edge-gateway.dev/v1\nkind: IPIntelligence\nmetadata: {name: x}\nspec:\n  ranges:\n    - category: com.example\n      cidrs: [10.0.0.0/8, 10.0.0.300/32]\n---\non_http_request:\n  - actions: [{type: deny}]\n";
+    let docs: Vec<_> = edge_gateway::source::parse_yaml_documents(yaml)
+        .unwrap()
+        .into_iter()
+        .map(|node| edge_gateway::manifest::SourceDoc {
+            file: "intel.yaml".into(),
+            node,
+        })
+        .collect();
+    let (gw, diags) = build_gateway(&docs, Options::default(), "t");
+    assert!(gw.is_none());
+    assert!(
+        diags.iter().any(|d| d.severity == Severity::Error
+            && d.path == "spec.ranges[0].cidrs[1]"
+            && d.message.contains("10.0.0.300/32")),
+        "{diags:#?}"
+    );
+}

@@ -211,8 +211,12 @@ fn run_case(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let head = RequestHead::from_url(&case.method, &url, headers, case.client_ip.parse().unwrap())
-        .ok_or("bad request url")?;
+    let mut head =
+        RequestHead::from_url(&case.method, &url, headers, case.client_ip.parse().unwrap())
+            .ok_or("bad request url")?;
+    if let Some(cf) = &case.cf {
+        head.conn = std::sync::Arc::new(edge_gateway::conn::ConnFacts::from_cf(cf));
+    }
     let up = FakeUpstream {
         body: body.into_bytes(),
         ..FakeUpstream::default()

@@ -1,7 +1,7 @@
 //! One request (and, in the response phase, its response) as the actions see it.
 
 use crate::error::GatewayError;
-use crate::expr::{map, EvalError, Expr, Scope, Template};
+use crate::expr::{map, EvalError, Expr, Facts, Scope, Template};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::limiter::{Decision, Limit};
 use crate::secrets::Secrets;
@@ -35,6 +35,8 @@ pub struct Exchange {
     pub req_body: Option<std::rc::Rc<[u8]>>,
     /// The coding `compress-response` chose: the shell compresses the body on the way out.
     pub compress: Option<crate::actions::Coding>,
+    /// Clock, running endpoint, IP list and `rand.*` stream for the variables.
+    pub facts: Facts,
 }
 
 impl Exchange {
@@ -52,7 +54,21 @@ impl Exchange {
             breakers: Vec::new(),
             req_body: None,
             compress: None,
+            facts: Facts::default(),
         }
+    }
+
+    /// Sets what the variables read beyond the request (see [`Facts`]).
+    pub fn with_facts(mut self, facts: Facts) -> Exchange {
+        self.facts = facts;
+        self.scope = None;
+        self
+    }
+
+    /// The endpoint whose policy runs next (`endpoint.*`).
+    pub fn set_endpoint(&mut self, endpoint: Arc<crate::expr::EndpointInfo>) {
+        self.facts.endpoint = Some(endpoint);
+        self.scope = None;
     }
 
     pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> Exchange {
@@ -149,7 +165,8 @@ impl Exchange {
                 self.res.as_ref(),
                 actions,
                 Arc::clone(&self.secrets),
-            );
+            )
+            .with_facts(&self.facts);
             if !self.vars.is_empty() {
                 let vars = self.vars.iter().map(|(k, v)| (k.as_str(), v.clone()));
                 scope = scope.with_vars(map(vars.collect()));

@@ -2,9 +2,11 @@
 
 use super::vars::{query_pairs, RequestData};
 use crate::secrets::Secrets;
+use cel::extractors::Arguments;
 use cel::{Context, ExecutionError, Value};
 use ipnet::IpNet;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 type Result<T> = std::result::Result<T, ExecutionError>;
@@ -94,4 +96,44 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 
 fn contains(net: &IpNet, ip: IpAddr) -> bool {
     net.contains(&ip)
+}
+
+/// `rand.double()` in [0, 1) and `rand.int([min, max])` (defaults 0 and 1, both included), drawn
+/// from the request's stream: the gateway seeds `state` once per request from its injected
+/// randomness, so a test's seed gives the same numbers every run.
+pub fn register_rand(ctx: &mut Context<'static, 'static>, state: Arc<AtomicU64>) {
+    let s = Arc::clone(&state);
+    add(ctx, "rand.double", move || -> f64 {
+        // The top 53 bits make an evenly spread double below 1.
+        (next(&s) >> 11) as f64 / (1u64 << 53) as f64
+    });
+    add(
+        ctx,
+        "rand.int",
+        move |Arguments(args): Arguments| -> Result<Value> {
+            let (min, max) = match args.as_slice() {
+                [] => (0, 1),
+                [Value::Int(a), Value::Int(b)] => (*a.min(b), *a.max(b)),
+                _ => {
+                    return Err(ExecutionError::function_error(
+                        "rand.int",
+                        "expects no arguments or two ints (min, max)",
+                    ))
+                }
+            };
+            let span = (max as i128 - min as i128 + 1) as u128;
+            let pick = (u128::from(next(&state)) * span) >> 64;
+            Ok(Value::Int((min as i128 + pick as i128) as i64))
+        },
+    );
+}
+
+/// splitmix64: one step of the request's random stream.
+fn next(state: &AtomicU64) -> u64 {
+    let mut z = state
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -1,11 +1,14 @@
 //! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
 
+pub mod cookies;
 pub mod ext;
 pub mod find_replace;
 mod functions;
+pub mod hybrid;
 mod pattern;
 mod shape;
 mod template;
+pub mod useragent;
 mod vars;
 
 pub use functions::parse_ip;
@@ -13,7 +16,7 @@ pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, Resolve
 pub use shape::{Shape, Test};
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
-pub use vars::{map, percent_decode, RequestData, Scope};
+pub use vars::{map, percent_decode, EndpointInfo, Facts, RequestData, Scope};
 
 use cel::{Program, Value};
 use std::fmt;
@@ -22,6 +25,8 @@ use std::fmt;
 pub struct Expr {
     source: String,
     program: Program,
+    /// The program with hybrid variables rewritten ([`hybrid`]), when it uses any.
+    hybrid: Option<Box<cel::IdedExpr>>,
     /// The variables the expression reads, found once at compile time so a request only
     /// builds those.
     needs: Needs,
@@ -35,6 +40,12 @@ pub struct Needs {
     pub res: bool,
     pub actions: bool,
     pub vars: bool,
+    pub endpoint: bool,
+    pub time: bool,
+    /// Reads `conn` only as `conn.client_ip`'s string (then `conn` is false).
+    pub conn_ip: bool,
+    /// Reads the fields of `req` that cost a parse (`user_agent`, `cookies`).
+    pub req_parsed: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -67,16 +78,30 @@ impl Expr {
             .compile(source)
             .map_err(|e| CompileError(one_line(&e.to_string())))?;
         let refs = program.references();
-        let needs = Needs {
+        let mut needs = Needs {
             req: refs.has_variable("req"),
             conn: refs.has_variable("conn"),
             res: refs.has_variable("res"),
             actions: refs.has_variable("actions"),
             vars: refs.has_variable("vars"),
+            endpoint: refs.has_variable("endpoint"),
+            time: refs.has_variable("time"),
+            conn_ip: false,
+            req_parsed: false,
         };
+        let mut rewritten = program.expression().clone();
+        needs.req_parsed =
+            needs.req && hybrid::reads_fields(program.expression(), "req", vars::PARSED_REQ_FIELDS);
+        let changed = hybrid::rewrite(&mut rewritten);
+        if needs.conn && hybrid::reads_only_client_ip(&rewritten) {
+            needs.conn = false;
+            needs.conn_ip = true;
+        }
+        let hybrid = changed.then(|| Box::new(rewritten));
         Ok(Expr {
             source: source.to_string(),
             program,
+            hybrid,
             needs,
         })
     }
@@ -87,7 +112,10 @@ impl Expr {
 
     pub fn eval(&self, scope: &Scope) -> Result<Value, EvalError> {
         scope
-            .execute(&self.program, self.needs)
+            .execute(
+                self.hybrid.as_deref().unwrap_or(self.program.expression()),
+                self.needs,
+            )
             .map_err(|e| EvalError {
                 expression: self.source.clone(),
                 message: e.to_string(),

@@ -66,7 +66,7 @@ impl Template {
             Part::Text(_) | Part::Group(_) => false,
             Part::Expr(e) => {
                 let n = e.needs;
-                n.req || n.conn || n.res || n.actions || n.vars || {
+                n.req || n.conn || n.conn_ip || n.res || n.actions || n.vars || {
                     const READERS: [&str; 4] = [
                         "getReqHeader",
                         "hasReqHeader",

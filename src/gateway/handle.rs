@@ -7,6 +7,7 @@ use crate::actions::{Context, Step};
 use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
 use crate::eval::{run_phase, Exchange, Synthetic};
+use crate::expr::{EndpointInfo, Facts};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::jwt::{Alg, Jwk, JwtCache};
 use crate::limiter::{Decision, LimitCheck};
@@ -14,6 +15,8 @@ use crate::program::Policy;
 use crate::proxy;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
 pub const MAX_HOPS: usize = 8;
@@ -194,6 +197,11 @@ pub trait Trust {
 pub trait Random {
     /// A number in `0..n` (`n > 0`).
     fn below(&mut self, n: usize) -> usize;
+    /// The seed of one request's `rand.*` stream. The default is a constant, for test fakes
+    /// (their `rand.*` results stay the same run to run); the Worker's draws a fresh one.
+    fn seed(&mut self) -> u64 {
+        0x5EED_0F7E_57AB
+    }
 }
 
 /// One request's random source, drawn from through a shared reference (the request and its
@@ -374,6 +382,7 @@ impl Gateway {
         trust: &T,
         rng: &mut dyn Random,
     ) -> Reply<U::Body> {
+        let facts = self.facts(trust.now_ms(), rng.seed());
         let rng: RefCell<&mut dyn Random> = RefCell::new(rng);
         let ports = Ports {
             gateway: self,
@@ -384,7 +393,9 @@ impl Gateway {
             rng: &rng,
             reply_body: None,
         };
-        let mut ex = Exchange::new(req).with_secrets(std::sync::Arc::clone(&self.secrets));
+        let mut ex = Exchange::new(req)
+            .with_secrets(std::sync::Arc::clone(&self.secrets))
+            .with_facts(facts);
         let result = self.run(&mut ex, &ports).await;
         let mut reply = match result {
             Ok(reply) => reply,
@@ -404,8 +415,27 @@ impl Gateway {
         ports: &Ports<'_, U, L, T>,
     ) -> Result<Reply<U::Body>, GatewayError> {
         let endpoint = self.public_for(&ex.req.host)?;
+        // A policy serving any host is, for `endpoint.*`, the endpoint the request asked for.
+        let public_info = endpoint.info.clone().unwrap_or_else(|| {
+            let url = format!("{}://{}", ex.req.scheme, ex.req.authority());
+            Arc::new(EndpointInfo::new(&endpoint.name, &url))
+        });
+        ex.set_endpoint(Arc::clone(&public_info));
         let step = run_phase(&endpoint.policy.on_http_request, ex, ports).await?;
-        self.follow(step, ex, ports, vec![&endpoint.policy]).await
+        self.follow(step, ex, ports, vec![(&endpoint.policy, public_info)])
+            .await
+    }
+
+    /// The facts a new exchange's variables read besides the request: the clock, the IP list
+    /// and its own `rand.*` stream.
+    pub(super) fn facts(&self, now_ms: u64, seed: u64) -> Facts {
+        Facts {
+            start_ms: now_ms,
+            now_ms,
+            endpoint: None,
+            ip_intel: Arc::clone(&self.ip_intel),
+            rand: Some(Arc::new(AtomicU64::new(seed))),
+        }
     }
 
     /// Follows a policy's step through forward-internal hops to a reply, then runs the
@@ -415,7 +445,7 @@ impl Gateway {
         mut step: Step,
         ex: &mut Exchange,
         ports: &Ports<'_, U, L, T>,
-        mut response_policies: Vec<&'g Policy>,
+        mut response_policies: Vec<(&'g Policy, Arc<EndpointInfo>)>,
     ) -> Result<Reply<U::Body>, GatewayError> {
         let upstream = ports.upstream;
         let mut hops = 0;
@@ -437,11 +467,11 @@ impl Gateway {
                 .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
             match self.forward(pool, ex, upstream, ports).await? {
                 Forwarded::Reply(reply, policy) => {
-                    response_policies.extend(policy);
+                    response_policies.extend(policy.map(|p| (p, Arc::clone(&pool.info))));
                     break reply;
                 }
                 Forwarded::Step(next, policy) => {
-                    response_policies.push(policy);
+                    response_policies.push((policy, Arc::clone(&pool.info)));
                     step = next;
                 }
             }
@@ -451,7 +481,12 @@ impl Gateway {
             can_forward: false,
             ..ports.clone()
         };
-        for policy in response_policies.iter().rev() {
+        for (policy, info) in response_policies.iter().rev() {
+            let facts = Facts {
+                endpoint: Some(Arc::clone(info)),
+                now_ms: ports.trust.now_ms(),
+                ..ex.facts.clone()
+            };
             reply = respond(
                 policy,
                 &ex.req,
@@ -459,6 +494,7 @@ impl Gateway {
                 reply,
                 &response_ports,
                 &mut ex.notes,
+                facts,
             )
             .await?;
         }
@@ -531,6 +567,7 @@ impl Gateway {
             }
             let member = &pool.members[i];
             ex.enter_endpoint();
+            ex.set_endpoint(Arc::clone(&pool.info));
             if let Some(policy) = &member.policy {
                 let step = run_phase(&policy.on_http_request, ex, ports).await?;
                 if step != Step::Continue {
@@ -668,6 +705,7 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     reply: Reply<U::Body>,
     ports: &Ports<'_, U, L, T>,
     notes: &mut Vec<String>,
+    facts: Facts,
 ) -> Result<Reply<U::Body>, GatewayError> {
     if policy.on_http_response.is_empty() {
         return Ok(reply);
@@ -683,8 +721,9 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
         reply_body: Some(&slot),
         ..ports.clone()
     };
-    let mut ex =
-        Exchange::new(req.clone()).with_secrets(std::sync::Arc::clone(&ports.gateway.secrets));
+    let mut ex = Exchange::new(req.clone())
+        .with_secrets(std::sync::Arc::clone(&ports.gateway.secrets))
+        .with_facts(facts);
     ex.res = Some(head);
     ex.compress = compress;
     // A subrequest's response phase nests its own http-requests as deep as its request phase.

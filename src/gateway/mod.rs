@@ -32,6 +32,8 @@ pub struct Gateway {
     pub secrets: std::sync::Arc<crate::secrets::Secrets>,
     /// How requests reach pool members: health, retries, the member header.
     pub routing: Routing,
+    /// The IP-intelligence list (`kind: IPIntelligence` documents) for `conn.client_ip.*`.
+    pub ip_intel: std::sync::Arc<crate::ipintel::IpIntel>,
 }
 
 /// Failover settings (each pool keeps its own retry budget).
@@ -63,6 +65,9 @@ pub struct PublicEndpoint {
     /// `api.acme.example`, `*.acme.example`, or `*` (any host).
     pub host: String,
     pub policy: Policy,
+    /// `endpoint.*` while its policy runs (`None` for a policy serving any host: taken from
+    /// the request).
+    pub info: Option<std::sync::Arc<crate::expr::EndpointInfo>>,
 }
 
 impl Gateway {

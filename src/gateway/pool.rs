@@ -20,6 +20,8 @@ pub struct Pool {
     pub settings: PoolSettings,
     /// This pool's retry budget in this isolate: one failing pool cannot spend another's.
     pub retries: super::health::RetryBudget,
+    /// `endpoint.*` while a member's policy runs.
+    pub info: std::sync::Arc<crate::expr::EndpointInfo>,
 }
 
 /// A request in flight to a member (see [`Pool::busy`]).
@@ -69,6 +71,7 @@ impl Pool {
             outstanding: RefCell::default(),
             settings: PoolSettings::default(),
             retries: Default::default(),
+            info: std::sync::Arc::new(crate::expr::EndpointInfo::new(url, url)),
         }
     }
 

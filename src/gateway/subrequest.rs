@@ -32,7 +32,10 @@ impl Gateway {
             .ok_or_else(|| GatewayError::BadRequest {
                 reason: format!("http-request: `{}` is not a URL", sub.url),
             })?;
-        let mut ex = Exchange::new(head).with_secrets(std::sync::Arc::clone(&self.secrets));
+        let facts = self.facts(ports.trust.now_ms(), ports.rng.draw(usize::MAX) as u64);
+        let mut ex = Exchange::new(head)
+            .with_secrets(std::sync::Arc::clone(&self.secrets))
+            .with_facts(facts);
         ex.subrequest = Some(SubrequestContext {
             body: sub.body,
             deadline_ms: sub.deadline_ms,

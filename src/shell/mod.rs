@@ -76,8 +76,23 @@ fn request_head(req: &Request) -> std::result::Result<RequestHead, GatewayError>
         .and_then(crate::expr::parse_ip)
         .ok_or_else(|| bad("the platform gave no client address (CF-Connecting-IP)"))?;
     let url = req.url().map_err(|_| bad("unparsable URL"))?;
-    RequestHead::from_url(req.method().as_ref(), url.as_str(), headers, client_ip)
-        .ok_or_else(|| bad("unparsable URL"))
+    let mut head = RequestHead::from_url(req.method().as_ref(), url.as_str(), headers, client_ip)
+        .ok_or_else(|| bad("unparsable URL"))?;
+    head.conn = std::sync::Arc::new(crate::conn::ConnFacts::from_cf(&cf_json(req)));
+    Ok(head)
+}
+
+/// The request's `cf` object as JSON (`null` when absent). Read through JSON rather than
+/// workers-rs' `Cf` getters, which panic on a missing field (as `wrangler dev` may have).
+fn cf_json(req: &Request) -> serde_json::Value {
+    use worker::js_sys::{Reflect, JSON};
+    Reflect::get(req.inner(), &"cf".into())
+        .ok()
+        .filter(|v| v.is_object())
+        .and_then(|v| JSON::stringify(&v).ok())
+        .and_then(|s| s.as_string())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
 }
 
 fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
@@ -113,6 +128,11 @@ struct JsRandom;
 impl Random for JsRandom {
     fn below(&mut self, n: usize) -> usize {
         ((worker::js_sys::Math::random() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+
+    fn seed(&mut self) -> u64 {
+        let half = || (worker::js_sys::Math::random() * 4_294_967_296.0) as u64;
+        (half() << 32) | half()
     }
 }
 

@@ -10,7 +10,8 @@
 //!     at_ms: 60000                  # optional: the rate limiter's clock (native runs)
 //!     limiter: down                 # optional: the rate limiter is unreachable (native runs)
 //!     request: {method: GET, url: https://api.acme.example/items, client_ip: 203.0.113.9,
-//!               headers: {X-Acme-Api: catalog-eks}, body: ""}
+//!               headers: {X-Acme-Api: catalog-eks}, body: "",
+//!               cf: {colo: FRA, asn: 3320}}   # optional: Cloudflare's request.cf (native runs)
 //!     expect:
 //!       status: 200
 //!       forwarded_to: catalog-eks   # the pool host (demo origin: `api-cluster`)
@@ -69,6 +70,9 @@ pub struct Case {
     /// (an implementation independent of the verifier) makes for the request's body, or for
     /// `body` when given (a tampered delivery).
     pub sign_webhook: Option<serde_json::Value>,
+    /// `request.cf: {colo: FRA, asn: 3320, ...}`: Cloudflare's `request.cf` for the request, by
+    /// its own field names (native runs; see `edge_gateway::conn`).
+    pub cf: Option<serde_json::Value>,
     pub expect: Expect,
 }
 
@@ -158,6 +162,7 @@ pub fn load(path: &Path) -> Scenario {
                 limiter_down: c.get("limiter").is_some_and(|v| s(v) == "down"),
                 jwks: jwks(c.get("jwks")),
                 sign_webhook: req.get("sign_webhook").map(Node::to_json),
+                cf: req.get("cf").map(Node::to_json),
                 expect: Expect {
                     status: s(exp.get("status").expect("expect.status"))
                         .parse()
