@@ -5,6 +5,7 @@ mod template;
 mod vars;
 
 pub use functions::parse_ip;
+pub(crate) use template::closing_brace;
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
 pub use vars::{map, percent_decode, RequestData, Scope};
