@@ -9,6 +9,8 @@ pub mod catalog;
 pub mod config;
 pub mod cost;
 mod diag;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod render;
 pub mod schema;
 pub mod validate;
 

@@ -673,10 +673,9 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// The byte range an expression covers: its own token and all of its children's.
     fn span(&self, e: &IdedExpr) -> (u32, u32) {
-        self.info
-            .offset_for(e.id)
-            .map_or((0, 0), |(a, b)| (a, b.max(a) + 1))
+        extent(self.info, e)
     }
 
     fn report(&mut self, at: &IdedExpr, message: String, hint: Option<String>) {
@@ -1208,8 +1207,14 @@ impl Checker<'_> {
                 };
                 let what = describe(te).unwrap_or_else(|| "the value".into());
                 let hint = match (func.recv, &t) {
-                    (R::Str, Ty::List(_)) => Some(format!("take one element, e.g. `{what}[0]`")),
-                    (R::Time, Ty::Str) => Some(format!("convert with `timestamp({what})`")),
+                    (R::Str, Ty::List(_)) => Some(format!(
+                        "take one element, e.g. `{}[0]`",
+                        what.trim_matches('`')
+                    )),
+                    (R::Time, Ty::Str) => Some(format!(
+                        "convert with `timestamp({})`",
+                        what.trim_matches('`')
+                    )),
                     _ => None,
                 };
                 self.report(
@@ -1224,6 +1229,58 @@ impl Checker<'_> {
             ("reverse", Some((t, _))) => t.plain(),
             _ => func.ret.ty(),
         }
+    }
+}
+
+/// The byte range `e` covers in its source (its tokens and its children's).
+pub fn extent(info: &cel::common::ast::SourceInfo, e: &IdedExpr) -> (u32, u32) {
+    let own = info.offset_for(e.id).map(|(a, b)| (a, b.max(a) + 1));
+    let mut lo = own.map_or(u32::MAX, |o| o.0);
+    let mut hi = own.map_or(0, |o| o.1);
+    let mut take = |r: (u32, u32)| {
+        if r.0 < r.1 {
+            lo = lo.min(r.0);
+            hi = hi.max(r.1);
+        }
+    };
+    match &e.expr {
+        Expr::Select(s) => {
+            take(extent(info, &s.operand));
+            // The node is the `.`; the field follows it.
+            if let Some((dot, _)) = info.offset_for(e.id) {
+                take((dot, dot + 1 + s.field.len() as u32));
+            }
+        }
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                take(extent(info, t));
+            }
+            for a in &c.args {
+                take(extent(info, a));
+            }
+            let named = !c.func_name.starts_with('_') && !c.func_name.starts_with('@');
+            if named && hi > 0 {
+                hi += 1; // the closing parenthesis
+            }
+            // A global call's node is its `(`: the name comes before it.
+            if let (true, None, Some((open, _))) = (named, &c.target, info.offset_for(e.id)) {
+                let n = c.func_name.len() as u32;
+                if info.source.as_bytes().get(open as usize) == Some(&b'(') && open >= n {
+                    lo = lo.min(open - n);
+                }
+            }
+        }
+        Expr::List(l) => {
+            for x in &l.elements {
+                take(extent(info, x));
+            }
+        }
+        _ => {}
+    }
+    if lo > hi {
+        (0, 0)
+    } else {
+        (lo, hi)
     }
 }
 

@@ -18,8 +18,9 @@ const BAD_CONFIG: Option<&str> = Some("ERR_NGROK_2203");
 
 /// A single expression whose worst case is above this gets a warning (Worker CPU, ns).
 pub const EXPRESSION_WARN_NS: f64 = 1_000_000.0;
-/// A policy whose expressions together can cost more than this per request gets a warning...
-pub const POLICY_WARN_NS: f64 = 2_000_000.0;
+/// A policy whose expressions together can cost more than this per request gets a warning
+/// (half the free plan's budget)...
+pub const POLICY_WARN_NS: f64 = 5_000_000.0;
 /// ...and above this it is rejected: the Workers free plan's whole CPU budget per request.
 pub const POLICY_LIMIT_NS: f64 = 10_000_000.0;
 
@@ -62,7 +63,7 @@ fn check_cel(
             file: None,
             pos: node.pos,
             path: path.to_string(),
-            message: format!("{} in `{src}`", p.message),
+            message: format!("{} in `{}`", p.message, one_line(src)),
             hint: p.hint,
             span: Some((p.span.0 + offset as u32, p.span.1 + offset as u32)),
         });
@@ -83,7 +84,8 @@ fn check_cel(
             pos: node.pos,
             path: path.to_string(),
             message: format!(
-                "`{src}` may cost up to {} of Worker CPU per evaluation: {}",
+                "`{}` may cost up to {} of Worker CPU per evaluation: {}",
+                one_line(src),
                 show_ns(estimate.ns),
                 parts.join("; ")
             ),
@@ -99,10 +101,17 @@ fn check_cel(
     Some(ty)
 }
 
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn cost_hint(parts: &[(f64, String)]) -> String {
     match parts.first() {
         Some((_, w)) if w.contains("matches") => {
             "prefer `startsWith`/`endsWith`/`contains`, or match on a short, bounded value".into()
+        }
+        Some((_, w)) if w.contains("QueryParam") => {
+            "read `req.url.query_params['name']` instead: it is decoded once per request".into()
         }
         Some((_, w)) if w.contains("comprehension") => {
             "look the item up by key (`req.headers['name']`) instead of iterating".into()
@@ -118,7 +127,8 @@ pub(crate) fn rule_expression(src: &str, node: &Node, path: &str, phase: Phase, 
     };
     if !matches!(ty, Ty::Bool | Ty::Dyn) {
         let message = format!(
-            "a rule expression must be a bool, but `{src}` is a {}",
+            "a rule expression must be a bool, but `{}` is a {}",
+            one_line(src),
             ty.name()
         );
         cx.diags.push_full(Diagnostic {
