@@ -112,10 +112,11 @@ pub fn compile_policy(
                 at,
                 format!("`{key}` is the legacy name; use `on_http_request` / `on_http_response`"),
             ),
-            other => cx.diags.error(
+            other => cx.diags.error_hint(
                 STRUCTURE,
                 at,
                 format!("unknown phase `{other}`; expected `on_http_request` or `on_http_response`"),
+                did_you_mean(other, &["on_http_request", "on_http_response"]),
             ),
         }
     }
@@ -237,12 +238,13 @@ fn compile_rule(
                 ),
             },
             "actions" => actions_node = Some(value),
-            other => cx.diags.error(
+            other => cx.diags.error_hint(
                 STRUCTURE,
                 At::new(&p, value),
                 format!(
                     "unknown rule field `{other}`; expected `name`, `expressions` or `actions`"
                 ),
+                did_you_mean(other, &["name", "expressions", "actions"]),
             ),
         }
     }
@@ -349,10 +351,11 @@ fn compile_action(item: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Opt
     };
     for (key, value) in entries {
         if key != "type" && key != "config" {
-            cx.diags.error(
+            cx.diags.error_hint(
                 Some("ERR_NGROK_2203"),
                 At::new(&child(path, key), value),
                 format!("unknown action field `{key}`; expected `type` and `config`"),
+                did_you_mean(key, &["type", "config"]),
             );
         }
     }
@@ -381,4 +384,10 @@ fn compile_action(item: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Opt
         cx.diags.add_hint(path, "ERR_NGROK_2201", &hint);
     }
     action
+}
+
+/// "did you mean `x`?" for the closest of `names`, or nothing when none is close.
+fn did_you_mean(word: &str, names: &[&str]) -> String {
+    catalog::closest(word, names.iter().copied())
+        .map_or(String::new(), |c| format!("did you mean `{c}`?"))
 }

@@ -126,10 +126,10 @@ pub fn locate(d: &Diagnostic, text: &str) -> Option<Located> {
 /// An unknown key is reported at its value (nodes do not keep key positions): find the key
 /// itself, on the value's line before it or on the lines just above.
 fn key_of(d: &Diagnostic, lines: &[&str], line: u32, start: usize) -> Option<Located> {
-    if !d.message.starts_with("unknown") || !d.message.contains("field `") {
+    let key = d.path.rsplit('.').next()?;
+    if !d.message.starts_with("unknown") || !d.message.contains(&format!("`{key}`")) {
         return None;
     }
-    let key = d.path.rsplit('.').next()?;
     let pattern = format!("{key}:");
     let first = line as usize - 1;
     for i in (first.saturating_sub(3)..=first).rev() {

@@ -1190,14 +1190,14 @@ impl Checker<'_> {
             .or_else(|| args.first().cloned().zip(arg_exprs.first()))
             .filter(|_| func.recv != R::Any);
         if let Some((t, te)) = first {
-            let ok = match (func.recv, t.plain()) {
-                (_, Ty::Dyn) => true,
-                (R::Str, Ty::Str) => true,
-                (R::List, Ty::List(_)) => true,
-                (R::Time, Ty::Timestamp | Ty::Duration) => true,
-                (R::Any, _) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (func.recv, t.plain()),
+                (_, Ty::Dyn)
+                    | (R::Any, _)
+                    | (R::Str, Ty::Str)
+                    | (R::List, Ty::List(_))
+                    | (R::Time, Ty::Timestamp | Ty::Duration)
+            );
             if !ok {
                 let want = match func.recv {
                     R::Str => "a string",
