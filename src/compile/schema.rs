@@ -1224,6 +1224,33 @@ impl Checker<'_> {
                 );
             }
         }
+        // A literal pattern is compiled here: a bad one would fail every evaluation.
+        if name == "matches" {
+            let pattern = if target.is_some() {
+                arg_exprs.first()
+            } else {
+                arg_exprs.get(1)
+            };
+            if let Some(Expr::Literal(LiteralValue::String(p))) = pattern.map(|p| &p.expr) {
+                if let Err(err) = regex::Regex::new(p.inner()) {
+                    let first = err.to_string();
+                    let why = first
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_start_matches("error: ")
+                        .to_string();
+                    self.report(
+                        pattern.unwrap_or(e),
+                        format!("invalid regex `{}`: {why}", p.inner()),
+                        Some(
+                            "RE2 syntax: close every group and class; escape a literal `(`, `[` or `.` with a backslash".into(),
+                        ),
+                    );
+                }
+            }
+        }
         match (name, &target) {
             // `reverse` keeps the type of what it reverses.
             ("reverse", Some((t, _))) => t.plain(),
