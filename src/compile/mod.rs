@@ -6,11 +6,15 @@
 //! and reject them when `strict` is set.
 
 pub mod catalog;
+#[cfg(not(target_arch = "wasm32"))]
+mod cel_check;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cost;
 mod diag;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod render;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod schema;
 pub mod validate;
 

@@ -5,12 +5,28 @@
 //! or expression never hides a problem elsewhere.
 
 use super::catalog::{self, Shape};
-use super::cost::{self, show_ns};
-use super::diag::{child, index, At, Diagnostic, Severity};
-use super::schema::{self, Ty};
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use super::cel_check::{policy_cost, rule_expression};
+use super::diag::{child, index, At};
 use super::Cx;
 use crate::eval::Phase;
 use crate::source::{Node, Value};
+
+/// The CEL checks run where policies are written (policy-check, tests), not in the Worker: it
+/// only loads bundles policy-check made, and they cost wasm size and cold-start CPU there.
+#[cfg(not(target_arch = "wasm32"))]
+use super::cel_check as cel;
+
+#[cfg(target_arch = "wasm32")]
+mod cel {
+    use super::{Cx, Node, Phase};
+    pub fn template(_: &str, _: &Node, _: &str, _: Phase, _: &mut Cx<'_>) {}
+    pub fn expression(_: &str, _: &Node, _: &str, _: Phase, _: &mut Cx<'_>) {}
+}
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn rule_expression(_: &str, _: &Node, _: &str, _: Phase, _: &mut Cx<'_>) {}
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn policy_cost(_: usize, _: &str, _: &Node, _: &mut Cx<'_>) {}
 
 pub const INVALID_EXPRESSION: Option<&str> = Some("ERR_NGROK_2200");
 pub const INVALID_TEMPLATE: Option<&str> = Some("ERR_NGROK_2224");
@@ -30,136 +46,6 @@ pub struct ExprCost {
     pub path: String,
     pub ns: f64,
     pub what: Option<String>,
-}
-
-/// Where a CEL source sits: a bare expression (rule, bucket key) or inside a `${}`.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Expression,
-    Template,
-}
-
-/// Type-checks and costs one CEL source at `offset` in the string value `node`; returns its
-/// static type, or `None` when it does not parse (the compiler reports that).
-fn check_cel(
-    src: &str,
-    offset: usize,
-    node: &Node,
-    path: &str,
-    phase: Phase,
-    kind: Kind,
-    cx: &mut Cx<'_>,
-) -> Option<Ty> {
-    let program = cel::Program::compile(src).ok()?;
-    let (ty, problems) = schema::check(program.expression(), program.source_info(), phase);
-    let code = match kind {
-        Kind::Expression => INVALID_EXPRESSION,
-        Kind::Template => INVALID_TEMPLATE,
-    };
-    for p in problems {
-        cx.diags.push_full(Diagnostic {
-            severity: Severity::Error,
-            code,
-            file: None,
-            pos: node.pos,
-            path: path.to_string(),
-            message: format!("{} in `{}`", p.message, one_line(src)),
-            hint: p.hint,
-            span: Some((p.span.0 + offset as u32, p.span.1 + offset as u32)),
-        });
-    }
-    let estimate = cost::estimate(program.expression());
-    let what = estimate.parts.first().map(|(_, w)| w.clone());
-    if estimate.ns > EXPRESSION_WARN_NS {
-        let parts: Vec<String> = estimate
-            .parts
-            .iter()
-            .take(3)
-            .map(|(ns, w)| format!("{w} (~{})", show_ns(*ns)))
-            .collect();
-        cx.diags.push_full(Diagnostic {
-            severity: Severity::Warning,
-            code: None,
-            file: None,
-            pos: node.pos,
-            path: path.to_string(),
-            message: format!(
-                "`{}` may cost up to {} of Worker CPU per evaluation: {}",
-                one_line(src),
-                show_ns(estimate.ns),
-                parts.join("; ")
-            ),
-            hint: Some(cost_hint(&estimate.parts)),
-            span: Some((offset as u32, (offset + src.len()) as u32)),
-        });
-    }
-    cx.diags.costs.push(ExprCost {
-        path: path.to_string(),
-        ns: estimate.ns,
-        what,
-    });
-    Some(ty)
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn cost_hint(parts: &[(f64, String)]) -> String {
-    match parts.first() {
-        Some((_, w)) if w.contains("matches") => {
-            "prefer `startsWith`/`endsWith`/`contains`, or match on a short, bounded value".into()
-        }
-        Some((_, w)) if w.contains("QueryParam") => {
-            "read `req.url.query_params['name']` instead: it is decoded once per request".into()
-        }
-        Some((_, w)) if w.contains("comprehension") => {
-            "look the item up by key (`req.headers['name']`) instead of iterating".into()
-        }
-        _ => "check a smaller value (a single header, the path) first".into(),
-    }
-}
-
-/// Checks a rule's expression; reports a static type that is not bool.
-pub(crate) fn rule_expression(src: &str, node: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) {
-    let Some(ty) = check_cel(src, 0, node, path, phase, Kind::Expression, cx) else {
-        return;
-    };
-    if !matches!(ty, Ty::Bool | Ty::Dyn) {
-        let message = format!(
-            "a rule expression must be a bool, but `{}` is a {}",
-            one_line(src),
-            ty.name()
-        );
-        cx.diags.push_full(Diagnostic {
-            severity: Severity::Error,
-            code: INVALID_EXPRESSION,
-            file: None,
-            pos: node.pos,
-            path: path.to_string(),
-            message,
-            hint: schema::rule_hint(&ty),
-            span: Some((0, src.len() as u32)),
-        });
-    }
-}
-
-/// Checks every `${...}` of a config string.
-fn template(text: &str, node: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) {
-    let mut from = 0;
-    while let Some(start) = text[from..].find("${").map(|i| i + from) {
-        let body = &text[start + 2..];
-        let Some(end) = crate::expr::closing_brace(body) else {
-            return;
-        };
-        let raw = &body[..end];
-        let lead = raw.len() - raw.trim_start().len();
-        let src = raw.trim();
-        if !src.is_empty() {
-            check_cel(src, start + 2 + lead, node, path, phase, Kind::Template, cx);
-        }
-        from = start + 2 + end + 1;
-    }
 }
 
 /// Checks one action against the catalog before its own compile runs. Returns `false` when it
@@ -217,10 +103,8 @@ pub(crate) fn unknown_type_hint(type_name: &str) -> String {
 
 fn shape(node: &Node, want: &Shape, path: &str, action: &str, phase: Phase, cx: &mut Cx<'_>) {
     match (want, &node.value) {
-        (Shape::Template, Value::Str(s)) => template(s, node, path, phase, cx),
-        (Shape::Expr, Value::Str(s)) => {
-            check_cel(s, 0, node, path, phase, Kind::Expression, cx);
-        }
+        (Shape::Template, Value::Str(s)) => cel::template(s, node, path, phase, cx),
+        (Shape::Expr, Value::Str(s)) => cel::expression(s, node, path, phase, cx),
         (Shape::Fields(fields), Value::Map(entries)) => {
             for (k, v) in entries {
                 let p = child(path, k);
@@ -381,42 +265,4 @@ pub(crate) fn always_ends(phase: Option<&Node>) -> bool {
         .into_iter()
         .filter_map(rule_shape)
         .any(|r| r.always && (r.ends_at.is_some() || r.unknown))
-}
-
-/// The policy-wide cost check over the estimates recorded since `mark`.
-pub(crate) fn policy_cost(mark: usize, path: &str, node: &Node, cx: &mut Cx<'_>) {
-    let costs = &cx.diags.costs[mark..];
-    let total: f64 = costs.iter().map(|c| c.ns).sum();
-    if total <= POLICY_WARN_NS {
-        return;
-    }
-    let mut top: Vec<&super::validate::ExprCost> = costs.iter().collect();
-    top.sort_by(|a, b| b.ns.total_cmp(&a.ns));
-    let list: Vec<String> = top
-        .iter()
-        .take(3)
-        .map(|c| {
-            let what = c
-                .what
-                .as_deref()
-                .map_or(String::new(), |w| format!(": {w}"));
-            format!("`{}` ~{}{what}", c.path, show_ns(c.ns))
-        })
-        .collect();
-    let message = format!(
-        "the policy's expressions may cost up to {} of Worker CPU per request (limit {}, \
-         warning above {}); most expensive: {}",
-        show_ns(total),
-        show_ns(POLICY_LIMIT_NS),
-        show_ns(POLICY_WARN_NS),
-        list.join("; ")
-    );
-    let hint = "see docs/validation.md#cost for the model; bound the inputs or drop regexes";
-    if total > POLICY_LIMIT_NS {
-        cx.diags
-            .error_hint(None, At::new(path, node), message, hint);
-    } else {
-        cx.diags
-            .warning_hint(None, At::new(path, node), message, hint);
-    }
 }

@@ -5,6 +5,7 @@ mod template;
 mod vars;
 
 pub use functions::parse_ip;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use template::closing_brace;
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
