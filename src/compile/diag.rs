@@ -116,9 +116,9 @@ impl Diagnostics {
         }
     }
 
-    /// Pushes a diagnostic, unless one with the same severity, code and path is there already:
-    /// the generic checks (config keys, phases) and an action's own compile may both see a
-    /// problem, and it is reported once, with the first (hinted) message.
+    /// Pushes a diagnostic, unless the same problem is there already (same severity, code, place,
+    /// and the same message or a hinted one): the generic checks (config keys, phases) and an
+    /// action's own compile may both see a problem; it is reported once, with the hinted message.
     /// Returns whether it was added.
     pub fn push_full(&mut self, d: Diagnostic) -> bool {
         let dup = self.items.iter().any(|e| {
@@ -127,6 +127,7 @@ impl Diagnostics {
                 && e.path == d.path
                 && e.pos == d.pos
                 && e.span == d.span
+                && (e.hint.is_some() || e.message == d.message)
         });
         if !dup {
             self.items.push(d);
