@@ -70,7 +70,7 @@ pub fn locate(d: &Diagnostic, text: &str) -> Option<Located> {
                 if !l.trim().is_empty() && ind < indent {
                     break;
                 }
-                segments.push((i as u32 + 1, indent.min(l.len()), &l[indent.min(l.len())..]));
+                segments.push((i as u32 + 1, indent, l.get(indent..).unwrap_or("")));
             }
         }
         Some(q @ ('"' | '\'')) => {
@@ -206,7 +206,11 @@ pub fn render(d: &Diagnostic, sources: &mut Sources) -> String {
     if let Some(l) = &located {
         let num = l.line.to_string();
         let pad = " ".repeat(num.len());
-        let before: String = l.text.chars().take(l.col as usize - 1).collect();
+        let before: String = l
+            .text
+            .chars()
+            .take((l.col as usize).saturating_sub(1))
+            .collect();
         let indent: String = before
             .chars()
             .map(|c| if c == '\t' { '\t' } else { ' ' })
