@@ -54,6 +54,8 @@ pub fn load(files: &[PathBuf]) -> (Vec<SourceDoc>, Vec<Diagnostic>) {
             pos,
             path: String::new(),
             message,
+            hint: None,
+            span: None,
         };
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,

@@ -199,6 +199,8 @@ pub fn build_gateway(
             path: String::new(),
             message: "no public endpoint: give a CloudEndpoint manifest or a traffic policy file"
                 .into(),
+            hint: None,
+            span: None,
         });
     }
     let hosts: Vec<&str> = public.iter().map(|p| p.host.as_str()).collect();
@@ -211,6 +213,8 @@ pub fn build_gateway(
                 pos: None,
                 path: String::new(),
                 message: format!("two public endpoints serve host `{h}`"),
+                hint: None,
+                span: None,
             });
         }
     }

@@ -2,22 +2,27 @@
 //! and packs them into the KV bundle that `scripts/upload-policy.sh` uploads.
 //!
 //! ```text
-//! policy-check check  [--strict] PATH...             report every problem; exit 1 if any error
+//! policy-check check  [--strict] [--json] PATH...    report every problem; exit 1 if any error
 //! policy-check bundle [--strict] --out FILE PATH...  the same check; when clean, write the bundle
 //!                                                     and print its version on stdout
 //! policy-check deploy [--strict] --out DIR PATH...   the same check; when clean, write
 //!                                                     DIR/<cluster>/cloudflared.yaml for each
 //!                                                     cluster's tunnel (src/deploy.rs)
 //! ```
+//!
+//! Problems are printed like a compiler's (file:line:col, code, message, the source line with a
+//! caret, a hint; docs/validation.md). `--json` prints them as one JSON document instead (on
+//! stdout for `check`, on stderr otherwise).
 
 use edge_gateway::bundle::Bundle;
+use edge_gateway::compile::render::{self, Sources};
 use edge_gateway::compile::Severity;
 use edge_gateway::files;
 use edge_gateway::manifest::{build_gateway, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: policy-check check [--strict] PATH...\n       policy-check bundle [--strict] --out FILE PATH...\n       policy-check deploy [--strict] --out DIR PATH...";
+const USAGE: &str = "usage: policy-check check [--strict] [--json] PATH...\n       policy-check bundle [--strict] --out FILE PATH...\n       policy-check deploy [--strict] --out DIR PATH...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,12 +31,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let mut strict = false;
+    let mut json = false;
     let mut out = None;
     let mut paths = Vec::new();
     let mut rest = args[1..].iter();
     while let Some(a) = rest.next() {
         match a.as_str() {
             "--strict" => strict = true,
+            "--json" => json = true,
             "--out" => match rest.next() {
                 Some(f) => out = Some(PathBuf::from(f)),
                 None => return usage("--out needs a file"),
@@ -70,8 +77,24 @@ fn main() -> ExitCode {
         .filter(|d| d.severity == Severity::Error)
         .count();
     let warnings = diags.len() - errors;
-    for d in &diags {
-        eprintln!("{d}");
+    let mut sources = Sources::default();
+    render::sort(&mut diags);
+    if json {
+        let doc = serde_json::json!({
+            "errors": errors,
+            "warnings": warnings,
+            "diagnostics": diags.iter().map(|d| render::to_json(d, &mut sources)).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&doc).expect("diagnostics serialise");
+        if command == "check" {
+            println!("{text}");
+        } else {
+            eprintln!("{text}");
+        }
+    } else {
+        for d in &diags {
+            eprintln!("{}", render::render(d, &mut sources));
+        }
     }
     let gateway = match gateway {
         Some(g) if errors == 0 => g,

@@ -21,6 +21,11 @@ pub struct Diagnostic {
     /// Path of the value inside its document, e.g. `spec.trafficPolicy.policy.on_http_request[0]`.
     pub path: String,
     pub message: String,
+    /// A short "how to fix" (the closest valid name, the phases an action allows, a range).
+    pub hint: Option<String>,
+    /// Byte range inside the string value at `pos` that the problem is about (a CEL
+    /// sub-expression), so the caret can point into the expression.
+    pub span: Option<(u32, u32)>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -42,7 +47,11 @@ impl fmt::Display for Diagnostic {
         if !self.path.is_empty() {
             write!(f, " at `{}`", self.path)?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
     }
 }
 
@@ -50,6 +59,8 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
+    /// Every expression's cost estimate, summed per policy (validate.rs).
+    pub costs: Vec<super::validate::ExprCost>,
 }
 
 impl Diagnostics {
@@ -61,21 +72,86 @@ impl Diagnostics {
         self.push(Severity::Warning, code, at, message.into());
     }
 
+    /// Adds a hint to the diagnostics with this code at this path that have none.
+    pub fn add_hint(&mut self, path: &str, code: &str, hint: &str) {
+        for d in &mut self.items {
+            if d.path == path && d.code == Some(code) && d.hint.is_none() {
+                d.hint = Some(hint.to_string());
+            }
+        }
+    }
+
+    /// An error with a "how to fix" hint.
+    pub fn error_hint(
+        &mut self,
+        code: Option<&'static str>,
+        at: At<'_>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        if self.push(Severity::Error, code, at, message.into()) {
+            self.set_hint(hint.into());
+        }
+    }
+
+    /// A warning with a "how to fix" hint.
+    pub fn warning_hint(
+        &mut self,
+        code: Option<&'static str>,
+        at: At<'_>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        if self.push(Severity::Warning, code, at, message.into()) {
+            self.set_hint(hint.into());
+        }
+    }
+
+    /// Adds a hint to the diagnostic pushed last.
+    fn set_hint(&mut self, hint: String) {
+        if let Some(d) = self.items.last_mut() {
+            if d.hint.is_none() && !hint.is_empty() {
+                d.hint = Some(hint);
+            }
+        }
+    }
+
+    /// Pushes a diagnostic, unless the same problem is there already (same severity, code, place,
+    /// and the same message or a hinted one): the generic checks (config keys, phases) and an
+    /// action's own compile may both see a problem; it is reported once, with the hinted message.
+    /// Returns whether it was added.
+    pub fn push_full(&mut self, d: Diagnostic) -> bool {
+        let dup = self.items.iter().any(|e| {
+            e.severity == d.severity
+                && e.code == d.code
+                && e.path == d.path
+                && e.pos == d.pos
+                && e.span == d.span
+                && (e.hint.is_some() || e.message == d.message)
+        });
+        if !dup {
+            self.items.push(d);
+        }
+        !dup
+    }
+
     fn push(
         &mut self,
         severity: Severity,
         code: Option<&'static str>,
         at: At<'_>,
         message: String,
-    ) {
-        self.items.push(Diagnostic {
+    ) -> bool {
+        self.push_full(Diagnostic {
             severity,
             code,
             file: None,
             pos: at.node.and_then(|n| n.pos),
             path: at.path.to_string(),
             message,
-        });
+            hint: None,
+            span: None,
+        })
     }
 
     pub fn has_errors(&self) -> bool {

@@ -5,8 +5,18 @@
 //! rejects both (`ERR_NGROK_9026`). We accept them with a warning, as the rules they plainly mean,
 //! and reject them when `strict` is set.
 
+pub mod catalog;
+#[cfg(not(target_arch = "wasm32"))]
+mod cel_check;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cost;
 mod diag;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod render;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod schema;
+pub mod validate;
 
 pub use config::Config;
 pub use diag::{child, index, At, Diagnostic, Diagnostics, Severity};
@@ -77,6 +87,7 @@ pub fn compile_policy(
         return None;
     };
     let mut policy = Policy::default();
+    let costs_before = cx.diags.costs.len();
     let errors_before = cx
         .diags
         .items
@@ -89,11 +100,13 @@ pub fn compile_policy(
         match key.as_str() {
             "on_http_request" => {
                 policy.on_http_request =
-                    RuleSet::new(phase_rules(value, &at_path, Phase::Request, cx))
+                    RuleSet::new(phase_rules(value, &at_path, Phase::Request, cx));
+                validate::reachability(value, &at_path, cx);
             }
             "on_http_response" => {
                 policy.on_http_response =
-                    RuleSet::new(phase_rules(value, &at_path, Phase::Response, cx))
+                    RuleSet::new(phase_rules(value, &at_path, Phase::Response, cx));
+                validate::reachability(value, &at_path, cx);
             }
             "on_tcp_connect" => cx.diags.error(
                 Some("ERR_NGROK_2230"),
@@ -105,10 +118,11 @@ pub fn compile_policy(
                 at,
                 format!("`{key}` is the legacy name; use `on_http_request` / `on_http_response`"),
             ),
-            other => cx.diags.error(
+            other => cx.diags.error_hint(
                 STRUCTURE,
                 at,
                 format!("unknown phase `{other}`; expected `on_http_request` or `on_http_response`"),
+                did_you_mean(other, &["on_http_request", "on_http_response"]),
             ),
         }
     }
@@ -119,20 +133,27 @@ pub fn compile_policy(
             .filter(|d| d.severity == Severity::Error)
             .count()
     };
-    // Whole-policy checks only make sense when every rule compiled: a dropped action or
-    // expression would make them report consequences instead of causes.
-    if error_count(cx) > errors_before {
-        return None;
+    // Whole-policy checks read the written rules, so errors elsewhere do not hide them.
+    let compiled = error_count(cx) == errors_before;
+    if kind == EndpointKind::Cloud {
+        let ends = if compiled {
+            policy.on_http_request.iter().any(Rule::always_terminates)
+        } else {
+            validate::always_ends(node.get("on_http_request"))
+        };
+        if !ends {
+            cx.diags.error_hint(
+                Some("ERR_NGROK_2235"),
+                At::new(path, node),
+                "policy not guaranteed to handle traffic: a cloud endpoint's `on_http_request` \
+                 needs a rule without expressions that ends in `forward-internal`, \
+                 `custom-response`, `deny` or `close-connection`",
+                "add a last rule without `expressions`, e.g. `- actions: [{type: deny, config: \
+                 {status_code: 404}}]`",
+            );
+        }
     }
-    check_reachability(&policy.on_http_request, path, node, cx);
-    if kind == EndpointKind::Cloud && !policy.on_http_request.iter().any(Rule::always_terminates) {
-        cx.diags.error(
-            Some("ERR_NGROK_2235"),
-            At::new(path, node),
-            "policy not guaranteed to handle traffic: a cloud endpoint's `on_http_request` needs a \
-             rule without expressions that ends in `forward-internal`, `custom-response` or `deny`",
-        );
-    }
+    validate::policy_cost(costs_before, path, node, cx);
     (error_count(cx) == errors_before).then_some(policy)
 }
 
@@ -203,7 +224,10 @@ fn compile_rule(
                 Some(items) => {
                     for (i, item) in items.iter().enumerate() {
                         match item.as_str() {
-                            Some(s) => expressions.push((item, s.to_string())),
+                            Some(s) => {
+                                validate::rule_expression(s, item, &index(&p, i), phase, cx);
+                                expressions.push((item, s.to_string()))
+                            }
                             None => cx.diags.error(
                                 Some("ERR_NGROK_2200"),
                                 At::new(&index(&p, i), item),
@@ -220,12 +244,13 @@ fn compile_rule(
                 ),
             },
             "actions" => actions_node = Some(value),
-            other => cx.diags.error(
+            other => cx.diags.error_hint(
                 STRUCTURE,
                 At::new(&p, value),
                 format!(
                     "unknown rule field `{other}`; expected `name`, `expressions` or `actions`"
                 ),
+                did_you_mean(other, &["name", "expressions", "actions"]),
             ),
         }
     }
@@ -314,20 +339,6 @@ fn make_rule(
             ),
         }
     }
-    for (i, window) in actions.windows(2).enumerate() {
-        if window[0].terminates() {
-            let p = index(&child(path, "actions"), i + 1);
-            cx.diags.error(
-                Some("ERR_NGROK_2207"),
-                At {
-                    path: &p,
-                    node: None,
-                },
-                "this action can never run: an earlier action of the rule always ends the phase",
-            );
-            break;
-        }
-    }
     let mut actions = actions;
     for action in &mut actions {
         action.set_rule_name(name.as_deref());
@@ -350,10 +361,11 @@ fn compile_action(item: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Opt
     };
     for (key, value) in entries {
         if key != "type" && key != "config" {
-            cx.diags.error(
+            cx.diags.error_hint(
                 Some("ERR_NGROK_2203"),
                 At::new(&child(path, key), value),
                 format!("unknown action field `{key}`; expected `type` and `config`"),
+                did_you_mean(key, &["type", "config"]),
             );
         }
     }
@@ -373,22 +385,19 @@ fn compile_action(item: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Opt
         );
         return None;
     };
-    Action::compile(type_name, item.get("config"), phase, path, type_node, cx)
+    if !validate::action(type_name, type_node, item.get("config"), path, phase, cx) {
+        return None;
+    }
+    let action = Action::compile(type_name, item.get("config"), phase, path, type_node, cx);
+    if action.is_none() {
+        let hint = validate::unknown_type_hint(type_name);
+        cx.diags.add_hint(path, "ERR_NGROK_2201", &hint);
+    }
+    action
 }
 
-/// ngrok's 2207: rules after one that always ends the phase can never run.
-fn check_reachability(rules: &[Rule], path: &str, node: &Node, cx: &mut Cx<'_>) {
-    if let Some(first) = rules.iter().position(Rule::always_terminates) {
-        if first + 1 < rules.len() {
-            cx.diags.error(
-                Some("ERR_NGROK_2207"),
-                At::new(&child(path, "on_http_request"), node),
-                format!(
-                    "rule {} always ends the phase, so the {} rule(s) after it can never run",
-                    first,
-                    rules.len() - first - 1
-                ),
-            );
-        }
-    }
+/// "did you mean `x`?" for the closest of `names`, or nothing when none is close.
+fn did_you_mean(word: &str, names: &[&str]) -> String {
+    catalog::closest(word, names.iter().copied())
+        .map_or(String::new(), |c| format!("did you mean `{c}`?"))
 }

@@ -14,6 +14,8 @@ mod vars;
 pub use functions::parse_ip;
 pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError};
 pub use shape::{Shape, Test};
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use template::closing_brace;
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;
 pub use vars::{map, percent_decode, EndpointInfo, Facts, RequestData, Scope};

@@ -127,7 +127,7 @@ impl Template {
 
 /// Index of the `}` that closes an interpolation body, skipping braces inside CEL strings and
 /// nested map literals.
-fn closing_brace(body: &str) -> Option<usize> {
+pub(crate) fn closing_brace(body: &str) -> Option<usize> {
     let bytes = body.as_bytes();
     let mut depth = 0usize;
     let mut quote: Option<u8> = None;
