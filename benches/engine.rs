@@ -129,7 +129,69 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(engine, benches);
+/// A request through a policy that uses many actions at once (tests/scenarios/many-actions.yaml:
+/// redirect miss, restrict-ips, set-vars, rate-limit, log, remove/add-headers, url-rewrite,
+/// forward-internal, the member's circuit-breaker and add-headers, and a response phase with
+/// add/remove-headers and compress-response).
+fn many_actions(c: &mut Criterion) {
+    let sc = scenario::load(&scenario::repo_root().join("tests/scenarios/many-actions.yaml"));
+    let gw = build_gateway(&sc.source_docs(), Options::default(), "bench")
+        .0
+        .unwrap();
+    let case = &sc.cases[0];
+    let headers: Headers = case
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let head = RequestHead::from_url(
+        &case.method,
+        &case.url,
+        headers,
+        case.client_ip.parse().unwrap(),
+    )
+    .unwrap();
+    let limiter = MemoryLimiter::default();
+    let trust = LocalTrust::default();
+    let mut rng = Cycle(0);
+    c.bench_function(
+        "handle a request through 14 actions (many-actions.yaml)",
+        |b| {
+            b.iter(|| {
+                pollster::block_on(gw.handle(
+                    black_box(head.clone()),
+                    &NullUpstream,
+                    &limiter,
+                    &trust,
+                    &mut rng,
+                ))
+            })
+        },
+    );
+    let unrouted = RequestHead::from_url(
+        "GET",
+        "https://api.busy.example/other",
+        Headers::new(),
+        case.client_ip.parse().unwrap(),
+    )
+    .unwrap();
+    c.bench_function(
+        "same policy, unrouted request answered by custom-response",
+        |b| {
+            b.iter(|| {
+                pollster::block_on(gw.handle(
+                    black_box(unrouted.clone()),
+                    &NullUpstream,
+                    &limiter,
+                    &trust,
+                    &mut rng,
+                ))
+            })
+        },
+    );
+}
+
+criterion_group!(engine, benches, many_actions);
 criterion_main!(engine, part_benches, ipset_benches);
 
 fn parts(c: &mut Criterion) {

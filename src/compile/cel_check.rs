@@ -30,7 +30,9 @@ fn check_cel(
     kind: Kind,
     cx: &mut Cx<'_>,
 ) -> Option<Ty> {
-    let program = cel::Program::compile(src).ok()?;
+    // The gateway's own parser, so its macros (`sortBy`, two-variable `all`, ...) expand as
+    // they will when the policy runs.
+    let program = crate::expr::ext::env().compile(src).ok()?;
     let (ty, problems) = schema::check(program.expression(), program.source_info(), phase);
     let code = match kind {
         Kind::Expression => INVALID_EXPRESSION,
@@ -142,7 +144,10 @@ pub(crate) fn template(text: &str, node: &Node, path: &str, phase: Phase, cx: &m
         let raw = &body[..end];
         let lead = raw.len() - raw.trim_start().len();
         let src = raw.trim();
-        if !src.is_empty() {
+        // `${name}` / `${1}` in redirect, url-rewrite and find-replace `to` may name a capture
+        // group of `from`; the action resolves that, so a bare name is not checked here.
+        let group_like = src.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !src.is_empty() && !group_like {
             check_cel(src, start + 2 + lead, node, path, phase, Kind::Template, cx);
         }
         from = start + 2 + end + 1;

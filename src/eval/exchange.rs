@@ -131,7 +131,13 @@ impl Exchange {
     /// Sets `actions.ngrok.<action>.*` (the last execution of an action wins, as in ngrok).
     pub fn set_result(&mut self, action: &'static str, fields: Vec<(&str, Value)>) {
         self.results.insert(action, map(fields));
-        self.scope = None;
+        // The request did not change: keep the scope (and the request variables it built).
+        if self.scope.is_some() {
+            let actions = self.results_value();
+            if let Some(scope) = &mut self.scope {
+                scope.replace_actions(actions);
+            }
+        }
     }
 
     /// `actions.ngrok.rate_limit.{bucket_key, limited, error}`.
@@ -154,7 +160,10 @@ impl Exchange {
     /// Sets `vars.<name>` for the expressions that follow.
     pub fn set_var(&mut self, name: &str, value: Value) {
         self.vars.insert(name.to_string(), value);
-        self.scope = None;
+        if let Some(scope) = &mut self.scope {
+            let vars = self.vars.iter().map(|(k, v)| (k.as_str(), v.clone()));
+            scope.replace_vars(map(vars.collect()));
+        }
     }
 
     pub(crate) fn scope(&mut self) -> &Scope {

@@ -118,6 +118,22 @@ impl Scope {
         self
     }
 
+    /// New `actions.*` results: only that root is rebuilt (on its next read), not the scope.
+    pub fn replace_actions(&mut self, actions: Value) {
+        self.actions = Some(actions);
+        let mut built = self.built.get();
+        built.actions = false;
+        self.built.set(built);
+    }
+
+    /// New `vars.*`: only that root is rebuilt (on its next read), not the scope.
+    pub fn replace_vars(&mut self, vars: Value) {
+        self.vars = Some(vars);
+        let mut built = self.built.get();
+        built.vars = false;
+        self.built.set(built);
+    }
+
     /// Adds a variable beyond the request's (e.g. `http-request`'s `last_attempt`).
     pub fn add_variable(&self, name: &str, value: Value) {
         self.ctx
