@@ -16,6 +16,9 @@ use std::rc::Rc;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Patterns rendered at run time kept compiled per isolate.
 const CACHE_CAPACITY: usize = 64;
+/// The largest body a rewrite may produce, the cap on a buffered body: every match replaced by
+/// a long `to` (or `$0$0...`) would otherwise multiply the body past the isolate's memory.
+pub const MAX_REWRITTEN: usize = crate::actions::MAX_BUFFERED_BODY;
 
 /// One `{from, to}` entry.
 #[derive(Debug)]
@@ -45,6 +48,8 @@ pub enum FindReplaceError<E> {
     Render(E),
     /// `from` rendered to something that is not a valid regular expression (`ERR_NGROK_3901`).
     BadPattern { pattern: String, reason: String },
+    /// The rewritten body would be larger than [`MAX_REWRITTEN`].
+    TooLarge { limit: usize },
 }
 
 /// Compiles a regular expression as the gateway runs it: RE2-compatible syntax (the `regex`
@@ -125,10 +130,42 @@ pub fn apply<'b, E>(
             matched_content: String::from_utf8_lossy(first.as_bytes()).into_owned(),
         });
         let to = render(&r.to, "to").map_err(FindReplaceError::Render)?;
-        let replaced = re.replace_all(&out, to.as_bytes()).into_owned();
+        let replaced = replace_all(re, &out, to.as_bytes(), MAX_REWRITTEN).ok_or(
+            FindReplaceError::TooLarge {
+                limit: MAX_REWRITTEN,
+            },
+        )?;
         out = Cow::Owned(replaced);
     }
     Ok((out, found))
+}
+
+/// `re.replace_all(input, to)`, giving up (`None`) as soon as the result passes `limit`.
+fn replace_all(re: &Regex, input: &[u8], to: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len().min(limit));
+    let mut last = 0;
+    let mut push = |out: &mut Vec<u8>, start: usize, end: usize, expand: &dyn Fn(&mut Vec<u8>)| {
+        out.extend_from_slice(&input[last..start]);
+        expand(out);
+        last = end;
+        out.len() <= limit
+    };
+    if to.contains(&b'$') {
+        for caps in re.captures_iter(input) {
+            let Some(m) = caps.get(0) else { continue };
+            if !push(&mut out, m.start(), m.end(), &|o| caps.expand(to, o)) {
+                return None;
+            }
+        }
+    } else {
+        for m in re.find_iter(input) {
+            if !push(&mut out, m.start(), m.end(), &|o| o.extend_from_slice(to)) {
+                return None;
+            }
+        }
+    }
+    out.extend_from_slice(&input[last..]);
+    (out.len() <= limit).then_some(out)
 }
 
 #[cfg(test)]
@@ -185,6 +222,32 @@ mod tests {
         let (out, found) = apply(&[r("a", "b")], &body, literal).unwrap();
         assert_eq!(&*out, &[0xff, 0xfe, b'b', 0x00, b'b']);
         assert_eq!(found[0].matched_content, "a");
+    }
+
+    /// Every match replaced by a long `to` (one rendered from a header, say) must not grow the
+    /// body without bound: 64 KiB of matches times 1 KiB would be 64 MiB, past the isolate's
+    /// memory. It stops at the buffered-body cap instead.
+    #[test]
+    fn a_rewrite_past_the_body_cap_is_an_error() {
+        let long = "b".repeat(1024);
+        let body = vec![b'a'; 64 << 10];
+        let e = apply(&[r("a", &long)], &body, literal).unwrap_err();
+        assert_eq!(
+            e,
+            FindReplaceError::TooLarge {
+                limit: MAX_REWRITTEN
+            }
+        );
+        let e = apply(&[r("a", "$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0")], &body, literal).unwrap_err();
+        assert_eq!(
+            e,
+            FindReplaceError::TooLarge {
+                limit: MAX_REWRITTEN
+            }
+        );
+        // Up to the cap is fine, expansions included.
+        let (out, _) = apply(&[r("(a)", "$1$1")], &body, literal).unwrap();
+        assert_eq!(out.len(), 128 << 10);
     }
 
     #[test]
