@@ -14,8 +14,12 @@ use std::rc::Rc;
 /// The most compiled program one pattern may take: patterns can come from request data
 /// through `${}`, and a pathological one must not take the isolate's memory or time.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Patterns rendered at run time (possibly from request data) get less: one near this limit
+/// grows to about 2.7 times it once searched, and the cache keeps [`CACHE_CAPACITY`] of them
+/// (about 11 MiB at most).
+const RUNTIME_SIZE_LIMIT: usize = 256 << 10;
 /// Patterns rendered at run time kept compiled per isolate.
-const CACHE_CAPACITY: usize = 64;
+const CACHE_CAPACITY: usize = 16;
 /// The largest body a rewrite may produce, the cap on a buffered body: every match replaced by
 /// a long `to` (or `$0$0...`) would otherwise multiply the body past the isolate's memory.
 pub const MAX_REWRITTEN: usize = crate::actions::MAX_BUFFERED_BODY;
@@ -55,8 +59,13 @@ pub enum FindReplaceError<E> {
 /// Compiles a regular expression as the gateway runs it: RE2-compatible syntax (the `regex`
 /// crate's), a bounded program size.
 pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    build_regex(pattern, REGEX_SIZE_LIMIT)
+}
+
+fn build_regex(pattern: &str, limit: usize) -> Result<Regex, String> {
     RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
+        .size_limit(limit)
+        .dfa_size_limit(limit)
         .build()
         .map_err(|e| one_line(&e.to_string()))
 }
@@ -87,7 +96,7 @@ fn cached_regex(pattern: &str) -> Result<Rc<Regex>, String> {
     if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(re);
     }
-    let re = Rc::new(compile_regex(pattern)?);
+    let re = Rc::new(build_regex(pattern, RUNTIME_SIZE_LIMIT)?);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() >= CACHE_CAPACITY {
@@ -248,6 +257,16 @@ mod tests {
         // Up to the cap is fine, expansions included.
         let (out, _) = apply(&[r("(a)", "$1$1")], &body, literal).unwrap();
         assert_eq!(out.len(), 128 << 10);
+    }
+
+    /// As in `pattern.rs`: a pattern rendered from request data is compiled under a smaller
+    /// budget than the policy's own, so a full cache stays far inside the isolate's memory.
+    #[test]
+    fn rendered_patterns_have_a_memory_budget() {
+        assert!(compile_regex("(?:ab|cd|ef){3000}").is_ok());
+        assert!(cached_regex("(?:ab|cd|ef){3000}").is_err());
+        assert!(cached_regex("(?:ab|cd|ef){700}").is_ok());
+        assert!(CACHE_CAPACITY * RUNTIME_SIZE_LIMIT <= 4 << 20);
     }
 
     #[test]
