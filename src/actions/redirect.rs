@@ -5,7 +5,9 @@ use crate::compile::config::BAD_TEMPLATE;
 use crate::compile::{Config, Cx};
 use crate::error::GatewayError;
 use crate::eval::{Exchange, Synthetic};
-use crate::expr::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError, Template};
+use crate::expr::{
+    replace, Pattern, PatternError, Replaced, Replacement, ResolveError, Template, TooLong,
+};
 use crate::http::Headers;
 use crate::source::Node;
 use regex::Regex;
@@ -161,7 +163,13 @@ impl UrlReplace {
             })?,
             None => WHOLE.with(Arc::clone),
         };
-        Ok(replace(&regex, url, &to, true).map(|mut r| {
+        let replaced = replace(&regex, url, &to, true).map_err(|TooLong { limit }| {
+            GatewayError::BadRewrite {
+                action,
+                url: format!("a URL longer than {limit} bytes"),
+            }
+        })?;
+        Ok(replaced.map(|mut r| {
             if r.text.starts_with('/') && !r.text.starts_with("//") {
                 r.text = format!("{}://{}{}", ex.req.scheme, ex.req.authority(), r.text);
             }

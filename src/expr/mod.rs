@@ -12,7 +12,7 @@ pub mod useragent;
 mod vars;
 
 pub use functions::parse_ip;
-pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError};
+pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError, TooLong};
 pub use shape::{Shape, Test};
 pub use template::{Part, Template};
 pub(crate) use vars::query_pairs;

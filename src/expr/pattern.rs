@@ -164,20 +164,51 @@ pub struct Replaced {
     pub matches: Vec<String>,
 }
 
+/// The longest URL a replacement may produce (Cloudflare takes URLs up to 16 KiB): every match
+/// replaced by a long `to` would otherwise multiply the URL without bound.
+pub const MAX_REPLACED: usize = 64 << 10;
+
+/// A replacement gave up: the result would be longer than `limit` bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TooLong {
+    pub limit: usize,
+}
+
 /// Replaces the first match (`all == false`) or every match of `re` in `input` with
 /// `replacement` (expanded per match); `None` when nothing matches.
-pub fn replace(re: &Regex, input: &str, replacement: &str, all: bool) -> Option<Replaced> {
-    let first = re.captures(input)?;
+pub fn replace(
+    re: &Regex,
+    input: &str,
+    replacement: &str,
+    all: bool,
+) -> Result<Option<Replaced>, TooLong> {
+    let Some(first) = re.captures(input) else {
+        return Ok(None);
+    };
     let matches = first
         .iter()
         .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
         .collect();
-    let text = if all {
-        re.replace_all(input, replacement).into_owned()
-    } else {
-        re.replace(input, replacement).into_owned()
-    };
-    Some(Replaced { text, matches })
+    let limit = MAX_REPLACED;
+    let mut text = String::with_capacity(input.len().min(limit));
+    let mut last = 0;
+    for caps in re
+        .captures_iter(input)
+        .take(if all { usize::MAX } else { 1 })
+    {
+        let Some(m) = caps.get(0) else { continue };
+        text.push_str(&input[last..m.start()]);
+        caps.expand(replacement, &mut text);
+        last = m.end();
+        if text.len() > limit {
+            return Err(TooLong { limit });
+        }
+    }
+    text.push_str(&input[last..]);
+    if text.len() > limit {
+        return Err(TooLong { limit });
+    }
+    Ok(Some(Replaced { text, matches }))
 }
 
 #[cfg(test)]
@@ -205,7 +236,7 @@ mod tests {
             &to.render(&s).unwrap(),
             false,
         );
-        assert_eq!(r.unwrap().text, "https://a.example/api/v2/users");
+        assert_eq!(r.unwrap().unwrap().text, "https://a.example/api/v2/users");
 
         let p = Pattern::compile("${req.url.path}").unwrap();
         assert!(matches!(p.kind, Kind::Templated(_)));
@@ -254,6 +285,7 @@ mod tests {
             &to.render(&s).unwrap(),
             false,
         )
+        .unwrap()
         .unwrap();
         assert_eq!(r.text, "https://a.example/v1/42/42/42/a.example/a$1b/x");
         assert_eq!(r.matches, vec!["v0/user/42", "42"]);
@@ -262,12 +294,36 @@ mod tests {
         assert!(to.render(&s).is_err());
     }
 
+    /// Every match of a URL replaced by a long `to` (rendered from a header, say): 8 KiB of
+    /// matches times 1 KiB is 8 MiB of URL. It stops at the cap instead.
+    #[test]
+    fn a_replacement_past_the_url_cap_is_an_error() {
+        let re = Regex::new("a").unwrap();
+        let input = "a".repeat(8 << 10);
+        let to = "b".repeat(1 << 10);
+        let limit = MAX_REPLACED;
+        assert_eq!(replace(&re, &input, &to, true), Err(TooLong { limit }));
+        assert_eq!(
+            replace(&re, &input, "$0$0$0$0$0$0$0$0$0", true),
+            Err(TooLong { limit })
+        );
+        assert_eq!(
+            replace(&re, &input, "$0$0", true)
+                .unwrap()
+                .unwrap()
+                .text
+                .len(),
+            16 << 10
+        );
+    }
+
     #[test]
     fn all_or_first() {
         let re = Regex::new("a").unwrap();
-        assert_eq!(replace(&re, "banana", "o", true).unwrap().text, "bonono");
-        assert_eq!(replace(&re, "banana", "o", false).unwrap().text, "bonana");
-        assert!(replace(&re, "xyz", "o", true).is_none());
+        let r = |all| replace(&re, "banana", "o", all).unwrap().unwrap().text;
+        assert_eq!(r(true), "bonono");
+        assert_eq!(r(false), "bonana");
+        assert!(replace(&re, "xyz", "o", true).unwrap().is_none());
     }
 
     /// Patterns from request data are compiled and kept per isolate: a full cache of the
