@@ -224,6 +224,19 @@ mod tests {
             "[1, 2].existsOne(i, v, 1 / 0 == 1)",
             "''.upper().lower()",
             "timestamp('2024-01-01T00:00:00Z').getHours('')",
+            "timestamp('2024-01-01T00:00:00Z').getHours('+99:99')",
+            "timestamp('2024-01-01T00:00:00Z').getHours('-24:00')",
+            "timestamp('0001-01-01T00:00:00Z').getFullYear('-23:59')",
+            "timestamp('9999-12-31T23:59:59Z').getDayOfYear('+23:59')",
+            "timestamp('2024-01-01T00:00:00Z').getMinutes('é')",
+            "timestamp('2024-01-01T00:00:00Z').getMinutes('+')",
+            "timestamp('2024-01-01T00:00:00Z').getMinutes('America/')",
+            "timestamp('9999-12-31T23:59:59Z') + duration('315576000000s')",
+            "duration('9223372036854775807s')",
+            "duration('-9223372036854775808ns')",
+            "timestamp('2024-01-01T00:00:00Z') - timestamp('0001-01-01T00:00:00Z')",
+            "int(timestamp('9999-12-31T23:59:59Z')) * 1000000000",
+            "string(duration('315576000000s'))",
         ] {
             let _ = eval(src);
         }
