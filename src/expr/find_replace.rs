@@ -256,6 +256,20 @@ mod tests {
                 limit: MAX_REWRITTEN
             }
         );
+        // The same text as the regex crate's own replace_all, empty matches included.
+        for (from, to, input) in [
+            ("a*", "-", "baaac"),
+            ("(a)|b", "[$1]", "abxba"),
+            ("", "$0.", "héllo"),
+            ("(?P<x>l+)", "${x}$$", "hello"),
+        ] {
+            let re = compile_regex(from).unwrap();
+            let want = re.replace_all(input.as_bytes(), to.as_bytes()).into_owned();
+            assert_eq!(
+                replace_all(&re, input.as_bytes(), to.as_bytes(), usize::MAX),
+                Some(want)
+            );
+        }
         // Up to the cap is fine, expansions included.
         let (out, _) = apply(&[r("(a)", "$1$1")], &body, literal).unwrap();
         assert_eq!(out.len(), 128 << 10);

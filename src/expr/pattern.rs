@@ -317,6 +317,18 @@ mod tests {
                 .len(),
             16 << 10
         );
+        // The same text as the regex crate's own replace and replace_all.
+        for (from, to, input) in [
+            ("a*", "-", "baaac"),
+            ("(a)|b", "[$1]", "abxba"),
+            ("", ".", "hé"),
+        ] {
+            let re = Regex::new(from).unwrap();
+            let all = replace(&re, input, to, true).unwrap().unwrap().text;
+            assert_eq!(all, re.replace_all(input, to));
+            let first = replace(&re, input, to, false).unwrap().unwrap().text;
+            assert_eq!(first, re.replace(input, to));
+        }
     }
 
     #[test]
