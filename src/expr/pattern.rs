@@ -94,6 +94,22 @@ impl Pattern {
     }
 }
 
+/// A regex for CEL's `matches` (its pattern a literal or request data), through the cache.
+pub(crate) fn cached_regex(text: &str) -> Compiled {
+    compile_cached(text)
+}
+
+#[cfg(test)]
+thread_local! {
+    static COMPILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many regexes this thread compiled at run time (tests).
+#[cfg(test)]
+pub(crate) fn compiles() -> usize {
+    COMPILES.with(std::cell::Cell::get)
+}
+
 /// Compiles a regex made at run time, at most once per distinct text while it stays in the
 /// isolate's cache.
 fn compile_cached(text: &str) -> Compiled {
@@ -105,6 +121,8 @@ fn compile_cached(text: &str) -> Compiled {
             cache.insert(0, entry);
             return out;
         }
+        #[cfg(test)]
+        COMPILES.with(|c| c.set(c.get() + 1));
         let compiled = if text.len() > RUNTIME_MAX_LEN {
             Err(format!(
                 "the pattern is longer than {RUNTIME_MAX_LEN} bytes"
