@@ -348,3 +348,282 @@ impl Random for First {
         0
     }
 }
+
+/// A policy that feeds request (and upstream) data to the issue 6 actions and macros: JSON,
+/// URL, query-string and base64 decoding, cookies, the User-Agent, regexes and replacements
+/// rendered from headers, http-request, circuit-breaker, the body actions, log, redirect,
+/// url-rewrite, close-connection, and `res.cookies` from the upstream's `Set-Cookie`.
+const HOSTILE_POLICY: &str = r#"
+- apiVersion: ngrok.k8s.ngrok.com/v1alpha1
+  kind: CloudEndpoint
+  metadata: {name: hostile}
+  spec:
+    url: https://gw.example
+    trafficPolicy:
+      inline:
+        on_http_request:
+          - name: variables from request data
+            actions:
+              - type: set-vars
+                config:
+                  vars:
+                    - j: "${hasReqHeader('x-json') ? json.decode(getReqHeader('x-json')[0]) : {}}"
+                    - u: "${hasReqHeader('x-url') ? url.parse(getReqHeader('x-url')[0]) : {}}"
+                    - q: "${req.url.query.decodeQueryString()}"
+                    - b: "${hasReqHeader('x-b64') ? getReqHeader('x-b64')[0].decodeBase64() : ''}"
+                    - ua: "${req.user_agent.name + '/' + req.user_agent.version + req.user_agent.os}"
+                    - c: "${req.cookies.transformList(k, v, k + '=' + v[0].value)}"
+                    - h: "${hash.sha256(req.url.path) + req.url.path.escapeUrl().unescapeUrl()}"
+                    - l: "${req.url.path.split('/').distinct().sort().reverse()}"
+                    - f: "${'%s|%d'.format([req.url.path, size(req.headers)])}"
+          - name: log what was read
+            actions:
+              - type: log
+                config:
+                  metadata:
+                    j: "${vars.j}"
+                    u: "${vars.u}"
+                    ua: "${vars.ua}"
+                    c: "${vars.c}"
+                    path: "${req.url.path}"
+                    isjson: "${getReqHeader('x-json').all(x, x.isJson())}"
+          - expressions: ["hasReqHeader('x-close')"]
+            actions: [{type: close-connection}]
+          - expressions: ["req.url.path.startsWith('/r')"]
+            actions:
+              - type: redirect
+                config:
+                  from: "${hasReqHeader('x-from') ? getReqHeader('x-from')[0] : '^.*$'}"
+                  to: "https://gw.example/${req.url.query}$1${hasReqHeader('x-to') ? getReqHeader('x-to')[0] : ''}"
+                  headers: {x-why: "${req.url.path}"}
+          - expressions: ["req.url.path.startsWith('/u')"]
+            actions:
+              - type: url-rewrite
+                config: {from: "/u/([^?]*)", to: "/${req.url.query}/$1"}
+          - expressions: ["hasReqHeader('x-find')"]
+            actions:
+              - type: request-body-find-replace
+                config:
+                  replacements:
+                    - from: "${getReqHeader('x-find')[0]}"
+                      to: "${hasReqHeader('x-repl') ? getReqHeader('x-repl')[0] : ''}"
+          - expressions: ["req.url.path.startsWith('/h')"]
+            actions:
+              - type: http-request
+                config:
+                  url: "https://${hasReqHeader('x-sub') ? getReqHeader('x-sub')[0] : 'authz'}.internal/check?${req.url.query}"
+                  headers: {x-q: "${req.url.query}"}
+                  body: "${req.url.path}"
+          - actions:
+              - type: circuit-breaker
+                config: {error_threshold: 0.5, volume_threshold: 4}
+              - type: forward-internal
+                config: {url: "https://app.internal"}
+        on_http_response:
+          - actions:
+              - type: compress-response
+              - type: response-body-find-replace
+                config:
+                  replacements:
+                    - {from: "o+", to: "0"}
+                    - {from: "${hasReqHeader('x-rfind') ? getReqHeader('x-rfind')[0] : 'zz'}", to: "${req.url.path}"}
+              - type: add-headers
+                config:
+                  headers:
+                    x-cookies: "${res.cookies.transformList(k, v, k + string(v.size()))}"
+                    x-ages: "${res.cookies.all(k, v, v.all(c, !has(c.max_age) || string(c.max_age) != ''))}"
+                    x-ct: "${has(res.content_type) ? res.content_type.raw : ''}"
+- {apiVersion: ngrok.k8s.ngrok.com/v1alpha1, kind: AgentEndpoint, metadata: {name: app},
+   spec: {bindings: [internal], url: https://app.internal, upstream: {url: "http://127.0.0.1:18101"}}}
+- {apiVersion: ngrok.k8s.ngrok.com/v1alpha1, kind: AgentEndpoint, metadata: {name: authz},
+   spec: {bindings: [internal], url: https://authz.internal, upstream: {url: "http://127.0.0.1:18102"}}}
+"#;
+
+/// Answers every forward with the headers the request asked for (`x-res-NAME: v` becomes
+/// `NAME: v`, so a request can make the upstream send any `Set-Cookie`) and a body.
+struct Mirror {
+    req_body: Vec<u8>,
+    res_body: Vec<u8>,
+}
+
+impl Upstream for Mirror {
+    type Body = Vec<u8>;
+    async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, Vec<u8>), UpstreamError> {
+        let mut headers = Headers::new();
+        for (name, value) in out.headers.iter() {
+            if let Some(name) = name.strip_prefix("x-res-") {
+                headers.append(name, value);
+            }
+        }
+        let status = out
+            .headers
+            .get("x-res-status")
+            .and_then(|s| s.parse().ok())
+            .filter(|s| (200..600).contains(s))
+            .unwrap_or(200);
+        Ok((ResponseHead { status, headers }, self.res_body.clone()))
+    }
+
+    fn body_replayable(&self) -> bool {
+        true
+    }
+
+    async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
+        Ok(self.req_body.as_slice().into())
+    }
+
+    async fn read_body(&self, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, BodyError> {
+        if body.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        Ok(body)
+    }
+}
+
+/// Mangles `seed`: punctuation, multi-byte characters and controls inserted, bytes dropped,
+/// and sometimes the whole repeated (long values find quadratic work).
+fn hostile_value(seed: &str, rng: &mut fastrand::Rng) -> String {
+    const ODD: &[&str] = &[
+        "é",
+        "€",
+        "\u{10FFFF}",
+        "\u{0}",
+        "\r\n",
+        "%",
+        "%e2%82",
+        "$",
+        "${",
+        "\\",
+        "=",
+        ";",
+        "\"",
+        "[",
+        "{",
+        "(",
+        "*",
+        "?",
+        "+",
+        "//",
+        "@",
+        ":",
+        "#",
+        "&",
+    ];
+    let mut v = seed.to_string();
+    for _ in 0..rng.usize(0..4) {
+        let at = rng.usize(0..=v.len());
+        let at = (0..=at).rev().find(|&i| v.is_char_boundary(i)).unwrap_or(0);
+        match rng.usize(0..3) {
+            0 => v.insert_str(at, ODD[rng.usize(0..ODD.len())]),
+            1 => {
+                let end = (at + rng.usize(0..4)).min(v.len());
+                let end = (end..=v.len()).find(|&i| v.is_char_boundary(i)).unwrap();
+                v.replace_range(at..end, "");
+            }
+            _ => v.insert(at, PUNCTUATION[rng.usize(0..PUNCTUATION.len())] as char),
+        }
+    }
+    if rng.usize(0..12) == 0 {
+        v = v.repeat(1 + rng.usize(0..2000));
+    }
+    v
+}
+
+/// Mangled headers, cookies, User-Agents, queries, paths and bodies (and upstream `Set-Cookie`
+/// and content types) through a policy using the issue 6 actions and macros: every request gets
+/// a status (no panic, which would reset the Worker's isolate), and none takes long.
+#[test]
+fn hostile_request_data_through_the_new_actions_never_panics() {
+    let file = parse_yaml_documents(HOSTILE_POLICY).unwrap().remove(0);
+    let docs: Vec<SourceDoc> = file
+        .as_seq()
+        .unwrap()
+        .iter()
+        .cloned()
+        .map(|node| SourceDoc {
+            file: "hostile.yaml".into(),
+            node,
+        })
+        .collect();
+    let (gw, diags) = build_gateway(&docs, Options { strict: true }, "hostile");
+    let gw = gw.unwrap_or_else(|| panic!("{diags:?}"));
+    let seeds: &[(&str, &[&str])] = &[
+        ("x-json", &[r#"{"a": [1, 2.5, "x"], "b": {"c": null}}"#, "[[[[[[1]]]]]]", "1e400", "\"\\ud800\""]),
+        ("x-url", &["https://u:p@h.example:8080/a%20b?x=1&y=%zz#f", "http://[::1]:99999/", "//a@b@c"]),
+        ("x-b64", &["aGVsbG8=", "/w==", "aGVsbG8"]),
+        ("user-agent", &[
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Version/17.5 Safari/604.1",
+            "Googlebot/2.1 (+http://www.google.com/bot.html)", "curl/8.5.0", "Windows NT ",
+        ]),
+        ("cookie", &["a=1; b=\"two\"; a=3", "=; ;;=x", "s=%zz"]),
+        ("x-from", &["(.*)", "gw\\.example/(r.*)", "(a+)+$", "[", "(?P<n>x)", "\\p{L}{1000}"]),
+        ("x-to", &["/ok", "\r\nset-cookie: x=1", "${1}$n$$", "\\evil.example"]),
+        ("x-find", &["o", "(a|b)*", ".", "^", "\\d+", "("]),
+        ("x-repl", &["$0$0", "${1}", "x", ""]),
+        ("x-rfind", &["b", "(", "$"]),
+        ("x-sub", &["authz", "app", "evil.example/", "authz.internal@evil", "AUTHZ."]),
+        ("x-res-set-cookie", &[
+            "a=b; Max-Age=9223372036854775807", "s=v; Expires=Wed, 21 Oct 2015 07:28:00 GMT; Path=/",
+            "x=y; Max-Age=-1; SameSite=none", "=novalue",
+        ]),
+        ("x-res-content-type", &["text/html; charset=\"utf-8\"", "application/json", ";;="]),
+        ("x-res-content-encoding", &["gzip", "br, gzip", "identity"]),
+        ("x-res-status", &["200", "503", "302"]),
+        ("x-close", &["1"]),
+    ];
+    let paths = ["/", "/r/a", "/u/x/y", "/h/check", "/%ff/é/..", "/r", "/u/"];
+    let queries = ["", "a=1&a=2", "%zz=1", "x=${1}", "a;b", "q=é&&="];
+    let bodies: [&[u8]; 4] = [b"", b"hello foo boo", b"\xff\xfe ooo", b"{\"a\":1}"];
+    let mut rng = fastrand::Rng::with_seed(0x6_6006);
+    let trust = LocalTrust::default();
+    let mut slowest = std::time::Duration::ZERO;
+    let mut statuses = std::collections::BTreeSet::new();
+    for i in 0..1500 {
+        let mut headers = Headers::new();
+        for (name, values) in seeds {
+            // The close header only rarely, so most requests go through everything.
+            let odds = if *name == "x-close" { 20 } else { 2 };
+            if rng.usize(0..odds) == 0 {
+                let v = hostile_value(values[rng.usize(0..values.len())], &mut rng);
+                headers.append(name, &v);
+            }
+        }
+        let path = hostile_value(paths[rng.usize(0..paths.len())], &mut rng);
+        let query = hostile_value(queries[rng.usize(0..queries.len())], &mut rng);
+        let url = format!("https://gw.example{path}?{query}");
+        let Some(head) =
+            RequestHead::from_url("POST", &url, headers, "203.0.113.9".parse().unwrap())
+        else {
+            continue;
+        };
+        let mut body = bodies[rng.usize(0..bodies.len())].to_vec();
+        if rng.usize(0..8) == 0 {
+            body = body.repeat(1 + rng.usize(0..4000));
+        }
+        let up = Mirror {
+            req_body: body.clone(),
+            res_body: body,
+        };
+        trust.now_ms.set(1_000 * i);
+        let started = std::time::Instant::now();
+        let reply = pollster::block_on(gw.handle(head, &up, &NoLimits, &trust, &mut First));
+        slowest = slowest.max(started.elapsed());
+        let status = reply.head.status;
+        assert!((200..600).contains(&status), "{url}: status {status}");
+        statuses.insert(status);
+        // A redirect's Location is built from request data: always one clean line.
+        if let Some(location) = reply.head.headers.get("location") {
+            assert!(
+                !location.contains(['\r', '\n', ' ']),
+                "{url}: Location {location:?}"
+            );
+        }
+    }
+    // The mutations must reach more than one outcome (answers, redirects, errors).
+    assert!(statuses.len() >= 3, "statuses {statuses:?}");
+    assert!(
+        slowest < std::time::Duration::from_secs(5),
+        "a request took {slowest:?}"
+    );
+}

@@ -375,7 +375,7 @@ impl HttpRequest {
                 });
             }
             let key = internal_key(&url)
-                .map_err(|_| GatewayError::EndpointOffline { url: url.clone() })?;
+                .map_err(|_| GatewayError::EndpointOffline { url: origin(&url) })?;
             let res = cx
                 .subrequest(Subrequest {
                     key,
@@ -435,6 +435,15 @@ fn resolve(base: &str, location: &str) -> String {
     let path = rest[authority_end..].split(['?', '#']).next().unwrap_or("");
     let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
     format!("{scheme}://{authority}{dir}{location}")
+}
+
+/// `scheme://host[:port]` of a URL, for errors: its user info, path and query may carry
+/// secrets (an API key in `query_params`), and errors reach the client and the logs.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}")
 }
 
 /// Percent-encodes a query component (RFC 3986 unreserved characters stay).

@@ -5,7 +5,9 @@ use crate::compile::config::BAD_TEMPLATE;
 use crate::compile::{Config, Cx};
 use crate::error::GatewayError;
 use crate::eval::{Exchange, Synthetic};
-use crate::expr::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError, Template};
+use crate::expr::{
+    replace, Pattern, PatternError, Replaced, Replacement, ResolveError, Template, TooLong,
+};
 use crate::http::Headers;
 use crate::source::Node;
 use regex::Regex;
@@ -85,6 +87,10 @@ pub(super) struct UrlReplace {
     /// No `from`: the whole URL is the match.
     from: Option<Pattern>,
     to: Replacement,
+    /// `to` is written as a network path (`//host/...`): only then may a result starting with
+    /// `//` leave this host. A path the policy wrote with `/` stays one whatever the request
+    /// puts after it (`/${next}` with `next=/evil.example` is not an open redirect).
+    network_path: bool,
 }
 
 thread_local! {
@@ -112,9 +118,13 @@ impl UrlReplace {
             },
             None => None,
         };
+        let mut network_path = false;
         let to = match c.string("to") {
             Some((node, text)) => match Replacement::compile(&text, from.as_ref()) {
-                Ok(t) => Some(t),
+                Ok(t) => {
+                    network_path = text.starts_with("//");
+                    Some(t)
+                }
                 Err(e) => {
                     let msg = format!("invalid CEL interpolation: {}", e.0);
                     c.error_at(BAD_TEMPLATE, "to", node, msg);
@@ -127,7 +137,11 @@ impl UrlReplace {
             }
         };
         let to = to?;
-        ok.then_some(UrlReplace { from, to })
+        ok.then_some(UrlReplace {
+            from,
+            to,
+            network_path,
+        })
     }
 
     /// The URL with every match of `from` replaced (and made absolute when the result is a
@@ -161,8 +175,14 @@ impl UrlReplace {
             })?,
             None => WHOLE.with(Arc::clone),
         };
-        Ok(replace(&regex, url, &to, true).map(|mut r| {
-            if r.text.starts_with('/') && !r.text.starts_with("//") {
+        let replaced = replace(&regex, url, &to, true).map_err(|TooLong { limit }| {
+            GatewayError::BadRewrite {
+                action,
+                url: format!("a URL longer than {limit} bytes"),
+            }
+        })?;
+        Ok(replaced.map(|mut r| {
+            if r.text.starts_with('/') && !(self.network_path && r.text.starts_with("//")) {
                 r.text = format!("{}://{}{}", ex.req.scheme, ex.req.authority(), r.text);
             }
             r

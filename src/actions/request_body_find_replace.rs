@@ -154,6 +154,11 @@ pub(super) fn run<'b>(
                 pattern,
                 reason,
             },
+            // Answered as a body over the buffered-body cap, on the side it was rewriting.
+            FindReplaceError::TooLarge { limit } => match action {
+                ACTION => GatewayError::BodyTooLarge { limit },
+                _ => GatewayError::ResponseBodyTooLarge { limit },
+            },
         }
     })
 }

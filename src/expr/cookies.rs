@@ -128,7 +128,11 @@ pub fn response_cookies_value(headers: &Headers) -> Value {
             fields.push(("expires", t));
         }
         if let Some(s) = c.max_age {
-            fields.push(("max_age", Value::Duration(chrono::Duration::seconds(s))));
+            // Clamped: `Duration::seconds` panics past ±i64::MAX/1000, and the upstream's
+            // headers are not trusted.
+            let secs = s.clamp(-(i64::MAX / 1000), i64::MAX / 1000);
+            let d = chrono::Duration::try_seconds(secs).unwrap_or(chrono::Duration::MAX);
+            fields.push(("max_age", Value::Duration(d)));
         }
         let unparsed: Vec<(&str, Value)> = c
             .unparsed
@@ -292,5 +296,35 @@ mod tests {
         );
         assert_eq!(content_length(&h), None);
         assert!(content_type_value(&h).is_none());
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    /// A `Max-Age` beyond what a duration holds (chrono panics past ±i64::MAX/1000 seconds)
+    /// is read as the largest one, never a panic: the upstream's headers are not trusted.
+    #[test]
+    fn huge_max_age_never_panics() {
+        for age in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854776",
+        ] {
+            let v = format!("a=b; Max-Age={age}");
+            let h: Headers = [("set-cookie", v.as_str())].into_iter().collect();
+            let Value::Map(m) = response_cookies_value(&h) else {
+                panic!()
+            };
+            let Some(Value::List(a)) = m.map.get(&Key::from("a")) else {
+                panic!()
+            };
+            let Value::Map(c) = &a[0] else { panic!() };
+            assert!(matches!(
+                c.map.get(&Key::from("max_age")),
+                Some(Value::Duration(_))
+            ));
+        }
     }
 }

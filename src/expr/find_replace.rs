@@ -14,8 +14,17 @@ use std::rc::Rc;
 /// The most compiled program one pattern may take: patterns can come from request data
 /// through `${}`, and a pathological one must not take the isolate's memory or time.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Patterns rendered at run time (possibly from request data) get less: one near this limit
+/// grows to about 2.7 times it once searched, and the cache keeps [`CACHE_CAPACITY`] of them
+/// (about 11 MiB at most).
+const RUNTIME_SIZE_LIMIT: usize = 256 << 10;
 /// Patterns rendered at run time kept compiled per isolate.
-const CACHE_CAPACITY: usize = 64;
+const CACHE_CAPACITY: usize = 16;
+// The compiled size of a full cache, whatever requests send (searched, about 2.7 times this).
+const _: () = assert!(CACHE_CAPACITY * RUNTIME_SIZE_LIMIT <= 4 << 20);
+/// The largest body a rewrite may produce, the cap on a buffered body: every match replaced by
+/// a long `to` (or `$0$0...`) would otherwise multiply the body past the isolate's memory.
+pub const MAX_REWRITTEN: usize = crate::actions::MAX_BUFFERED_BODY;
 
 /// One `{from, to}` entry.
 #[derive(Debug)]
@@ -45,13 +54,20 @@ pub enum FindReplaceError<E> {
     Render(E),
     /// `from` rendered to something that is not a valid regular expression (`ERR_NGROK_3901`).
     BadPattern { pattern: String, reason: String },
+    /// The rewritten body would be larger than [`MAX_REWRITTEN`].
+    TooLarge { limit: usize },
 }
 
 /// Compiles a regular expression as the gateway runs it: RE2-compatible syntax (the `regex`
 /// crate's), a bounded program size.
 pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    build_regex(pattern, REGEX_SIZE_LIMIT)
+}
+
+fn build_regex(pattern: &str, limit: usize) -> Result<Regex, String> {
     RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
+        .size_limit(limit)
+        .dfa_size_limit(limit)
         .build()
         .map_err(|e| one_line(&e.to_string()))
 }
@@ -82,7 +98,7 @@ fn cached_regex(pattern: &str) -> Result<Rc<Regex>, String> {
     if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(re);
     }
-    let re = Rc::new(compile_regex(pattern)?);
+    let re = Rc::new(build_regex(pattern, RUNTIME_SIZE_LIMIT)?);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() >= CACHE_CAPACITY {
@@ -125,10 +141,42 @@ pub fn apply<'b, E>(
             matched_content: String::from_utf8_lossy(first.as_bytes()).into_owned(),
         });
         let to = render(&r.to, "to").map_err(FindReplaceError::Render)?;
-        let replaced = re.replace_all(&out, to.as_bytes()).into_owned();
+        let replaced = replace_all(re, &out, to.as_bytes(), MAX_REWRITTEN).ok_or(
+            FindReplaceError::TooLarge {
+                limit: MAX_REWRITTEN,
+            },
+        )?;
         out = Cow::Owned(replaced);
     }
     Ok((out, found))
+}
+
+/// `re.replace_all(input, to)`, giving up (`None`) as soon as the result passes `limit`.
+fn replace_all(re: &Regex, input: &[u8], to: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len().min(limit));
+    let mut last = 0;
+    let mut push = |out: &mut Vec<u8>, start: usize, end: usize, expand: &dyn Fn(&mut Vec<u8>)| {
+        out.extend_from_slice(&input[last..start]);
+        expand(out);
+        last = end;
+        out.len() <= limit
+    };
+    if to.contains(&b'$') {
+        for caps in re.captures_iter(input) {
+            let Some(m) = caps.get(0) else { continue };
+            if !push(&mut out, m.start(), m.end(), &|o| caps.expand(to, o)) {
+                return None;
+            }
+        }
+    } else {
+        for m in re.find_iter(input) {
+            if !push(&mut out, m.start(), m.end(), &|o| o.extend_from_slice(to)) {
+                return None;
+            }
+        }
+    }
+    out.extend_from_slice(&input[last..]);
+    (out.len() <= limit).then_some(out)
 }
 
 #[cfg(test)]
@@ -185,6 +233,55 @@ mod tests {
         let (out, found) = apply(&[r("a", "b")], &body, literal).unwrap();
         assert_eq!(&*out, &[0xff, 0xfe, b'b', 0x00, b'b']);
         assert_eq!(found[0].matched_content, "a");
+    }
+
+    /// Every match replaced by a long `to` (one rendered from a header, say) must not grow the
+    /// body without bound: 64 KiB of matches times 1 KiB would be 64 MiB, past the isolate's
+    /// memory. It stops at the buffered-body cap instead.
+    #[test]
+    fn a_rewrite_past_the_body_cap_is_an_error() {
+        let long = "b".repeat(1024);
+        let body = vec![b'a'; 64 << 10];
+        let e = apply(&[r("a", &long)], &body, literal).unwrap_err();
+        assert_eq!(
+            e,
+            FindReplaceError::TooLarge {
+                limit: MAX_REWRITTEN
+            }
+        );
+        let e = apply(&[r("a", "$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0")], &body, literal).unwrap_err();
+        assert_eq!(
+            e,
+            FindReplaceError::TooLarge {
+                limit: MAX_REWRITTEN
+            }
+        );
+        // The same text as the regex crate's own replace_all, empty matches included.
+        for (from, to, input) in [
+            ("a*", "-", "baaac"),
+            ("(a)|b", "[$1]", "abxba"),
+            ("", "$0.", "héllo"),
+            ("(?P<x>l+)", "${x}$$", "hello"),
+        ] {
+            let re = compile_regex(from).unwrap();
+            let want = re.replace_all(input.as_bytes(), to.as_bytes()).into_owned();
+            assert_eq!(
+                replace_all(&re, input.as_bytes(), to.as_bytes(), usize::MAX),
+                Some(want)
+            );
+        }
+        // Up to the cap is fine, expansions included.
+        let (out, _) = apply(&[r("(a)", "$1$1")], &body, literal).unwrap();
+        assert_eq!(out.len(), 128 << 10);
+    }
+
+    /// As in `pattern.rs`: a pattern rendered from request data is compiled under a smaller
+    /// budget than the policy's own, so a full cache stays far inside the isolate's memory.
+    #[test]
+    fn rendered_patterns_have_a_memory_budget() {
+        assert!(compile_regex("(?:ab|cd|ef){3000}").is_ok());
+        assert!(cached_regex("(?:ab|cd|ef){3000}").is_err());
+        assert!(cached_regex("(?:ab|cd|ef){700}").is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod useragent;
 mod vars;
 
 pub use functions::parse_ip;
-pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError};
+pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError, TooLong};
 pub use shape::{Shape, Test};
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use template::closing_brace;

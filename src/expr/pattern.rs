@@ -13,11 +13,15 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 /// How much memory one regex compiled at run time may take (the regex crate's default is 10 MiB).
-const RUNTIME_SIZE_LIMIT: usize = 1 << 20;
+/// A regex near this limit grows to about 2.7 times it once searched (its search caches), and
+/// the cache keeps [`CACHE_ENTRIES`] of them: about 11 MiB at most, whatever requests send.
+const RUNTIME_SIZE_LIMIT: usize = 256 << 10;
 /// The longest interpolated pattern compiled at run time.
 const RUNTIME_MAX_LEN: usize = 4096;
 /// Regexes compiled at run time kept per isolate.
-const CACHE_ENTRIES: usize = 64;
+const CACHE_ENTRIES: usize = 16;
+// The compiled size of a full cache, whatever requests send (searched, about 2.7 times this).
+const _: () = assert!(CACHE_ENTRIES * RUNTIME_SIZE_LIMIT <= 4 << 20);
 
 /// A compiled regex, or why the text is not one.
 type Compiled = Result<Arc<Regex>, String>;
@@ -90,6 +94,22 @@ impl Pattern {
     }
 }
 
+/// A regex for CEL's `matches` (its pattern a literal or request data), through the cache.
+pub(crate) fn cached_regex(text: &str) -> Compiled {
+    compile_cached(text)
+}
+
+#[cfg(test)]
+thread_local! {
+    static COMPILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many regexes this thread compiled at run time (tests).
+#[cfg(test)]
+pub(crate) fn compiles() -> usize {
+    COMPILES.with(std::cell::Cell::get)
+}
+
 /// Compiles a regex made at run time, at most once per distinct text while it stays in the
 /// isolate's cache.
 fn compile_cached(text: &str) -> Compiled {
@@ -101,6 +121,8 @@ fn compile_cached(text: &str) -> Compiled {
             cache.insert(0, entry);
             return out;
         }
+        #[cfg(test)]
+        COMPILES.with(|c| c.set(c.get() + 1));
         let compiled = if text.len() > RUNTIME_MAX_LEN {
             Err(format!(
                 "the pattern is longer than {RUNTIME_MAX_LEN} bytes"
@@ -162,20 +184,51 @@ pub struct Replaced {
     pub matches: Vec<String>,
 }
 
+/// The longest URL a replacement may produce (Cloudflare takes URLs up to 16 KiB): every match
+/// replaced by a long `to` would otherwise multiply the URL without bound.
+pub const MAX_REPLACED: usize = 64 << 10;
+
+/// A replacement gave up: the result would be longer than `limit` bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TooLong {
+    pub limit: usize,
+}
+
 /// Replaces the first match (`all == false`) or every match of `re` in `input` with
 /// `replacement` (expanded per match); `None` when nothing matches.
-pub fn replace(re: &Regex, input: &str, replacement: &str, all: bool) -> Option<Replaced> {
-    let first = re.captures(input)?;
+pub fn replace(
+    re: &Regex,
+    input: &str,
+    replacement: &str,
+    all: bool,
+) -> Result<Option<Replaced>, TooLong> {
+    let Some(first) = re.captures(input) else {
+        return Ok(None);
+    };
     let matches = first
         .iter()
         .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
         .collect();
-    let text = if all {
-        re.replace_all(input, replacement).into_owned()
-    } else {
-        re.replace(input, replacement).into_owned()
-    };
-    Some(Replaced { text, matches })
+    let limit = MAX_REPLACED;
+    let mut text = String::with_capacity(input.len().min(limit));
+    let mut last = 0;
+    for caps in re
+        .captures_iter(input)
+        .take(if all { usize::MAX } else { 1 })
+    {
+        let Some(m) = caps.get(0) else { continue };
+        text.push_str(&input[last..m.start()]);
+        caps.expand(replacement, &mut text);
+        last = m.end();
+        if text.len() > limit {
+            return Err(TooLong { limit });
+        }
+    }
+    text.push_str(&input[last..]);
+    if text.len() > limit {
+        return Err(TooLong { limit });
+    }
+    Ok(Some(Replaced { text, matches }))
 }
 
 #[cfg(test)]
@@ -203,7 +256,7 @@ mod tests {
             &to.render(&s).unwrap(),
             false,
         );
-        assert_eq!(r.unwrap().text, "https://a.example/api/v2/users");
+        assert_eq!(r.unwrap().unwrap().text, "https://a.example/api/v2/users");
 
         let p = Pattern::compile("${req.url.path}").unwrap();
         assert!(matches!(p.kind, Kind::Templated(_)));
@@ -252,6 +305,7 @@ mod tests {
             &to.render(&s).unwrap(),
             false,
         )
+        .unwrap()
         .unwrap();
         assert_eq!(r.text, "https://a.example/v1/42/42/42/a.example/a$1b/x");
         assert_eq!(r.matches, vec!["v0/user/42", "42"]);
@@ -260,12 +314,59 @@ mod tests {
         assert!(to.render(&s).is_err());
     }
 
+    /// Every match of a URL replaced by a long `to` (rendered from a header, say): 8 KiB of
+    /// matches times 1 KiB is 8 MiB of URL. It stops at the cap instead.
+    #[test]
+    fn a_replacement_past_the_url_cap_is_an_error() {
+        let re = Regex::new("a").unwrap();
+        let input = "a".repeat(8 << 10);
+        let to = "b".repeat(1 << 10);
+        let limit = MAX_REPLACED;
+        assert_eq!(replace(&re, &input, &to, true), Err(TooLong { limit }));
+        assert_eq!(
+            replace(&re, &input, "$0$0$0$0$0$0$0$0$0", true),
+            Err(TooLong { limit })
+        );
+        assert_eq!(
+            replace(&re, &input, "$0$0", true)
+                .unwrap()
+                .unwrap()
+                .text
+                .len(),
+            16 << 10
+        );
+        // The same text as the regex crate's own replace and replace_all.
+        for (from, to, input) in [
+            ("a*", "-", "baaac"),
+            ("(a)|b", "[$1]", "abxba"),
+            ("", ".", "hé"),
+        ] {
+            let re = Regex::new(from).unwrap();
+            let all = replace(&re, input, to, true).unwrap().unwrap().text;
+            assert_eq!(all, re.replace_all(input, to));
+            let first = replace(&re, input, to, false).unwrap().unwrap().text;
+            assert_eq!(first, re.replace(input, to));
+        }
+    }
+
     #[test]
     fn all_or_first() {
         let re = Regex::new("a").unwrap();
-        assert_eq!(replace(&re, "banana", "o", true).unwrap().text, "bonono");
-        assert_eq!(replace(&re, "banana", "o", false).unwrap().text, "bonana");
-        assert!(replace(&re, "xyz", "o", true).is_none());
+        let r = |all| replace(&re, "banana", "o", all).unwrap().unwrap().text;
+        assert_eq!(r(true), "bonono");
+        assert_eq!(r(false), "bonana");
+        assert!(replace(&re, "xyz", "o", true).unwrap().is_none());
+    }
+
+    /// Patterns from request data are compiled and kept per isolate: a full cache of the
+    /// largest one allowed must stay well inside a Worker's 128 MiB. `(?:ab|cd|ef){3000}` (18
+    /// bytes) compiles to ~0.7 MiB and grows to ~2.6 MiB once searched, so 64 of those at a
+    /// 1 MiB limit came to ~170 MiB; the run-time limit refuses it.
+    #[test]
+    fn run_time_patterns_have_a_memory_budget() {
+        assert!(Regex::new("(?:ab|cd|ef){3000}").is_ok());
+        assert!(compile_cached("(?:ab|cd|ef){3000}").is_err());
+        assert!(compile_cached("(?:ab|cd|ef){700}").is_ok());
     }
 
     #[test]

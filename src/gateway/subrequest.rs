@@ -25,12 +25,14 @@ impl Gateway {
             });
         }
         // Undeclared: never fetched, whatever the URL says.
+        // Errors name the key (`scheme://host:port`), never the URL: its user info, path and
+        // query may carry secrets, and errors reach the client and the logs.
         if !self.pools.contains_key(&sub.key) {
-            return Err(GatewayError::EndpointOffline { url: sub.url });
+            return Err(GatewayError::EndpointOffline { url: sub.key });
         }
         let head = RequestHead::from_url(sub.method, &sub.url, sub.headers, sub.client_ip)
             .ok_or_else(|| GatewayError::BadRequest {
-                reason: format!("http-request: `{}` is not a URL", sub.url),
+                reason: format!("http-request: a URL for `{}` that is not one", sub.key),
             })?;
         let facts = self.facts(ports.trust.now_ms(), ports.rng.draw(usize::MAX) as u64);
         let mut ex = Exchange::new(head)
