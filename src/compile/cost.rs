@@ -3,8 +3,8 @@
 //!
 //! The model (docs/validation.md): every node costs a fixed amount; string functions cost per
 //! byte of their input, bounded by the platform's size limits (a URL is at most 16 KiB, all
-//! request headers together 128 KiB); `matches` compiles its regex on every evaluation (cel 0.15
-//! does not cache it) and then scans its input; a comprehension (`all`, `exists`, `map`,
+//! request headers together 128 KiB); `matches` compiles a literal regex once per isolate (a
+//! bounded cache; a pattern that varies is compiled per new value) and then scans its input; a comprehension (`all`, `exists`, `map`,
 //! `filter`...) multiplies its body by the number of items its list can hold. Constants are
 //! native nanoseconds measured with `cargo test --release --lib cost_calibration -- --ignored`;
 //! [`WASM_FACTOR`] turns them into Worker CPU time.
@@ -316,23 +316,25 @@ impl Walker {
             // A prefix or suffix test reads only as much as its argument.
             "startsWith" | "endsWith" => (BYTE_NS * arg(0).bytes, Size::scalar(8.0)),
             "contains" | "indexOf" | "lastIndexOf" => (BYTE_NS * subject.bytes, Size::scalar(8.0)),
-            "matches" => {
+            "matches" | "@ngrok_matches" => {
                 let (pattern, input) = match (&call.target, call.args.len()) {
                     (Some(_), _) => (&call.args[0], subject),
                     (None, 2) => (&call.args[1], arg(0)),
                     _ => return (cost, Size::scalar(1.0)),
                 };
-                let pattern_len = match &pattern.expr {
-                    Expr::Literal(LiteralValue::String(s)) => s.len() as f64,
-                    _ => DYN_BYTES / 4.0,
+                // The regex is compiled once per isolate (a bounded cache); a pattern that
+                // varies per request is compiled on each new value.
+                let compile = match &pattern.expr {
+                    Expr::Literal(LiteralValue::String(_)) => 0.0,
+                    _ => REGEX_COMPILE_NS + REGEX_PATTERN_NS * DYN_BYTES / 4.0,
                 };
-                let compile = REGEX_COMPILE_NS + REGEX_PATTERN_NS * pattern_len;
                 let scan = REGEX_SCAN_NS * input.bytes;
-                self.parts.push((
-                    compile,
-                    "`matches` compiles its regex on every evaluation (cel does not cache it)"
-                        .into(),
-                ));
+                if compile > 0.0 {
+                    self.parts.push((
+                        compile,
+                        "`matches` with a pattern that varies compiles it per new value".into(),
+                    ));
+                }
                 if input.bytes >= 1024.0 {
                     self.parts.push((
                         scan,

@@ -597,8 +597,11 @@ static FUNCS: &[Func] = &[
     f("flatten", Method, &[0, 1], R::List, F::Dyn),
     f("sort", Method, &[0, 3], R::List, F::Dyn),
     f("sortBy", Method, &[2], R::List, F::Dyn),
-    // What the parser expands `sortBy` into.
+    // What the parser expands `sortBy`, two-variable comprehensions and `matches` into.
     f("@sortByAssociatedKeys", Method, &[1], R::List, F::Dyn),
+    f("@ngrok_keys", Global, &[1], R::Any, F::Dyn),
+    f("@ngrok_pairs_to_map", Global, &[1], R::Any, F::Dyn),
+    f("@ngrok_matches", Global, &[2], R::Str, F::Bool),
     f("distinct", Method, &[0], R::List, F::Dyn),
     f("first", Method, &[0], R::List, F::Dyn),
     f("last", Method, &[0], R::List, F::Dyn),
@@ -1227,7 +1230,7 @@ impl Checker<'_> {
             }
         }
         // A literal pattern is compiled here: a bad one would fail every evaluation.
-        if name == "matches" {
+        if name == "matches" || name == "@ngrok_matches" {
             let pattern = if target.is_some() {
                 arg_exprs.first()
             } else {
