@@ -80,7 +80,7 @@ const T_SQL: &[Transform] = &[
     CompressWhitespace,
     Lowercase,
 ];
-const T_SHELL: &[Transform] = &[UrlDecodeUni, Lowercase, ShellUnquote, CompressWhitespace];
+const T_SHELL: &[Transform] = &[UrlDecodeUni, Lowercase, ShellUnquote];
 const T_CMD: &[Transform] = &[UrlDecodeUni, CmdLine];
 const T_PATH: &[Transform] = &[UrlDecodeUni, RemoveNulls, NormalisePath, Lowercase];
 const T_NONE: &[Transform] = &[];
@@ -201,10 +201,10 @@ pub(crate) fn table() -> Vec<RuleDef> {
           Op::Rx(r"(?:\)\s*\(\s*[|&!]\s*\(\s*[a-z0-9_-]+\s*[<>~]?=|\*\s*\)\s*\(\s*[a-z0-9_-]+\s*[<>~]?=|\)\s*\(\s*\|?\s*\(?\s*(?:objectclass|uid|cn|mail|password|userpassword|samaccountname)\s*=)")),
         // ---- 930: local file inclusion ----
         r(930100, Critical, "Path Traversal Attack (/../) or (/.../) using encodings", &[Uri, Body], T_RAW_LOW,
-          &["%2e", "%u002e", "%c0", "%e0", "%252e", "%2f", "%5c", "%c1"],
-          Op::Rx(r"(?:(?:%2e|%u002e|%c0%ae|%e0%80%ae|%c0%2e|%252e)(?:\.|%2e|%u002e|%c0%ae|%e0%80%ae|%c0%2e|%252e)|\.(?:%2e|%u002e|%c0%ae|%e0%80%ae|%c0%2e|%252e))(?:/|\\|%2f|%5c|%u2215|%u2216|%c0%af|%e0%80%af|%c1%9c|%c0%5c|%252f|%255c)|\.\.(?:%2f|%5c|%u2215|%u2216|%c0%af|%e0%80%af|%c1%9c|%c0%5c|%252f|%255c)")),
+          &["%2e", "%u002e", "%c0", "%e0", "%252e", "%2f", "%5c", "%c1", "%u221"],
+          Op::Rx(r"(?:(?:\.|%2e|%u002e|%c0%ae|%e0%80%ae|%c0%2e|%252e){2,3}(?:/|\\|%2f|%5c|%u2215|%u2216|%c0%af|%e0%80%af|%c1%9c|%c0%5c|%252f|%255c)+){2}")),
         r(930110, Critical, "Path Traversal Attack (/../) or (/.../)", &[Uri, Args, ArgsNames, Cookies, Headers], T_LOW, &[".."],
-          Op::Rx(r"(?:^|[\\/=])\.{2,3}[\\/]|[\\/]\.{2,3}(?:$|[\\/])")),
+          Op::Rx(r"\.{2,3}[\\/]+\.{2,3}(?:[\\/]|$)|[\\/]\.{2,3}[\\/]")),
         r(930120, Critical, "OS File Access Attempt", ARGS_ALL, T_PATH,
           &["etc/passwd", "etc/shadow", "etc/hosts", "etc/group", "etc/issue", "etc/crontab", "etc/sudoers", "etc/motd",
             "proc/self/", "proc/version", "proc/cpuinfo", ".ssh/id_rsa", ".ssh/id_ed25519", ".ssh/authorized_keys", ".bash_history",
@@ -307,7 +307,7 @@ pub(crate) fn table() -> Vec<RuleDef> {
             "fromcharcode", "top.location", "self.location", "document.location", "location.href="], Op::Pm),
         r(941390, Critical, "Javascript method detected", ARGS_ALL_HP, T_XSS,
           &["eval", "settimeout", "setinterval", "alert", "prompt", "confirm", "function", "atob"],
-          Op::Rx(r"\b(?:eval|settimeout|setinterval|alert|prompt|confirm|atob)(?:\(|`)|\bnew\s+function\s*\(")),
+          Op::Rx(r"\b(?:eval|alert|prompt|confirm|atob)(?:\(|`)|\bset(?:timeout|interval)\s*\(\s*['\x22`]|\bnew\s+function\s*\(")),
         // ---- 942: SQL injection ----
         r(942100, Critical, "SQL Injection Attack Detected via libinjection-style detector", ARGS_ALL_H, T_SQL, &[], Op::Sqli),
         r(942140, Critical, "SQL Injection Attack: Common DB Names Detected", ARGS_ALL_H, T_SQL,
@@ -316,7 +316,7 @@ pub(crate) fn table() -> Vec<RuleDef> {
             "sys.tables", "sysusers", "mysql.db"], Op::Pm),
         r(942160, Critical, "Detects blind sqli tests using sleep() or benchmark()", ARGS_ALL_H, T_SQL,
           &["sleep", "benchmark", "waitfor", "dbms_pipe", "dbms_lock", "randomblob"],
-          Op::Rx(r#"(?:\bsleep\s*\(\s*\(?\s*\d|\bbenchmark\s*\(\s*\d+\s*,|\bpg_sleep\s*\(|\bwaitfor\s+(?:delay|time)\s+['"]|dbms_pipe\.receive_message|dbms_lock\.sleep|\brandomblob\s*\(\s*\d{5,})"#)),
+          Op::Rx(r#"(?:\bsleep\s*\(\s*\(?\s*\d+(?:\.\d+)?\s*\)|\bbenchmark\s*\(\s*\d+\s*,|\bpg_sleep\s*\(|\bwaitfor\s+(?:delay|time)\s+['"]|dbms_pipe\.receive_message|dbms_lock\.sleep|\brandomblob\s*\(\s*\d{5,})"#)),
         r(942190, Critical, "Detects MSSQL code execution and information gathering attempts", ARGS_ALL_H, T_SQL,
           &["xp_", "sp_", "exec", "@@version", "@@hostname", "@@datadir", "@@servername"],
           Op::Rx(r"(?:\bexec(?:ute)?\s+(?:master\.+)?(?:dbo\.)?(?:xp_|sp_)[a-z]|\bxp_cmdshell\b|\bsp_(?:oacreate|executesql|addlogin|addsrvrolemember|configure)\b|@@(?:version|hostname|datadir|servername)\b)")),
@@ -413,7 +413,7 @@ fn const_format_unix() -> &'static str {
     static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     P.get_or_init(|| {
         format!(
-            r"(?:^|[;&|\n`]|\$\(|\|\||&&)\s*(?:sudo\s+)?(?:/(?:usr/)?(?:local/)?s?bin/)?(?:{UNIX_CMDS}\s+(?:-|/|\$|\.|~|https?:|[a-z0-9_.-]+\.[a-z]{{2,4}}\b|[<>|&]|\d+\s*(?:$|[;&|`)]))|{UNIX_NOARG}\s*(?:$|[;&|`)#]|-[a-z]))"
+            r"(?:^|[;&|\n`]|\$\(|\|\||&&)\s*(?:sudo\s+)?(?:/(?:usr/)?(?:local/)?s?bin/)?(?:{UNIX_CMDS}\s+(?:-|\+|/|\$|\.|~|https?:|[a-z0-9_.-]+\.[a-z]{{2,4}}\b|[<>|&]|\d+\s*(?:$|[;&|`)])|[a-z0-9+_.-]{{1,20}}\s+(?:/|~|\$|\.\.?/))|{UNIX_NOARG}\s*(?:$|[;&|`)#]|-[a-z]))"
         )
     })
 }
@@ -421,7 +421,7 @@ fn const_format_unix() -> &'static str {
 fn const_format_unix_expr() -> &'static str {
     static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     P.get_or_init(|| {
-        format!(r"(?:(?:\$\(|`)\s*(?:{UNIX_CMDS}|{UNIX_NOARG})\b|\$\{{?ifs\}}?|\$'\\x[0-9a-f]{{2}}|<\(\s*(?:{UNIX_CMDS}|{UNIX_NOARG})\b)")
+        format!(r"(?:\$\(\s*(?:{UNIX_CMDS}|{UNIX_NOARG})\b|(?:^|[^`])`\s*(?:{UNIX_CMDS}|{UNIX_NOARG})(?:\s[^`]*)?`|\$\{{?ifs\}}?|\$'\\x[0-9a-f]{{2}}|<\(\s*(?:{UNIX_CMDS}|{UNIX_NOARG})\b)")
     })
 }
 

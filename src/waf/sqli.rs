@@ -14,8 +14,12 @@ enum Tok {
     Union,
     /// A statement keyword that can follow `;` (`drop`, `select`, ...).
     Stmt,
-    /// A clause keyword (`from`, `where`, `order`, `by`, `having`, `into`, ...).
+    /// A clause keyword (`where`, `order`, `by`, `having`, ...).
     Clause,
+    /// `from` or `into`: what follows a select list or an insert.
+    From,
+    /// `*`, which is a select list on its own.
+    Star,
     Logic,
     /// Comparison or arithmetic operator, or an operator word (`like`, `is`, `in`, ...).
     Op,
@@ -181,6 +185,10 @@ fn tokenize(input: &[u8], quote: Option<u8>, max: usize, steps: &mut u64) -> Vec
                 toks.push(Tok::Logic);
                 i += 2;
             }
+            b'*' if input.get(i + 1) != Some(&b'=') => {
+                toks.push(Tok::Star);
+                i += 1;
+            }
             b'=' | b'<' | b'>' | b'!' | b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&'
             | b'~' | b':' => {
                 i += 1;
@@ -207,6 +215,8 @@ fn tokenize(input: &[u8], quote: Option<u8>, max: usize, steps: &mut u64) -> Vec
                     Tok::Op
                 } else if input.get(j) == Some(&b'(') {
                     Tok::Func
+                } else if word == "from" || word == "into" {
+                    Tok::From
                 } else if STMT.contains(&word.as_str()) {
                     Tok::Stmt
                 } else if CLAUSE.contains(&word.as_str()) {
@@ -289,7 +299,7 @@ fn breakout(rest: &[Tok], strict: bool) -> Option<&'static str> {
             }
             match (t(o), t(o + 1)) {
                 (Some(Tok::Func), _) => Some("boolean with a function call"),
-                (a, Some(Tok::Op)) if operand(a) => match t(o + 2) {
+                (a, Some(Tok::Op | Tok::Star)) if operand(a) => match t(o + 2) {
                     b if operand(b) => Some("tautology"),
                     _ => None,
                 },
@@ -310,7 +320,7 @@ fn breakout(rest: &[Tok], strict: bool) -> Option<&'static str> {
             Some(Tok::Stmt) | Some(Tok::Func) => Some("stacked query"),
             _ => None,
         },
-        Tok::Op => match (t(1), t(2)) {
+        Tok::Op | Tok::Star => match (t(1), t(2)) {
             (a, Some(Tok::Logic | Tok::Comment | Tok::Union)) if operand(a) && !strict => {
                 Some("comparison then boolean")
             }
@@ -322,10 +332,9 @@ fn breakout(rest: &[Tok], strict: bool) -> Option<&'static str> {
             (Some(Tok::Word | Tok::Num | Tok::Str { .. }), Some(Tok::Op)) => Some("having/where"),
             _ => None,
         },
-        Tok::Stmt => match t(1) {
-            Some(Tok::Clause) | Some(Tok::Str { .. }) | Some(Tok::Num) => {
-                Some("statement after literal")
-            }
+        Tok::From => match (t(1), t(2)) {
+            (Some(Tok::Clause), Some(Tok::Str { .. })) => Some("into outfile"),
+            (Some(Tok::Word), b) if ends(b) => Some("from/into injection"),
             _ => None,
         },
         _ => None,
@@ -358,35 +367,36 @@ pub(crate) fn detect(input: &[u8], steps: &mut u64) -> Option<&'static str> {
     }
 }
 
-/// A value that is a whole statement: `select ... from x where`, `drop table x`,
-/// `insert into x values`. Prose starting with "select" rarely has SQL's punctuation.
+/// A value that is a whole statement: `select * from x`, `select a, b from t where ...`,
+/// `drop table x`, `insert into x values`. Prose starting with "select" lacks SQL's shape: a
+/// select list with `*` or a function, or a `from <name>` followed by a clause or the end of the
+/// statement.
 fn full_statement(t: &[Tok]) -> Option<&'static str> {
-    let from = t.iter().position(|x| *x == Tok::Clause)?;
-    let list = &t[1..from];
-    let sql_list = list.iter().any(|x| {
-        matches!(
-            x,
-            Tok::Op | Tok::Func | Tok::Comma | Tok::Num | Tok::Str { .. } | Tok::Var
-        )
-    });
-    let tail = &t[from..];
-    let sql_tail = tail.len() >= 3
-        && matches!(tail[1], Tok::Word | Tok::Clause)
-        && matches!(
-            tail.get(2),
-            Some(Tok::Clause | Tok::Semi | Tok::Comment | Tok::Union | Tok::Logic)
-        );
-    if (sql_list && !list.is_empty()) || sql_tail {
-        Some("SQL statement")
-    } else if list.is_empty()
-        && tail.len() >= 2
-        && matches!(tail[1], Tok::Clause)
-        && tail.len() >= 3
-    {
-        // `drop table users`, `insert into t values`
-        Some("SQL statement")
-    } else {
-        None
+    if let Some(from) = t.iter().position(|x| *x == Tok::From) {
+        let list = &t[1..from];
+        let strong_list = list
+            .iter()
+            .any(|x| matches!(x, Tok::Star | Tok::Func | Tok::Var));
+        let tail = &t[from..];
+        let named = matches!(tail.get(1), Some(Tok::Word | Tok::Clause));
+        let sql_tail = named
+            && matches!(
+                tail.get(2),
+                Some(
+                    Tok::Clause | Tok::Semi | Tok::Comment | Tok::Union | Tok::Logic | Tok::LParen
+                )
+            );
+        if (strong_list && named) || sql_tail {
+            return Some("SQL statement");
+        }
+        return None;
+    }
+    // `drop table users`, `truncate table x;`
+    match (t.get(1), t.get(2)) {
+        (Some(Tok::Clause), Some(Tok::Word)) if ends(t.get(3)) && t.len() >= 3 => {
+            Some("SQL statement")
+        }
+        _ => None,
     }
 }
 
@@ -422,6 +432,9 @@ mod tests {
             "1 or 1=1",
             "' || '1'='1",
             "1' and extractvalue(1,concat(0x7e,version()))--",
+            "drop table users",
+            "select name from users where id=1",
+            "1' into outfile '/tmp/x",
         ] {
             assert!(d(a), "missed {a}");
         }
@@ -443,6 +456,13 @@ mod tests {
             "update: it's fixed",
             "he said \"hi\" and left",
             "order by price",
+            "SELECT is my favourite keyword, after FROM",
+            "The 'select' element needs a label",
+            "Call the function() when ready",
+            "Set-top box not working",
+            "I'd like more colours; also the \"Select all\" button is hard to find.",
+            "select one from below",
+            "drop table tennis is fun",
             "2 + 2 = 4",
             "C'est la vie -- vraiment",
             "I'd like to order 3 and 4",
