@@ -4,9 +4,9 @@ use super::input::{
     extract_request, extract_response, Extracted, Field, RequestView, ResponseView,
 };
 use super::rules::{table, CheckCtx, Op, Phase, RuleDef};
-use super::transform::{apply, Transform};
+use super::transform::{apply_if_changes, Transform};
 use super::{sqli, xss, Budget, Config, Decision, MatchedRule, OnBudget, Verdict};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -26,6 +26,8 @@ struct Rule {
     pipeline: usize,
     /// Ids of `def.lits` in the pipeline's automaton.
     lits: Vec<u32>,
+    /// The same as a bitset, to test against a value's hits in a few word operations.
+    lit_mask: [u64; MAX_LITERALS / 64],
     /// Compiled on first use (after a literal was seen), or by [`RuleSet::compile_all`].
     regex: OnceLock<Option<Regex>>,
 }
@@ -78,18 +80,32 @@ fn build() -> Compiled {
             }
             lits.push(id);
         }
+        let mut lit_mask = [0u64; MAX_LITERALS / 64];
+        for &id in &lits {
+            if let Some(w) = lit_mask.get_mut(id as usize / 64) {
+                *w |= 1 << (id % 64);
+            }
+        }
         let mask = def.targets.iter().fold(0, |m, t| m | t.bit());
         rules.push(Rule {
             def,
             mask,
             pipeline: p,
             lits,
+            lit_mask,
             regex: OnceLock::new(),
         });
     }
     for p in &mut pipelines {
+        assert!(
+            p.literals.len() <= MAX_LITERALS,
+            "too many literals in one pipeline"
+        );
         if !p.literals.is_empty() {
+            // A DFA: the slowest to build (a few ms for all pipelines) but the fastest to scan,
+            // and the scan runs on every field.
             p.ac = AhoCorasickBuilder::new()
+                .kind(Some(AhoCorasickKind::DFA))
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .build(&p.literals)
@@ -97,6 +113,22 @@ fn build() -> Compiled {
         }
     }
     Compiled { rules, pipelines }
+}
+
+/// Builds the rule set from scratch (not the isolate's shared copy), for measuring start-up:
+/// `eager` also compiles every regex, as the first requests would over time. Returns the
+/// number of rules.
+#[doc(hidden)]
+pub fn build_fresh(eager: bool) -> usize {
+    let c = build();
+    if eager {
+        for r in &c.rules {
+            if let Op::Rx(p) = &r.def.op {
+                let _ = r.regex.get_or_init(|| compile_regex(p));
+            }
+        }
+    }
+    c.rules.len()
 }
 
 fn compile_regex(pattern: &str) -> Option<Regex> {
@@ -118,8 +150,11 @@ pub struct RuleSet {
 /// Transformed value of one field through one pipeline, and which literals it contains.
 struct Entry<'f> {
     value: Cow<'f, [u8]>,
-    hits: Vec<u64>,
+    hits: [u64; MAX_LITERALS / 64],
 }
+
+/// Literals per pipeline (a bitset per transformed value; checked at build).
+const MAX_LITERALS: usize = 512;
 
 impl RuleSet {
     pub fn compile(config: &Config) -> RuleSet {
@@ -273,9 +308,11 @@ impl RuleSet {
                 let mut value: Cow<'f, [u8]> = Cow::Borrowed(&field.value);
                 for t in pipeline.tf {
                     *steps += value.len() as u64;
-                    value = Cow::Owned(apply(*t, &value));
+                    if let Some(v) = apply_if_changes(*t, &value) {
+                        value = Cow::Owned(v);
+                    }
                 }
-                let mut hits = vec![0u64; pipeline.literals.len().div_ceil(64)];
+                let mut hits = [0u64; MAX_LITERALS / 64];
                 if let Some(ac) = &pipeline.ac {
                     *steps += value.len() as u64;
                     for m in ac.find_overlapping_iter(&*value) {
@@ -286,7 +323,13 @@ impl RuleSet {
                 Entry { value, hits }
             });
             let seen = |id: u32| entry.hits[id as usize / 64] & (1 << (id % 64)) != 0;
-            if !rule.lits.is_empty() && !rule.lits.iter().any(|&id| seen(id)) {
+            if !rule.lits.is_empty()
+                && !entry
+                    .hits
+                    .iter()
+                    .zip(&rule.lit_mask)
+                    .any(|(h, m)| h & m != 0)
+            {
                 continue;
             }
             let value = &entry.value;

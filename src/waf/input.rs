@@ -331,11 +331,27 @@ pub(crate) fn extract_request<'a>(
             BodyKind::Other => {}
         }
     }
+    dedupe(&mut fields);
     Extracted {
         fields,
         body_error,
         content_type,
     }
+}
+
+/// Drops a field whose target and value repeat an earlier one (JSON arrays repeat their keys,
+/// forms their values): every rule would decide the same on it, and report the first.
+fn dedupe(fields: &mut Vec<Field<'_>>) {
+    // Compares the values themselves (not a hash of them, which an attacker could collide).
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(fields.len());
+        fields
+            .iter()
+            .map(|f| seen.insert((f.kind as u8, &*f.value)))
+            .collect()
+    };
+    let mut keep = keep.into_iter();
+    fields.retain(|_| keep.next().unwrap_or(true));
 }
 
 pub(crate) fn extract_response<'a>(

@@ -30,6 +30,8 @@ mod sqli;
 mod transform;
 mod xss;
 
+#[doc(hidden)]
+pub use engine::build_fresh;
 pub use engine::RuleSet;
 pub use input::{RequestView, ResponseView};
 

@@ -202,24 +202,34 @@ fn tokenize(input: &[u8], quote: Option<u8>, max: usize, steps: &mut u64) -> Vec
                 while i < n && (is_word_byte(input[i]) || input[i] == b'.') {
                     i += 1;
                 }
-                let word = String::from_utf8_lossy(&input[start..i]).to_ascii_lowercase();
+                // Keywords are short ASCII: lowercase into a stack buffer, no allocation.
+                let mut buf = [0u8; 16];
+                let raw = &input[start..i];
+                let word = if raw.len() <= buf.len() {
+                    for (d, s) in buf.iter_mut().zip(raw) {
+                        *d = s.to_ascii_lowercase();
+                    }
+                    std::str::from_utf8(&buf[..raw.len()]).unwrap_or("")
+                } else {
+                    ""
+                };
                 let mut j = i;
                 while j < n && is_space(input[j]) {
                     j += 1;
                 }
                 let tok = if word == "union" {
                     Tok::Union
-                } else if LOGIC.contains(&word.as_str()) {
+                } else if LOGIC.contains(&word) {
                     Tok::Logic
-                } else if OPWORDS.contains(&word.as_str()) {
+                } else if OPWORDS.contains(&word) {
                     Tok::Op
                 } else if input.get(j) == Some(&b'(') {
                     Tok::Func
                 } else if word == "from" || word == "into" {
                     Tok::From
-                } else if STMT.contains(&word.as_str()) {
+                } else if STMT.contains(&word) {
                     Tok::Stmt
-                } else if CLAUSE.contains(&word.as_str()) {
+                } else if CLAUSE.contains(&word) {
                     Tok::Clause
                 } else {
                     Tok::Word

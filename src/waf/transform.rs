@@ -27,20 +27,56 @@ pub(crate) enum Transform {
 }
 
 pub(crate) fn apply(t: Transform, input: &[u8]) -> Vec<u8> {
-    match t {
-        Transform::UrlDecodeUni => url_decode_uni(input),
-        Transform::HtmlEntityDecode => html_entity_decode(input),
-        Transform::JsDecode => js_decode(input),
-        Transform::CssDecode => css_decode(input),
-        Transform::Lowercase => input.to_ascii_lowercase(),
-        Transform::RemoveNulls => input.iter().copied().filter(|&b| b != 0).collect(),
-        Transform::CompressWhitespace => compress_whitespace(input),
-        Transform::NormalisePath => normalise_path(input),
-        Transform::CmdLine => cmd_line(input),
+    apply_if_changes(t, input).unwrap_or_else(|| input.to_vec())
+}
+
+/// The transformed value, or `None` when the transformation would leave the input as it is
+/// (checked cheaply first: most values have nothing to decode, and this saves the copy).
+pub(crate) fn apply_if_changes(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
+    let has = |b: u8| input.contains(&b);
+    let out = match t {
+        Transform::UrlDecodeUni if has(b'%') || has(b'+') => url_decode_uni(input),
+        Transform::HtmlEntityDecode if has(b'&') => html_entity_decode(input),
+        Transform::JsDecode if has(b'\\') => js_decode(input),
+        Transform::CssDecode if has(b'\\') => css_decode(input),
+        Transform::Lowercase if input.iter().any(u8::is_ascii_uppercase) => {
+            input.to_ascii_lowercase()
+        }
+        Transform::RemoveNulls if has(0) => input.iter().copied().filter(|&b| b != 0).collect(),
+        Transform::CompressWhitespace
+            if input.iter().enumerate().any(|(i, &b)| {
+                is_space(b) && (b != b' ' || input.get(i + 1).is_some_and(|&n| is_space(n)))
+            }) =>
+        {
+            compress_whitespace(input)
+        }
+        Transform::NormalisePath if has(b'/') || has(b'\\') => normalise_path(input),
+        Transform::CmdLine
+            if input.iter().enumerate().any(|(i, &b)| {
+                matches!(b, b'\\' | b'"' | b'\'' | b'^' | b',' | b';')
+                    || b.is_ascii_uppercase()
+                    || (is_space(b)
+                        && (b != b' '
+                            || matches!(input.get(i + 1), Some(b' ' | b'/' | b'(') | None)))
+                    || (i == 0 && is_space(b))
+            }) =>
+        {
+            cmd_line(input)
+        }
         Transform::Base64Decode => base64_decode(input),
-        Transform::ReplaceComments => replace_comments(input),
-        Transform::ShellUnquote => shell_unquote(input),
-    }
+        Transform::ReplaceComments if input.windows(2).any(|w| w == b"/*") => {
+            replace_comments(input)
+        }
+        Transform::ShellUnquote
+            if input
+                .iter()
+                .any(|b| matches!(b, b'\'' | b'"' | b'^' | b'\\')) =>
+        {
+            shell_unquote(input)
+        }
+        _ => return None,
+    };
+    (out != input).then_some(out)
 }
 
 fn hex(b: u8) -> Option<u8> {
