@@ -26,7 +26,8 @@ pub(crate) enum Transform {
     ShellUnquote,
 }
 
-pub(crate) fn apply(t: Transform, input: &[u8]) -> Vec<u8> {
+#[cfg(test)]
+fn apply(t: Transform, input: &[u8]) -> Vec<u8> {
     apply_if_changes(t, input).unwrap_or_else(|| input.to_vec())
 }
 
