@@ -30,6 +30,7 @@ pub mod proxy;
 pub mod reload;
 pub mod secrets;
 pub mod source;
+pub mod waf;
 pub mod webhook;
 
 #[cfg(not(target_arch = "wasm32"))]
