@@ -97,13 +97,8 @@ impl Exchange {
         expr: &Expr,
         extra: Vec<(&str, Value)>,
     ) -> Result<Value, EvalError> {
-        let actions = (!self.results.is_empty()).then(|| self.results_value());
-        let scope = Scope::new(
-            &self.req,
-            self.res.as_ref(),
-            actions,
-            Arc::clone(&self.secrets),
-        );
+        // A scope of its own, so the extra variables do not outlive this evaluation.
+        let scope = self.new_scope();
         for (name, value) in extra {
             scope.add_variable(name, value);
         }
@@ -168,21 +163,26 @@ impl Exchange {
 
     pub(crate) fn scope(&mut self) -> &Scope {
         if self.scope.is_none() {
-            let actions = (!self.results.is_empty()).then(|| self.results_value());
-            let mut scope = Scope::new(
-                &self.req,
-                self.res.as_ref(),
-                actions,
-                Arc::clone(&self.secrets),
-            )
-            .with_facts(&self.facts);
-            if !self.vars.is_empty() {
-                let vars = self.vars.iter().map(|(k, v)| (k.as_str(), v.clone()));
-                scope = scope.with_vars(map(vars.collect()));
-            }
-            self.scope = Some(scope);
+            self.scope = Some(self.new_scope());
         }
         self.scope.as_ref().expect("scope was just built")
+    }
+
+    /// A scope over the exchange as it is now: request, response, results, facts and vars.
+    fn new_scope(&self) -> Scope {
+        let actions = (!self.results.is_empty()).then(|| self.results_value());
+        let mut scope = Scope::new(
+            &self.req,
+            self.res.as_ref(),
+            actions,
+            Arc::clone(&self.secrets),
+        )
+        .with_facts(&self.facts);
+        if !self.vars.is_empty() {
+            let vars = self.vars.iter().map(|(k, v)| (k.as_str(), v.clone()));
+            scope = scope.with_vars(map(vars.collect()));
+        }
+        scope
     }
 
     /// The request as the CEL scope sees it (a snapshot, replaced when the request changes).
