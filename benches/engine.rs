@@ -191,7 +191,48 @@ fn many_actions(c: &mut Criterion) {
     );
 }
 
-criterion_group!(engine, benches, many_actions);
+/// The cost model's calibration (src/compile/cost.rs, docs/validation.md): each expression timed
+/// on a request at the platform's limits, beside what the model predicts for native code.
+fn cost_calibration(c: &mut Criterion) {
+    use edge_gateway::compile::cost;
+    use edge_gateway::expr::{ext, Expr, Scope};
+    let mut headers = Headers::new();
+    for i in 0..2000 {
+        headers.append(&format!("x-h{i:04}"), &"v".repeat(50));
+    }
+    let query: Vec<String> = (0..3000).map(|i| format!("{i:04}")).collect();
+    let url = format!(
+        "https://api.example.com/{}?{}",
+        "a".repeat(16 * 1024 - 1),
+        query.join("&")
+    );
+    let req = RequestHead::from_url("GET", &url, headers, "192.0.2.1".parse().unwrap()).unwrap();
+    let scope = Scope::new(&req, None, None, Default::default());
+    let mut group = c.benchmark_group("cost model calibration (request at the limits)");
+    for src in [
+        "req.method == 'GET'",
+        "req.url.path.startsWith('/api')",
+        "req.url.path.contains('zzz')",
+        "req.url.path.lower() == 'x'",
+        "req.url.path.matches('^/api/v[0-9]+/users/[a-z0-9-]+$')",
+        "'/x'.matches('^/api/v[0-9]+/users/[a-z0-9-]+$')",
+        "req.headers.exists(k, k == 'nope')",
+        "req.headers.exists(k, k.startsWith('y-'))",
+        "req.url.query_params.exists(k, k == 'nope')",
+        "getReqHeader('x-h0001')[0] == 'v'",
+        "hasQueryParam('zzzz')",
+    ] {
+        let e = Expr::compile(src).unwrap();
+        let model =
+            cost::estimate(ext::env().compile(src).unwrap().expression()).ns / cost::WASM_FACTOR;
+        group.bench_function(format!("{src} (model: {model:.0} ns)"), |b| {
+            b.iter(|| black_box(e.eval(&scope)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(engine, benches, many_actions, cost_calibration);
 criterion_main!(engine, part_benches, ipset_benches);
 
 fn parts(c: &mut Criterion) {

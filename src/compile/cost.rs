@@ -6,7 +6,7 @@
 //! request headers together 128 KiB); `matches` compiles a literal regex once per isolate (a
 //! bounded cache; a pattern that varies is compiled per new value) and then scans its input; a comprehension (`all`, `exists`, `map`,
 //! `filter`...) multiplies its body by the number of items its list can hold. Constants are
-//! native nanoseconds measured with `cargo test --release --lib cost_calibration -- --ignored`;
+//! native nanoseconds measured with `cargo bench --bench engine -- "cost model"`;
 //! [`WASM_FACTOR`] turns them into Worker CPU time.
 
 use cel::common::ast::{operators as op, Expr, IdedExpr, LiteralValue};
@@ -435,65 +435,5 @@ mod tests {
             e.parts[0].1.contains("comprehension over `req.headers`"),
             "{e:?}"
         );
-    }
-}
-
-/// Measures what the model predicts, natively, against real evaluations over a request at the
-/// size limits: `cargo test --release --lib cost_calibration -- --ignored --nocapture`.
-#[cfg(test)]
-mod calibration {
-    use crate::expr::{Expr, Scope};
-    use crate::http::{Headers, RequestHead};
-    use std::time::Instant;
-
-    #[test]
-    #[ignore = "a measurement, not a check: run it to recalibrate the constants"]
-    fn cost_calibration() {
-        let mut headers = Headers::new();
-        for i in 0..2000 {
-            headers.append(&format!("x-h{i:04}"), &"v".repeat(50));
-        }
-        let query: Vec<String> = (0..3000).map(|i| format!("{i:04}")).collect();
-        let req = RequestHead {
-            method: "GET".into(),
-            scheme: "https".into(),
-            host: "api.example.com".into(),
-            port: None,
-            path: format!("/{}", "a".repeat(16 * 1024 - 1)),
-            query: query.join("&"),
-            headers,
-            client_ip: "192.0.2.1".parse().unwrap(),
-            conn: Default::default(),
-        };
-        let secrets = std::sync::Arc::new(crate::secrets::Secrets::new());
-        let scope = Scope::new(&req, None, None, secrets);
-        for src in [
-            "req.method == 'GET'",
-            "req.url.path.startsWith('/api')",
-            "req.url.path.contains('zzz')",
-            "req.url.path.lower() == 'x'",
-            "req.url.path.matches('^/api/v[0-9]+/users/[a-z0-9-]+$')",
-            "'/x'.matches('^/api/v[0-9]+/users/[a-z0-9-]+$')",
-            "req.headers.exists(k, k == 'nope')",
-            "req.headers.exists(k, k.startsWith('y-'))",
-            "req.url.query_params.exists(k, k == 'nope')",
-            "getReqHeader('x-h0001')[0] == 'v'",
-            "hasQueryParam('zzzz')",
-        ] {
-            let e = Expr::compile(src).unwrap();
-            if let Err(err) = e.eval(&scope) {
-                eprintln!("(not measured: {err}) {src}");
-                continue;
-            }
-            let n = 200;
-            let t = Instant::now();
-            for _ in 0..n {
-                let _ = std::hint::black_box(e.eval(&scope));
-            }
-            let measured = t.elapsed().as_nanos() as f64 / f64::from(n);
-            let p = cel::Program::compile(src).unwrap();
-            let model = super::estimate(p.expression()).ns / super::WASM_FACTOR;
-            eprintln!("{measured:>12.0} ns measured {model:>12.0} ns model  {src}");
-        }
     }
 }
