@@ -66,7 +66,8 @@ impl Context for NoPorts {
     }
 }
 
-fn rules_of(policy: &Value) -> Vec<Rule> {
+/// Compiles a policy document as an endpoint of `kind` would; panics with its diagnostics.
+fn compile(node: &crate::source::Node, kind: EndpointKind) -> crate::program::Policy {
     let mut diags = Diagnostics::default();
     let internal = HashSet::new();
     let mut cx = Cx {
@@ -75,12 +76,15 @@ fn rules_of(policy: &Value) -> Vec<Rule> {
         internal: &internal,
         endpoint: "t",
     };
+    let compiled = compile_policy(node, "policy", kind, &mut cx);
+    compiled.unwrap_or_else(|| panic!("{:?}", diags.items))
+}
+
+fn rules_of(policy: &Value) -> Vec<Rule> {
     let node = crate::source::from_json(policy);
-    let compiled = compile_policy(&node, "policy", EndpointKind::Agent, &mut cx);
-    let Some(policy) = compiled else {
-        panic!("{policy}: {:?}", diags.items);
-    };
-    policy.on_http_request.into_rules()
+    compile(&node, EndpointKind::Agent)
+        .on_http_request
+        .into_rules()
 }
 
 fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
@@ -393,14 +397,6 @@ fn the_dispatch_scenario_is_indexed() {
         .and_then(|s| s.get("trafficPolicy"))
         .and_then(|t| t.get("inline"))
         .unwrap();
-    let mut diags = Diagnostics::default();
-    let internal = HashSet::new();
-    let mut cx = Cx {
-        diags: &mut diags,
-        strict: false,
-        internal: &internal,
-        endpoint: "t",
-    };
-    let policy = compile_policy(policy, "policy", EndpointKind::Cloud, &mut cx).unwrap();
+    let policy = compile(policy, EndpointKind::Cloud);
     assert!(policy.on_http_request.dispatch().is_some());
 }
