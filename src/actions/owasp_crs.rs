@@ -1,0 +1,241 @@
+//! What `owasp-crs-request` and `owasp-crs-response` share: their configuration, the rule set
+//! compiled with it, and the result variables (`docs/waf.md`).
+//!
+//! The rule set is built at policy compile: [`RuleSet::compile`] applies the configuration to
+//! the isolate's shared table (built by the first policy that uses the WAF), and every regex of
+//! the enabled rules is compiled there too ([`RuleSet::compile_all`], once per isolate), so a
+//! request never compiles anything and its latency does not depend on which literals earlier
+//! requests happened to contain.
+
+use crate::compile::config::{BAD_CONFIG, OUT_OF_RANGE};
+use crate::compile::{Config, Cx};
+use crate::error::GatewayError;
+use crate::eval::Exchange;
+use crate::expr::map;
+use crate::source::{Node, Value as Yaml};
+use crate::waf::{Budget, Decision, OnBudget, RuleSet, Verdict};
+use cel::Value;
+use std::sync::Arc;
+
+/// A step budget generous enough for a 4 KB body of small fields at paranoia level 4 (a 4 KB
+/// urlencoded form of ~60 fields takes about 100k steps at PL1), small enough to stop a
+/// pathological request from burning the Worker's CPU.
+const DEFAULT_MAX_STEPS: u64 = 1_000_000;
+/// The largest body prefix an operator may ask to inspect.
+const MAX_BODY_LIMIT: i64 = 128 << 10;
+
+/// Which of the two actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Request,
+    Response,
+}
+
+impl Side {
+    pub fn result_name(self) -> &'static str {
+        match self {
+            Side::Request => "owasp_crs_request",
+            Side::Response => "owasp_crs_response",
+        }
+    }
+}
+
+/// The compiled action (either side).
+pub struct Waf {
+    pub side: Side,
+    pub rules: RuleSet,
+    /// `on_error: halt` (ngrok's default): a deny or a failure ends the request.
+    pub halt: bool,
+    pub max_steps: u64,
+}
+
+impl std::fmt::Debug for Waf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waf")
+            .field("side", &self.side)
+            .field("config", self.rules.config())
+            .field("halt", &self.halt)
+            .field("max_steps", &self.max_steps)
+            .finish()
+    }
+}
+
+impl Waf {
+    pub fn compile(
+        side: Side,
+        config: Option<&Node>,
+        path: String,
+        cx: &mut Cx<'_>,
+    ) -> Option<Waf> {
+        let mut c = Config::new(config, path, cx.diags);
+        let mut waf = crate::waf::Config::default();
+        let mut ok = true;
+        let halt = match c.string("on_error") {
+            None => true,
+            Some((_, v)) if v == "halt" => true,
+            Some((_, v)) if v == "continue" => false,
+            Some((n, v)) => {
+                let msg = format!("`on_error` must be `halt` or `continue`, not `{v}`");
+                c.error_at(BAD_CONFIG, "on_error", n, msg);
+                ok = false;
+                true
+            }
+        };
+        waf.process_body = c.bool("process_body", false);
+        if let Some(node) = c.field("exclude_rule_ids") {
+            match node.as_seq() {
+                Some(items) => {
+                    for item in items {
+                        match item.value {
+                            Yaml::Int(id) if (900_000..=999_999).contains(&id) => {
+                                waf.exclude_rule_ids.push(id as u32)
+                            }
+                            Yaml::Int(id) => {
+                                let msg = format!(
+                                    "`exclude_rule_ids` entries must be between 900000 and 999999, not {id}"
+                                );
+                                c.error_at(OUT_OF_RANGE, "exclude_rule_ids", item, msg);
+                                ok = false;
+                            }
+                            _ => {
+                                c.wrong_type(
+                                    "exclude_rule_ids",
+                                    item,
+                                    "a list of rule ids (integers)",
+                                );
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    c.wrong_type("exclude_rule_ids", node, "a list of rule ids (integers)");
+                    ok = false;
+                }
+            }
+        }
+        // Our extensions (docs/waf.md): CRS's tunables and the per-request budget.
+        if let Some(pl) = ranged(&mut c, "paranoia_level", 1, 4, &mut ok) {
+            waf.paranoia_level = pl as u8;
+        }
+        if let Some(t) = ranged(&mut c, "anomaly_score_threshold", 1, 10_000, &mut ok) {
+            match side {
+                Side::Request => waf.inbound_threshold = t as u32,
+                Side::Response => waf.outbound_threshold = t as u32,
+            }
+        }
+        if let Some(limit) = ranged(&mut c, "body_limit", 1, MAX_BODY_LIMIT, &mut ok) {
+            waf.body_limit = limit as usize;
+        }
+        let max_steps = ranged(&mut c, "max_steps", 1_000, 1_000_000_000, &mut ok)
+            .map_or(DEFAULT_MAX_STEPS, |s| s as u64);
+        waf.on_budget = match c.string("on_budget_exceeded") {
+            None => OnBudget::Block,
+            Some((_, v)) if v == "block" => OnBudget::Block,
+            Some((_, v)) if v == "pass" => OnBudget::Pass,
+            Some((n, v)) => {
+                let msg = format!("`on_budget_exceeded` must be `block` or `pass`, not `{v}`");
+                c.error_at(BAD_CONFIG, "on_budget_exceeded", n, msg);
+                ok = false;
+                OnBudget::Block
+            }
+        };
+        c.finish();
+        if !ok {
+            return None;
+        }
+        let rules = RuleSet::compile(&waf);
+        // Every pattern compiles (a test proves it); a failure here would be a bug in the table,
+        // and the rule then simply never matches rather than failing the policy.
+        let _ = rules.compile_all();
+        Some(Waf {
+            side,
+            rules,
+            halt,
+            max_steps,
+        })
+    }
+
+    /// Records the verdict (or the failure) as `actions.ngrok.<side>.*` and says what the chain
+    /// does: `Err` stops it (`on_error: halt`), `Ok` goes on.
+    pub fn finish(
+        &self,
+        ex: &mut Exchange,
+        outcome: Result<Verdict, GatewayError>,
+    ) -> Result<(), GatewayError> {
+        let name = self.side.result_name();
+        let (fields, error) = match outcome {
+            Ok(v) => {
+                let error = (v.decision == Decision::Deny).then(|| GatewayError::WafBlocked {
+                    response: self.side == Side::Response,
+                    anomaly_score: v.anomaly_score,
+                    threshold: v.threshold,
+                    rule_ids: v.matched_ids(),
+                });
+                (verdict_fields(&v), error)
+            }
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        ex.set_outcome(name, fields, error.as_ref());
+        match error {
+            Some(e) if self.halt => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn budget(&self) -> Budget<'static> {
+        Budget::steps(self.max_steps)
+    }
+}
+
+/// An integer field within `lo..=hi`; `None` when absent or wrong (reported).
+fn ranged(
+    c: &mut Config<'_, '_>,
+    key: &'static str,
+    lo: i64,
+    hi: i64,
+    ok: &mut bool,
+) -> Option<i64> {
+    let (node, v) = c.int(key)?;
+    if (lo..=hi).contains(&v) {
+        return Some(v);
+    }
+    let msg = format!("`{key}` must be between {lo} and {hi}, not {v}");
+    c.error_at(OUT_OF_RANGE, key, node, msg);
+    *ok = false;
+    None
+}
+
+fn verdict_fields(v: &Verdict) -> Vec<(&'static str, Value)> {
+    let rules: Vec<Value> = v
+        .matched_rules
+        .iter()
+        .map(|m| {
+            map(vec![
+                ("id", Value::Int(i64::from(m.id))),
+                ("message", Value::from(m.message)),
+                ("severity", Value::from(m.severity.as_str())),
+                ("data", Value::from(m.data.as_str())),
+            ])
+        })
+        .collect();
+    vec![
+        ("decision", Value::from(v.decision.as_str())),
+        ("anomaly_score", Value::Int(i64::from(v.anomaly_score))),
+        (
+            "anomaly_score_threshold",
+            Value::Int(i64::from(v.threshold)),
+        ),
+        ("matched_rules", Value::List(Arc::new(rules))),
+        ("partial", Value::Bool(v.partial)),
+    ]
+}
+
+/// The first `limit` bytes of a body, and whether there was more.
+pub fn prefix(body: &[u8], limit: usize) -> (&[u8], bool) {
+    if body.len() > limit {
+        (&body[..limit], true)
+    } else {
+        (body, false)
+    }
+}
