@@ -8,7 +8,7 @@
 //! requests happened to contain.
 
 use crate::compile::config::{BAD_CONFIG, OUT_OF_RANGE};
-use crate::compile::{Config, Cx};
+use crate::compile::{At, Config, Cx};
 use crate::error::GatewayError;
 use crate::eval::Exchange;
 use crate::expr::map;
@@ -83,29 +83,27 @@ impl Waf {
         };
         waf.process_body = c.bool("process_body", false);
         if let Some(node) = c.field("exclude_rule_ids") {
+            let list = crate::compile::child(&c.path, "exclude_rule_ids");
             match node.as_seq() {
                 Some(items) => {
-                    for item in items {
-                        match item.value {
+                    for (i, item) in items.iter().enumerate() {
+                        let (code, msg) = match item.value {
                             Yaml::Int(id) if (900_000..=999_999).contains(&id) => {
-                                waf.exclude_rule_ids.push(id as u32)
+                                waf.exclude_rule_ids.push(id as u32);
+                                continue;
                             }
-                            Yaml::Int(id) => {
-                                let msg = format!(
-                                    "`exclude_rule_ids` entries must be between 900000 and 999999, not {id}"
-                                );
-                                c.error_at(OUT_OF_RANGE, "exclude_rule_ids", item, msg);
-                                ok = false;
-                            }
-                            _ => {
-                                c.wrong_type(
-                                    "exclude_rule_ids",
-                                    item,
-                                    "a list of rule ids (integers)",
-                                );
-                                ok = false;
-                            }
-                        }
+                            Yaml::Int(id) => (
+                                OUT_OF_RANGE,
+                                format!("rule ids are between 900000 and 999999, not {id}"),
+                            ),
+                            _ => (
+                                BAD_CONFIG,
+                                format!("a rule id must be an integer, not {}", item.kind()),
+                            ),
+                        };
+                        let at = crate::compile::index(&list, i);
+                        c.diags.error(code, At::new(&at, item), msg);
+                        ok = false;
                     }
                 }
                 None => {
