@@ -40,6 +40,9 @@ on_http_response:
         config: {process_body: true}
 "#;
 
+/// A path, extra headers, and a rule id (or prefix) the refusal must name.
+type Attack<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 fn send(stack: &Stack, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let ip = next_client_ip();
     let mut all: Vec<(&str, &str)> = vec![
@@ -81,7 +84,7 @@ fn waf_end_to_end() {
         s.get("/", &[("X-Acme-Api", "catalog-eks")])
             .is_ok_and(|r| r.status == 200)
     });
-    let attacks: [(&str, &[(&str, &str)], &str); 4] = [
+    let attacks: [Attack; 4] = [
         ("/items?q=1%27%20OR%20%271%27%3D%271", &[], "942100"),
         (
             "/items?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
