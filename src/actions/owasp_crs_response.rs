@@ -10,7 +10,7 @@ use crate::compile::Cx;
 use crate::error::GatewayError;
 use crate::eval::Exchange;
 use crate::source::Node;
-use crate::waf::ResponseView;
+use crate::waf::{textual_response, ResponseView};
 
 #[derive(Debug)]
 pub struct OwaspCrsResponse(Waf);
@@ -23,7 +23,7 @@ impl OwaspCrsResponse {
     pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let waf = &self.0;
         let config = waf.rules.config();
-        let body = if config.process_body {
+        let body = if config.process_body && self.reads_body(ex, cx) {
             match cx.response_body().await {
                 Ok(b) => Some(b),
                 Err(e) => {
@@ -50,5 +50,22 @@ impl OwaspCrsResponse {
         };
         waf.finish(ex, verdict)?;
         Ok(Step::Continue)
+    }
+
+    /// Whether the body is worth buffering: only textual bodies are inspected (an image or a
+    /// download is not read into memory for nothing), and only as content, so not when it
+    /// arrives in a coding the platform does not decode.
+    fn reads_body<C: Context>(&self, ex: &Exchange, cx: &C) -> bool {
+        let Some(head) = &ex.res else {
+            return false;
+        };
+        let encoded = head
+            .headers
+            .get("content-encoding")
+            .map(str::trim)
+            .is_some_and(|c| {
+                !c.is_empty() && !c.eq_ignore_ascii_case("identity") && !cx.decodes(c)
+            });
+        textual_response(head.headers.get("content-type")) && !encoded
     }
 }
