@@ -239,3 +239,211 @@ pub fn prefix(body: &[u8], limit: usize) -> (&[u8], bool) {
         (body, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! What the scenarios cannot reach: bodies that fail to read, a response phase without a
+    //! response, and bodies that are not worth reading.
+    use super::super::{Action, Context, Step};
+    use crate::compile::{Cx, Diagnostics};
+    use crate::error::GatewayError;
+    use crate::eval::{Exchange, Phase};
+    use crate::http::{Headers, RequestHead, ResponseHead};
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// Bodies as configured; counts reads.
+    struct Bodies {
+        request: Result<Rc<[u8]>, GatewayError>,
+        response: Result<Rc<[u8]>, GatewayError>,
+        reads: Cell<usize>,
+        jwt: crate::jwt::JwtCache,
+    }
+
+    impl Bodies {
+        fn new(
+            request: Result<&[u8], GatewayError>,
+            response: Result<&[u8], GatewayError>,
+        ) -> Self {
+            Bodies {
+                request: request.map(Rc::from),
+                response: response.map(Rc::from),
+                reads: Cell::new(0),
+                jwt: Default::default(),
+            }
+        }
+    }
+
+    impl Context for Bodies {
+        fn has_internal(&self, _: &str) -> bool {
+            false
+        }
+        async fn rate_limit(
+            &self,
+            _: &str,
+            _: &[crate::limiter::LimitCheck],
+        ) -> Result<Vec<crate::limiter::Decision>, String> {
+            Err("unused".into())
+        }
+        fn now_ms(&self) -> u64 {
+            0
+        }
+        fn jwt_cache(&self) -> &crate::jwt::JwtCache {
+            &self.jwt
+        }
+        async fn fetch_jwks(&self, _: &str, _: bool) -> Result<String, String> {
+            Err("unused".into())
+        }
+        async fn verify(
+            &self,
+            _: crate::jwt::Alg,
+            _: &crate::jwt::Jwk,
+            _: &[u8],
+            _: &[u8],
+        ) -> Result<bool, String> {
+            Err("unused".into())
+        }
+        async fn first_delivery(&self, _: &str, _: u64) -> Result<bool, String> {
+            Err("unused".into())
+        }
+        async fn request_body(&self) -> Result<Rc<[u8]>, GatewayError> {
+            self.reads.set(self.reads.get() + 1);
+            self.request.clone()
+        }
+        async fn subrequest(
+            &self,
+            req: crate::actions::Subrequest,
+        ) -> Result<crate::actions::Subresponse, GatewayError> {
+            Err(GatewayError::EndpointOffline { url: req.key })
+        }
+        async fn response_body(&self) -> Result<Rc<[u8]>, GatewayError> {
+            self.reads.set(self.reads.get() + 1);
+            self.response.clone()
+        }
+        fn set_response_body(&self, _: Rc<[u8]>) {}
+        fn decodes(&self, coding: &str) -> bool {
+            coding == "gzip"
+        }
+    }
+
+    fn action(type_name: &str, phase: Phase, config: serde_json::Value) -> Action {
+        let mut diags = Diagnostics::default();
+        let internal = Default::default();
+        let mut cx = Cx {
+            diags: &mut diags,
+            strict: false,
+            internal: &internal,
+            endpoint: "t",
+        };
+        let node = crate::source::from_json(&config);
+        let type_node = crate::source::from_json(&serde_json::json!(type_name));
+        let a = Action::compile(type_name, Some(&node), phase, "a", &type_node, &mut cx);
+        assert!(diags.items.is_empty(), "{:?}", diags.items);
+        a.unwrap()
+    }
+
+    fn exchange(res: Option<(&str, &str)>) -> Exchange {
+        let headers: Headers = [("content-type", "application/json")].into_iter().collect();
+        let head = RequestHead::from_url(
+            "POST",
+            "https://gw.example/api",
+            headers,
+            "192.0.2.1".parse().unwrap(),
+        )
+        .unwrap();
+        let mut ex = Exchange::new(head);
+        ex.res = res.map(|(name, value)| ResponseHead {
+            status: 200,
+            headers: [(name, value)].into_iter().collect(),
+        });
+        ex
+    }
+
+    fn run(a: &Action, ex: &mut Exchange, cx: &Bodies) -> Result<Step, GatewayError> {
+        pollster::block_on(a.apply(ex, cx))
+    }
+
+    fn unreadable() -> GatewayError {
+        GatewayError::BadRequest {
+            reason: "client went away".into(),
+        }
+    }
+
+    #[test]
+    fn a_request_body_that_cannot_be_read_is_a_500_or_only_reported() {
+        let cx = Bodies::new(Err(unreadable()), Ok(b""));
+        let halt = action(
+            "owasp-crs-request",
+            Phase::Request,
+            serde_json::json!({"process_body": true}),
+        );
+        let err = run(&halt, &mut exchange(None), &cx).unwrap_err();
+        assert!(
+            matches!(err, GatewayError::WafBodyUnreadable { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), 500);
+
+        let go_on = action(
+            "owasp-crs-request",
+            Phase::Request,
+            serde_json::json!({"process_body": true, "on_error": "continue"}),
+        );
+        let mut ex = exchange(None);
+        assert_eq!(run(&go_on, &mut ex, &cx).unwrap(), Step::Continue);
+        let msg = ex
+            .eval(
+                &crate::expr::Expr::compile("actions.ngrok.owasp_crs_request.error.message")
+                    .unwrap(),
+            )
+            .unwrap();
+        assert!(
+            crate::expr::to_text(&msg).contains("client went away"),
+            "{msg:?}"
+        );
+    }
+
+    #[test]
+    fn without_process_body_no_body_is_read() {
+        let cx = Bodies::new(Err(unreadable()), Err(unreadable()));
+        let req = action("owasp-crs-request", Phase::Request, serde_json::json!({}));
+        assert_eq!(run(&req, &mut exchange(None), &cx).unwrap(), Step::Continue);
+        let res = action("owasp-crs-response", Phase::Response, serde_json::json!({}));
+        let mut ex = exchange(Some(("content-type", "text/plain")));
+        assert_eq!(run(&res, &mut ex, &cx).unwrap(), Step::Continue);
+        assert_eq!(cx.reads.get(), 0);
+    }
+
+    #[test]
+    fn response_bodies_are_read_only_when_inspected() {
+        let leak = b"You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version";
+        let cx = Bodies::new(Ok(b""), Ok(leak));
+        let res = action(
+            "owasp-crs-response",
+            Phase::Response,
+            serde_json::json!({"process_body": true}),
+        );
+        // An image, or a deflate body the platform hands over still encoded: not read.
+        for (name, value) in [
+            ("content-type", "image/png"),
+            ("content-encoding", "deflate"),
+        ] {
+            let mut ex = exchange(Some((name, value)));
+            assert_eq!(run(&res, &mut ex, &cx).unwrap(), Step::Continue, "{value}");
+        }
+        assert_eq!(cx.reads.get(), 0);
+        // Text (here decoded from gzip by the platform) is read and the leak refused.
+        let mut ex = exchange(Some(("content-encoding", "gzip")));
+        let err = run(&res, &mut ex, &cx).unwrap_err();
+        assert_eq!((err.status(), err.code()), (403, Some("ERR_NGROK_3702")));
+        assert_eq!(cx.reads.get(), 1);
+    }
+
+    #[test]
+    fn a_response_phase_without_a_response_is_an_internal_error() {
+        let cx = Bodies::new(Ok(b""), Ok(b""));
+        let res = action("owasp-crs-response", Phase::Response, serde_json::json!({}));
+        let err = run(&res, &mut exchange(None), &cx).unwrap_err();
+        assert_eq!((err.status(), err.code()), (500, Some("ERR_NGROK_3701")));
+    }
+}
