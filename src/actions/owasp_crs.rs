@@ -86,12 +86,19 @@ impl Waf {
         waf.process_body = c.bool("process_body", false);
         if let Some(node) = c.field("exclude_rule_ids") {
             let list = crate::compile::child(&c.path, "exclude_rule_ids");
+            let known = every_rule_id();
             match node.as_seq() {
                 Some(items) => {
                     for (i, item) in items.iter().enumerate() {
                         let (code, msg) = match item.value {
                             Yaml::Int(id) if (900_000..=999_999).contains(&id) => {
                                 waf.exclude_rule_ids.push(id as u32);
+                                if !known.contains(&(id as u32)) {
+                                    // Valid for ngrok (CRS has it); this rule set is smaller.
+                                    let at = crate::compile::index(&list, i);
+                                    let msg = format!("no rule {id} in this gateway's rule set (docs/waf.md lists them): excluding it changes nothing");
+                                    c.diags.warning(None, At::new(&at, item), msg);
+                                }
                                 continue;
                             }
                             Yaml::Int(id) => (
@@ -186,6 +193,15 @@ impl Waf {
     pub fn budget(&self) -> Budget<'static> {
         Budget::steps(self.max_steps)
     }
+}
+
+/// The ids of every rule at every paranoia level.
+fn every_rule_id() -> Vec<u32> {
+    let all = crate::waf::Config {
+        paranoia_level: 4,
+        ..crate::waf::Config::default()
+    };
+    RuleSet::compile(&all).rule_ids()
 }
 
 /// An integer field within `lo..=hi`; `None` when absent or wrong (reported).
