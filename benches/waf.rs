@@ -138,5 +138,127 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(waf, benches);
+/// The action through `Gateway::handle`: a 1 KB JSON POST through `owasp-crs-request` (with
+/// `process_body`) and `forward-internal`, against the same policy without the WAF: the
+/// difference is what the action costs a request (body read, view, inspection, result
+/// variables).
+fn action(c: &mut Criterion) {
+    use edge_gateway::gateway::{
+        BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+    };
+    use edge_gateway::http::{Headers, RequestHead, ResponseHead};
+    use edge_gateway::manifest::{build_gateway, Options, SourceDoc};
+
+    struct JsonUpstream(std::rc::Rc<[u8]>);
+    impl Upstream for JsonUpstream {
+        type Body = ();
+        async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, ()), UpstreamError> {
+            black_box(&out.url);
+            let head = ResponseHead {
+                status: 200,
+                headers: Headers::new(),
+            };
+            Ok((head, ()))
+        }
+        fn body_replayable(&self) -> bool {
+            true
+        }
+        async fn request_body(&self, _limit: usize) -> Result<std::rc::Rc<[u8]>, BodyError> {
+            Ok(self.0.clone())
+        }
+    }
+    struct NoLimiter;
+    impl RateLimiter for NoLimiter {
+        async fn check(
+            &self,
+            _bucket: &str,
+            _checks: &[edge_gateway::limiter::LimitCheck],
+        ) -> Result<Vec<edge_gateway::limiter::Decision>, String> {
+            Err("no rate limits in this bench".into())
+        }
+    }
+    struct First;
+    impl Random for First {
+        fn below(&mut self, _n: usize) -> usize {
+            0
+        }
+    }
+
+    let gateway = |waf: &str| {
+        let yaml = format!(
+            "apiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: CloudEndpoint\nmetadata: {{name: waf}}\nspec:\n  url: https://gw.example\n  trafficPolicy:\n    inline:\n      on_http_request:\n        - actions:\n{waf}            - {{type: forward-internal, config: {{url: \"https://app.internal\"}}}}\n---\napiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: AgentEndpoint\nmetadata: {{name: app}}\nspec: {{bindings: [internal], url: https://app.internal, upstream: {{url: \"http://127.0.0.1:18201\"}}}}\n"
+        );
+        let docs: Vec<SourceDoc> = edge_gateway::source::parse_yaml_documents(&yaml)
+            .unwrap()
+            .into_iter()
+            .map(|node| SourceDoc {
+                file: "bench.yaml".into(),
+                node,
+            })
+            .collect();
+        build_gateway(&docs, Options::default(), "bench").0.unwrap()
+    };
+    let with_waf =
+        gateway("            - {type: owasp-crs-request, config: {process_body: true}}\n");
+    let without = gateway("");
+    let json = json_1k();
+    let len = json.len().to_string();
+    let headers: Headers = [
+        ("User-Agent", UA),
+        ("Accept", "application/json, text/plain, */*"),
+        ("Accept-Language", "en-US,en;q=0.9"),
+        ("Accept-Encoding", "gzip, deflate, br"),
+        ("Referer", "https://shop.example.com/cart"),
+        ("Origin", "https://shop.example.com"),
+        ("Cookie", COOKIE),
+        ("Content-Type", "application/json"),
+        ("Content-Length", len.as_str()),
+    ]
+    .into_iter()
+    .collect();
+    let head = RequestHead::from_url(
+        "POST",
+        "https://gw.example/api/v1/orders",
+        headers,
+        "198.51.100.7".parse().unwrap(),
+    )
+    .unwrap();
+    let upstream = JsonUpstream(json.as_bytes().into());
+    let trust = LocalTrust::default();
+    let mut rng = First;
+    let status = |gw: &edge_gateway::gateway::Gateway, rng: &mut First| {
+        pollster::block_on(gw.handle(head.clone(), &upstream, &NoLimiter, &trust, rng))
+            .head
+            .status
+    };
+    assert_eq!(
+        status(&with_waf, &mut rng),
+        200,
+        "the benign request passes"
+    );
+    for (name, gw) in [
+        (
+            "action: 1 KB JSON POST through owasp-crs-request (process_body) + forward-internal",
+            &with_waf,
+        ),
+        (
+            "action baseline: the same request, forward-internal only",
+            &without,
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                pollster::block_on(gw.handle(
+                    black_box(head.clone()),
+                    &upstream,
+                    &NoLimiter,
+                    &trust,
+                    &mut rng,
+                ))
+            })
+        });
+    }
+}
+
+criterion_group!(waf, benches, action);
 criterion_main!(waf);

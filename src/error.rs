@@ -102,6 +102,18 @@ pub enum GatewayError {
         pattern: String,
         reason: String,
     },
+    /// `owasp-crs-request` / `-response` scored the exchange at or above its threshold
+    /// (ngrok's `ERR_NGROK_3700` for a request, `ERR_NGROK_3702` for a response).
+    WafBlocked {
+        response: bool,
+        anomaly_score: u32,
+        threshold: u32,
+        rule_ids: Vec<u32>,
+    },
+    /// The WAF was to inspect the body and it could not be read.
+    WafBodyUnreadable { detail: String },
+    /// The WAF itself failed (ngrok's `ERR_NGROK_3701`).
+    WafInternal { detail: String },
 }
 
 /// How an error is shown to the client.
@@ -157,6 +169,14 @@ impl GatewayError {
             ResponseBodyTooLarge { .. } => (502, None, "response_body_too_large"),
             ResponseBodyUnreadable { .. } => (502, None, "response_body_unreadable"),
             InvalidPattern { .. } => (500, Some("ERR_NGROK_3901"), "invalid_regex"),
+            WafBlocked {
+                response: false, ..
+            } => (403, Some("ERR_NGROK_3700"), "waf_blocked"),
+            WafBlocked { response: true, .. } => {
+                (403, Some("ERR_NGROK_3702"), "waf_blocked_response")
+            }
+            WafBodyUnreadable { .. } => (500, None, "waf_body_unreadable"),
+            WafInternal { .. } => (500, Some("ERR_NGROK_3701"), "waf_failed"),
         };
         Shape {
             status,
@@ -354,6 +374,24 @@ impl fmt::Display for GatewayError {
             TooManyRedirects { limit } => {
                 write!(f, "the http-request met more than {limit} redirects")
             }
+            WafBlocked {
+                response,
+                anomaly_score,
+                threshold,
+                rule_ids,
+            } => {
+                let what = if *response { "response" } else { "request" };
+                let ids: Vec<String> = rule_ids.iter().map(u32::to_string).collect();
+                write!(
+                    f,
+                    "the {what} was blocked by the OWASP Core Rule Set: anomaly score {anomaly_score} (threshold {threshold}), rules [{}]",
+                    ids.join(", ")
+                )
+            }
+            WafBodyUnreadable { detail } => {
+                write!(f, "the body the WAF inspects could not be read: {detail}")
+            }
+            WafInternal { detail } => write!(f, "the WAF failed: {detail}"),
             UpstreamTimeout { endpoint, after_ms } => {
                 write!(
                     f,

@@ -12,6 +12,9 @@ mod http_request;
 mod jwt_validation;
 mod log;
 mod not_implemented;
+mod owasp_crs;
+mod owasp_crs_request;
+mod owasp_crs_response;
 mod rate_limit;
 mod redirect;
 mod remove_headers;
@@ -37,6 +40,8 @@ pub use http_request::{
 pub use jwt_validation::JwtValidation;
 pub use log::Log;
 pub use not_implemented::NotImplemented;
+pub use owasp_crs_request::OwaspCrsRequest;
+pub use owasp_crs_response::OwaspCrsResponse;
 pub use rate_limit::{bucket_name, parse_duration_ms, RateLimit};
 pub use redirect::Redirect;
 pub use remove_headers::RemoveHeaders;
@@ -75,6 +80,8 @@ pub enum Action {
     CompressResponse(CompressResponse),
     RequestBodyFindReplace(RequestBodyFindReplace),
     ResponseBodyFindReplace(ResponseBodyFindReplace),
+    OwaspCrsRequest(Box<OwaspCrsRequest>),
+    OwaspCrsResponse(Box<OwaspCrsResponse>),
     NotImplemented(NotImplemented),
 }
 
@@ -96,8 +103,6 @@ pub enum Step {
 /// Every action type ngrok documents that this gateway does not run yet. They load (so ngrok
 /// policies are accepted) but fail closed at run time.
 const LATER: &[&str] = &[
-    "owasp-crs-request",
-    "owasp-crs-response",
     "oauth",
     "oidc",
     "openid-connect",
@@ -128,8 +133,11 @@ impl Action {
             | "redirect"
             | "url-rewrite"
             | "close-connection"
-            | "request-body-find-replace" => &[Phase::Request],
-            "compress-response" | "response-body-find-replace" => &[Phase::Response],
+            | "request-body-find-replace"
+            | "owasp-crs-request" => &[Phase::Request],
+            "compress-response" | "response-body-find-replace" | "owasp-crs-response" => {
+                &[Phase::Response]
+            }
             "custom-response" | "add-headers" | "remove-headers" | "restrict-ips"
             | "http-request" | "set-vars" | "log" => &[Phase::Request, Phase::Response],
             t if LATER.contains(&t) => {
@@ -200,6 +208,16 @@ impl Action {
             "response-body-find-replace" => Action::ResponseBodyFindReplace(
                 ResponseBodyFindReplace::compile(config, config_path, cx)?,
             ),
+            "owasp-crs-request" => Action::OwaspCrsRequest(Box::new(OwaspCrsRequest::compile(
+                config,
+                config_path,
+                cx,
+            )?)),
+            "owasp-crs-response" => Action::OwaspCrsResponse(Box::new(OwaspCrsResponse::compile(
+                config,
+                config_path,
+                cx,
+            )?)),
             _ => Action::RemoveHeaders(RemoveHeaders::compile(config, config_path, cx)?),
         })
     }
@@ -225,6 +243,8 @@ impl Action {
             | Action::CompressResponse(_)
             | Action::RequestBodyFindReplace(_)
             | Action::ResponseBodyFindReplace(_)
+            | Action::OwaspCrsRequest(_)
+            | Action::OwaspCrsResponse(_)
             | Action::NotImplemented(_) => false,
         }
     }
@@ -258,6 +278,8 @@ impl Action {
             Action::CompressResponse(a) => Ok(a.apply(ex)),
             Action::RequestBodyFindReplace(a) => a.apply(ex, cx).await,
             Action::ResponseBodyFindReplace(a) => a.apply(ex, cx).await,
+            Action::OwaspCrsRequest(a) => a.apply(ex, cx).await,
+            Action::OwaspCrsResponse(a) => a.apply(ex, cx).await,
             Action::NotImplemented(a) => Err(a.apply()),
         }
     }

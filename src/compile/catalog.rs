@@ -44,6 +44,17 @@ const HEADERS: Shape = MapOf(&Template);
 const ON_ERROR: (&str, Shape) = ("on_error", Any);
 const ALLOW_LIST: Shape = Fields(&[("allow_list", ListOf(&Fields(&[("value", Template)])))]);
 const REPLACEMENTS: Shape = ListOf(&Fields(&[("from", Template), ("to", Template)]));
+/// `owasp-crs-*`: ngrok's three keys, then ours (docs/waf.md).
+const WAF_CONFIG: Shape = Fields(&[
+    ON_ERROR,
+    ("process_body", Any),
+    ("exclude_rule_ids", ListOf(&Any)),
+    ("paranoia_level", Any),
+    ("anomaly_score_threshold", Any),
+    ("body_limit", Any),
+    ("max_steps", Any),
+    ("on_budget_exceeded", Any),
+]);
 const OAUTH_COMMON: [&str; 8] = [
     "auth_id",
     "scopes",
@@ -220,13 +231,13 @@ pub const ACTIONS: &[ActionSpec] = &[
         name: "owasp-crs-request",
         phases: &[REQ],
         terminating: false,
-        config: Fields(&[ON_ERROR, ("process_body", Any), ("exclude_rule_ids", Any)]),
+        config: WAF_CONFIG,
     },
     ActionSpec {
         name: "owasp-crs-response",
         phases: &[RES],
         terminating: false,
-        config: Fields(&[ON_ERROR, ("process_body", Any), ("exclude_rule_ids", Any)]),
+        config: WAF_CONFIG,
     },
     ActionSpec {
         name: "compress-response",

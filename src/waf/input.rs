@@ -354,6 +354,18 @@ fn dedupe(fields: &mut Vec<Field<'_>>) {
     fields.retain(|_| keep.next().unwrap_or(true));
 }
 
+/// Whether a response body of this `Content-Type` is inspected: CRS inspects textual bodies only
+/// (`tx.response_body_mime_types`); none given counts as textual. The response action reads the
+/// body only when this says yes.
+pub fn textual_response(content_type: Option<&str>) -> bool {
+    content_type.map(mime).as_deref().is_none_or(|m| {
+        m.starts_with("text/")
+            || m.ends_with("json")
+            || m.ends_with("xml")
+            || m == "application/javascript"
+    })
+}
+
 pub(crate) fn extract_response<'a>(
     res: &ResponseView<'a>,
     process_body: bool,
@@ -373,21 +385,8 @@ pub(crate) fn extract_response<'a>(
         .headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
-    // CRS inspects textual response bodies only (`tx.response_body_mime_types`).
-    let textual = content_type.as_deref().is_none_or(|m| {
-        m.starts_with("text/")
-            || m.ends_with("json")
-            || m.ends_with("xml")
-            || m == "application/javascript"
-    });
-    if process_body && textual && !res.body.is_empty() {
+        .map(|(_, v)| *v);
+    if process_body && textual_response(content_type) && !res.body.is_empty() {
         push(
             &mut fields,
             Target::ResBody,
@@ -398,8 +397,18 @@ pub(crate) fn extract_response<'a>(
     Extracted {
         fields,
         body_error: None,
-        content_type,
+        content_type: content_type.map(mime),
     }
+}
+
+/// The media type of a `Content-Type` value, lowercase, without parameters.
+fn mime(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Walks JSON text and emits every string/number/literal value as an ARGS field named by its key

@@ -33,7 +33,7 @@ mod xss;
 #[doc(hidden)]
 pub use engine::build_fresh;
 pub use engine::RuleSet;
-pub use input::{RequestView, ResponseView};
+pub use input::{textual_response, RequestView, ResponseView};
 
 /// How much a match weighs, CRS's severities and their anomaly scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
