@@ -28,6 +28,11 @@ on_http_request:
             x-decision: "${actions.ngrok.owasp_crs_request.decision}"
             x-score: "${actions.ngrok.owasp_crs_request.anomaly_score}"
           body: "${actions.ngrok.owasp_crs_request.matched_rules.map(r, r.id)}"
+  # The response WAF alone: the echo origin sends back what it is given.
+  - expressions: ["req.url.path == '/__body/echo'"]
+    actions:
+      - type: forward-internal
+        config: {url: "https://catalog-eks.internal"}
   - actions:
       - type: owasp-crs-request
         config: {process_body: true}
@@ -161,8 +166,13 @@ fn waf_end_to_end() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["body_bytes"], benign.len());
 
-    // owasp-crs-response: the origin echoes a SQL error; the client gets a 403 instead.
+    // A content type CRS does not allow by default (text/plain) is refused by 920420, as in
+    // ngrok's Coraza.
     let text = [("Content-Type", "text/plain")];
+    let r = send(&stack, "POST", "/api/orders", &text, "order 42");
+    assert_blocked(&r, "ERR_NGROK_3700", "920420", "text/plain request body");
+
+    // owasp-crs-response: the origin echoes a SQL error; the client gets a 403 instead.
     let leak = "You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near '' at line 1";
     let r = send(&stack, "POST", "/__body/echo", &text, leak);
     assert_blocked(&r, "ERR_NGROK_3702", "951230", "leaked MySQL error");
