@@ -420,6 +420,19 @@ mod tests {
     }
 
     #[test]
+    fn a_request_body_past_the_buffer_is_a_413() {
+        let cx = Bodies::new(Err(GatewayError::BodyTooLarge { limit: 8 << 20 }), Ok(b""));
+        let halt = action(
+            "owasp-crs-request",
+            Phase::Request,
+            serde_json::json!({"process_body": true}),
+        );
+        let err = run(&halt, &mut exchange(None), &cx).unwrap_err();
+        assert!(matches!(err, GatewayError::BodyTooLarge { .. }), "{err:?}");
+        assert_eq!(err.status(), 413);
+    }
+
+    #[test]
     fn without_process_body_no_body_is_read() {
         let cx = Bodies::new(Err(unreadable()), Err(unreadable()));
         let req = action("owasp-crs-request", Phase::Request, serde_json::json!({}));

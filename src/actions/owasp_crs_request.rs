@@ -27,8 +27,14 @@ impl OwaspCrsRequest {
             match cx.request_body().await {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    let e = GatewayError::WafBodyUnreadable {
-                        detail: e.to_string(),
+                    // Past what the gateway buffers (8 MiB) the body cannot be inspected and
+                    // forwarded both: a clear 413, as verify-webhook answers; anything else that
+                    // stops the read is the WAF's 500.
+                    let e = match e {
+                        GatewayError::BodyTooLarge { .. } => e,
+                        e => GatewayError::WafBodyUnreadable {
+                            detail: e.to_string(),
+                        },
                     };
                     waf.finish(ex, Err(e))?;
                     return Ok(Step::Continue);

@@ -1,33 +1,35 @@
 //! Compiling the rule table once per isolate, and running it on a request or response.
 
 use super::input::{
-    extract_request, extract_response, Extracted, Field, RequestView, ResponseView,
+    extract_request, extract_response, Extracted, Field, RequestView, ResponseView, Target,
 };
 use super::rules::{table, CheckCtx, Op, Phase, RuleDef};
-use super::transform::{apply_if_changes, Transform};
+use super::transform::{apply_if_changes, may_change, ByteSet, Transform};
 use super::{sqli, xss, Budget, Config, Decision, MatchedRule, OnBudget, Verdict};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// A distinct transformation chain and the automaton over the literals of the rules using it.
+/// A distinct transformation chain.
 struct Pipeline {
     tf: &'static [Transform],
-    /// Literals (lowercase) of this pipeline's rules; `None` when they have none.
-    ac: Option<AhoCorasick>,
-    literals: Vec<&'static str>,
 }
 
 struct Rule {
     def: RuleDef,
     mask: u32,
     pipeline: usize,
-    /// Ids of `def.lits` in the pipeline's automaton.
+    /// The rule's chain ends with `Lowercase`, which is left out of the pipeline: the literal
+    /// scan ignores ASCII case and the detectors read case themselves, so only a regex needs
+    /// the lowercased copy, made when one runs.
+    lower: bool,
+    /// Ids of `def.lits` in the shared automaton.
     lits: Vec<u32>,
     /// The same as a bitset, to test against a value's hits in a few word operations.
-    lit_mask: [u64; MAX_LITERALS / 64],
+    lit_mask: [u64; HIT_WORDS],
     /// Compiled on first use (after a literal was seen), or by [`RuleSet::compile_all`].
     regex: OnceLock<Option<Regex>>,
 }
@@ -36,6 +38,11 @@ struct Compiled {
     /// In evaluation order: highest value first (severity, then id).
     rules: Vec<Rule>,
     pipelines: Vec<Pipeline>,
+    /// Every rule's literals (lowercase), deduplicated, in one automaton: a value scanned once
+    /// serves every pipeline that transforms the field to the same bytes (most pipelines leave
+    /// most values as they are).
+    literals: Vec<&'static str>,
+    ac: Option<AhoCorasick>,
 }
 
 static COMPILED: OnceLock<Compiled> = OnceLock::new();
@@ -56,31 +63,32 @@ fn build() -> Compiled {
         )
     });
     let mut pipelines: Vec<Pipeline> = Vec::new();
-    let mut lit_ids: Vec<HashMap<&'static str, u32>> = Vec::new();
+    let mut literals: Vec<&'static str> = Vec::new();
+    let mut lit_ids: HashMap<&'static str, u32> = HashMap::new();
     let mut rules = Vec::with_capacity(defs.len());
     for def in defs {
-        let p = match pipelines.iter().position(|p| p.tf == def.tf) {
+        let (tf, lower) = match def.tf.split_last() {
+            Some((Transform::Lowercase, rest)) => (rest, true),
+            _ => (def.tf, false),
+        };
+        let p = match pipelines.iter().position(|p| p.tf == tf) {
             Some(p) => p,
             None => {
-                pipelines.push(Pipeline {
-                    tf: def.tf,
-                    ac: None,
-                    literals: Vec::new(),
-                });
-                lit_ids.push(HashMap::new());
+                pipelines.push(Pipeline { tf });
                 pipelines.len() - 1
             }
         };
-        let mut lits = Vec::with_capacity(def.lits.len());
-        for l in def.lits {
-            let next = pipelines[p].literals.len() as u32;
-            let id = *lit_ids[p].entry(l).or_insert(next);
-            if id == next {
-                pipelines[p].literals.push(l);
-            }
-            lits.push(id);
-        }
-        let mut lit_mask = [0u64; MAX_LITERALS / 64];
+        let lits: Vec<u32> = def
+            .lits
+            .iter()
+            .map(|l| {
+                *lit_ids.entry(l).or_insert_with(|| {
+                    literals.push(l);
+                    literals.len() as u32 - 1
+                })
+            })
+            .collect();
+        let mut lit_mask = [0u64; HIT_WORDS];
         for &id in &lits {
             if let Some(w) = lit_mask.get_mut(id as usize / 64) {
                 *w |= 1 << (id % 64);
@@ -91,28 +99,31 @@ fn build() -> Compiled {
             def,
             mask,
             pipeline: p,
+            lower,
             lits,
             lit_mask,
             regex: OnceLock::new(),
         });
     }
-    for p in &mut pipelines {
-        assert!(
-            p.literals.len() <= MAX_LITERALS,
-            "too many literals in one pipeline"
-        );
-        if !p.literals.is_empty() {
-            // A DFA: the slowest to build (a few ms for all pipelines) but the fastest to scan,
-            // and the scan runs on every field.
-            p.ac = AhoCorasickBuilder::new()
-                .kind(Some(AhoCorasickKind::DFA))
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(&p.literals)
-                .ok();
-        }
+    assert!(
+        literals.len() <= HIT_WORDS * 64,
+        "{} prefilter literals: raise HIT_WORDS",
+        literals.len()
+    );
+    // A DFA: the slowest to build (a few ms) but the fastest to scan, and the scan runs on
+    // every distinct value.
+    let ac = AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::DFA))
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .build(&literals)
+        .ok();
+    Compiled {
+        rules,
+        pipelines,
+        literals,
+        ac,
     }
-    Compiled { rules, pipelines }
 }
 
 /// Builds the rule set from scratch (not the isolate's shared copy), for measuring start-up:
@@ -147,14 +158,51 @@ pub struct RuleSet {
     config: Config,
 }
 
-/// Transformed value of one field through one pipeline, and which literals it contains.
+/// A field's value after one or more pipelines (those that give the same bytes share it), and
+/// which literals it contains.
 struct Entry<'f> {
+    field: usize,
     value: Cow<'f, [u8]>,
-    hits: [u64; MAX_LITERALS / 64],
+    hits: [u64; HIT_WORDS],
+    /// `value` lowercased, when a regex asked for it and it has uppercase (`Some(None)` when
+    /// it has none).
+    lowered: OnceCell<Option<Vec<u8>>>,
 }
 
-/// Literals per pipeline (a bitset per transformed value; checked at build).
-const MAX_LITERALS: usize = 512;
+impl Entry<'_> {
+    fn lowercase(&self) -> &[u8] {
+        self.lowered
+            .get_or_init(|| {
+                self.value
+                    .iter()
+                    .any(u8::is_ascii_uppercase)
+                    .then(|| self.value.to_ascii_lowercase())
+            })
+            .as_deref()
+            .unwrap_or(&self.value)
+    }
+}
+
+/// The literals' bitset size in words (checked when the rule set is built).
+const HIT_WORDS: usize = 10;
+
+/// Transformed values per (field, pipeline), computed on first use and shared between
+/// pipelines that produce the same bytes.
+struct Values<'f> {
+    np: usize,
+    /// Index into `entries` per field and pipeline; `NONE` until computed.
+    slots: Vec<u32>,
+    /// The bytes of each field's raw value, once a pipeline needed them.
+    sets: Vec<Option<ByteSet>>,
+    entries: Vec<Entry<'f>>,
+    /// Per pipeline, the targets whose fields are all computed and counted in `any_hits`.
+    done: Vec<u32>,
+    /// Per pipeline and target, the literals found in any of the target's fields: a rule none
+    /// of whose literals is there skips its fields without looking at them one by one.
+    any_hits: Vec<[u64; HIT_WORDS]>,
+}
+
+const NONE: u32 = u32::MAX;
 
 impl RuleSet {
     pub fn compile(config: &Config) -> RuleSet {
@@ -240,8 +288,14 @@ impl RuleSet {
         let c = self.compiled;
         let fields = &ex.fields;
         let np = c.pipelines.len();
-        let mut cache: Vec<Option<Entry<'_>>> = Vec::new();
-        cache.resize_with(fields.len() * np, || None);
+        let mut values = Values {
+            np,
+            slots: vec![NONE; fields.len() * np],
+            sets: vec![None; fields.len()],
+            entries: Vec::with_capacity(fields.len() + 8),
+            done: vec![0; np],
+            any_hits: vec![[0; HIT_WORDS]; np * Target::COUNT],
+        };
         let mut steps: u64 = fields.iter().map(|f| f.value.len() as u64).sum();
         let start = budget.clock.map(|clk| clk());
         let mut matched = Vec::new();
@@ -260,7 +314,7 @@ impl RuleSet {
                     steps += 1;
                     f(ctx).map(|d| format!("Matched Data: {}", clip(&d)))
                 }
-                _ => self.match_fields(rule, fields, &mut cache, &mut steps),
+                _ => self.match_fields(rule, fields, &mut values, &mut steps),
             };
             if let Some(data) = hit {
                 score += rule.def.severity.score();
@@ -293,35 +347,18 @@ impl RuleSet {
         &self,
         rule: &Rule,
         fields: &'f [Field<'f>],
-        cache: &mut [Option<Entry<'f>>],
+        values: &mut Values<'f>,
         steps: &mut u64,
     ) -> Option<String> {
         let c = self.compiled;
-        let np = c.pipelines.len();
-        let pipeline = &c.pipelines[rule.pipeline];
+        if !rule.lits.is_empty() && !values.any_literal(c, fields, rule, steps) {
+            return None;
+        }
         for (fi, field) in fields.iter().enumerate() {
             if rule.mask & field.kind.bit() == 0 {
                 continue;
             }
-            let slot = &mut cache[fi * np + rule.pipeline];
-            let entry = slot.get_or_insert_with(|| {
-                let mut value: Cow<'f, [u8]> = Cow::Borrowed(&field.value);
-                for t in pipeline.tf {
-                    *steps += value.len() as u64;
-                    if let Some(v) = apply_if_changes(*t, &value) {
-                        value = Cow::Owned(v);
-                    }
-                }
-                let mut hits = [0u64; MAX_LITERALS / 64];
-                if let Some(ac) = &pipeline.ac {
-                    *steps += value.len() as u64;
-                    for m in ac.find_overlapping_iter(&*value) {
-                        let id = m.pattern().as_usize();
-                        hits[id / 64] |= 1 << (id % 64);
-                    }
-                }
-                Entry { value, hits }
-            });
+            let entry = values.get(c, fields, fi, rule.pipeline, steps);
             let seen = |id: u32| entry.hits[id as usize / 64] & (1 << (id % 64)) != 0;
             if !rule.lits.is_empty()
                 && !entry
@@ -337,6 +374,7 @@ impl RuleSet {
                 Op::Rx(p) => {
                     *steps += value.len() as u64;
                     let re = rule.regex.get_or_init(|| compile_regex(p));
+                    let value = if rule.lower { entry.lowercase() } else { value };
                     re.as_ref()
                         .and_then(|re| re.find(value))
                         .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
@@ -345,7 +383,7 @@ impl RuleSet {
                     .lits
                     .iter()
                     .find(|&&id| seen(id))
-                    .map(|&id| pipeline.literals[id as usize].to_string()),
+                    .map(|&id| c.literals[id as usize].to_string()),
                 Op::Sqli => {
                     sqli::detect(value, steps).map(|why| format!("{why}: {}", clip_bytes(value)))
                 }
@@ -369,6 +407,97 @@ impl RuleSet {
             }
         }
         None
+    }
+}
+
+impl<'f> Values<'f> {
+    /// Whether one of the rule's literals occurs in any of its target fields (after its
+    /// pipeline), computing those fields' values first.
+    fn any_literal(
+        &mut self,
+        c: &Compiled,
+        fields: &'f [Field<'f>],
+        rule: &Rule,
+        steps: &mut u64,
+    ) -> bool {
+        let p = rule.pipeline;
+        let need = rule.mask & !self.done[p];
+        if need != 0 {
+            for (fi, field) in fields.iter().enumerate() {
+                if need & field.kind.bit() != 0 {
+                    let hits = self.get(c, fields, fi, p, steps).hits;
+                    let acc = &mut self.any_hits[p * Target::COUNT + field.kind as usize];
+                    for (a, h) in acc.iter_mut().zip(hits) {
+                        *a |= h;
+                    }
+                }
+            }
+            self.done[p] |= need;
+        }
+        let row = &self.any_hits[p * Target::COUNT..(p + 1) * Target::COUNT];
+        row.iter().enumerate().any(|(kind, hits)| {
+            rule.mask & (1 << kind) != 0 && hits.iter().zip(&rule.lit_mask).any(|(h, m)| h & m != 0)
+        })
+    }
+
+    /// Field `fi` through pipeline `p`: transformed once, and scanned once per distinct result.
+    fn get(
+        &mut self,
+        c: &Compiled,
+        fields: &'f [Field<'f>],
+        fi: usize,
+        p: usize,
+        steps: &mut u64,
+    ) -> &Entry<'f> {
+        let slot = fi * self.np + p;
+        if self.slots[slot] == NONE {
+            let raw: &'f [u8] = &fields[fi].value;
+            let mut set = *self.sets[fi].get_or_insert_with(|| ByteSet::of(raw));
+            let mut value: Cow<'f, [u8]> = Cow::Borrowed(raw);
+            for t in c.pipelines[p].tf {
+                if !may_change(*t, &set) {
+                    continue;
+                }
+                *steps += value.len() as u64;
+                if let Some(v) = apply_if_changes(*t, &value) {
+                    set = ByteSet::of(&v);
+                    value = Cow::Owned(v);
+                }
+            }
+            // The same bytes from another pipeline: share its scan.
+            let row = &self.slots[fi * self.np..(fi + 1) * self.np];
+            let same = row.iter().copied().find(|&e| {
+                e != NONE && {
+                    let other = &self.entries[e as usize];
+                    debug_assert_eq!(other.field, fi);
+                    match (&value, &other.value) {
+                        (Cow::Borrowed(_), Cow::Borrowed(_)) => true,
+                        (a, b) => **a == **b,
+                    }
+                }
+            });
+            self.slots[slot] = match same {
+                Some(e) => e,
+                None => {
+                    let mut hits = [0u64; HIT_WORDS];
+                    if let Some(ac) = &c.ac {
+                        *steps += value.len() as u64;
+                        for m in ac.find_overlapping_iter(&*value) {
+                            let id = m.pattern().as_usize();
+                            hits[id / 64] |= 1 << (id % 64);
+                        }
+                    }
+                    self.entries.push(Entry {
+                        field: fi,
+                        value,
+                        hits,
+                        lowered: OnceCell::new(),
+                    });
+                    self.entries.len() as u32 - 1
+                }
+            };
+        }
+        &self.entries[self.slots[slot] as usize]
     }
 }
 

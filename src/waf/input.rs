@@ -142,6 +142,9 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// How many targets there are (an index space for per-target tables).
+    pub(crate) const COUNT: usize = Target::ResBody as usize + 1;
+
     pub(crate) fn bit(self) -> u32 {
         1 << (self as u32)
     }
@@ -225,7 +228,7 @@ fn lossy(b: &[u8]) -> String {
 }
 
 /// Splits `a=1&b=2` into decoded (name, value) arguments.
-fn parse_urlencoded(raw: &[u8], prefix: &str, fields: &mut Vec<Field<'_>>) {
+fn parse_urlencoded(raw: &[u8], fields: &mut Vec<Field<'_>>) {
     for pair in raw.split(|b| *b == b'&') {
         if pair.is_empty() {
             continue;
@@ -239,10 +242,10 @@ fn parse_urlencoded(raw: &[u8], prefix: &str, fields: &mut Vec<Field<'_>>) {
         push(
             fields,
             Target::ArgsNames,
-            format!("{prefix}{name}"),
+            name.clone(),
             name.clone().into_bytes(),
         );
-        push(fields, Target::Args, format!("{prefix}{name}"), value);
+        push(fields, Target::Args, name, value);
     }
 }
 
@@ -276,7 +279,7 @@ pub(crate) fn extract_request<'a>(
     push(&mut fields, Target::Basename, "", base);
     if !req.query.is_empty() {
         push(&mut fields, Target::QueryString, "", req.query.as_bytes());
-        parse_urlencoded(req.query.as_bytes(), "", &mut fields);
+        parse_urlencoded(req.query.as_bytes(), &mut fields);
     }
     for &(name, value) in &req.headers {
         push(&mut fields, Target::HeaderNames, name, name.as_bytes());
@@ -316,7 +319,7 @@ pub(crate) fn extract_request<'a>(
             .map(body_kind)
             .unwrap_or(BodyKind::Other)
         {
-            BodyKind::UrlEncoded => parse_urlencoded(body, "", &mut fields),
+            BodyKind::UrlEncoded => parse_urlencoded(body, &mut fields),
             BodyKind::Json => {
                 if let Err(e) = json_args(body, truncated, &mut fields) {
                     body_error = Some(e);
@@ -342,14 +345,20 @@ pub(crate) fn extract_request<'a>(
 /// Drops a field whose target and value repeat an earlier one (JSON arrays repeat their keys,
 /// forms their values): every rule would decide the same on it, and report the first.
 fn dedupe(fields: &mut Vec<Field<'_>>) {
-    // Compares the values themselves (not a hash of them, which an attacker could collide).
-    let keep: Vec<bool> = {
-        let mut seen = std::collections::HashSet::with_capacity(fields.len());
-        fields
-            .iter()
-            .map(|f| seen.insert((f.kind as u8, &*f.value)))
-            .collect()
+    // Sorting compares the values themselves: no hash for an attacker to collide, and no
+    // hashing of every value.
+    let mut order: Vec<u32> = (0..fields.len() as u32).collect();
+    let key = |i: &u32| {
+        let f = &fields[*i as usize];
+        (f.kind as u8, &*f.value)
     };
+    order.sort_unstable_by(|a, b| key(a).cmp(&key(b)).then(a.cmp(b)));
+    let mut keep = vec![true; fields.len()];
+    for w in order.windows(2) {
+        if key(&w[0]) == key(&w[1]) {
+            keep[w[1] as usize] = false;
+        }
+    }
     let mut keep = keep.into_iter();
     fields.retain(|_| keep.next().unwrap_or(true));
 }
@@ -413,37 +422,40 @@ fn mime(value: &str) -> String {
 
 /// Walks JSON text and emits every string/number/literal value as an ARGS field named by its key
 /// path (`json.user.name`, as Coraza names them) and every key as ARGS_NAMES. A body cut at the
-/// limit is walked as far as it goes; a complete body that is not JSON is an error.
-fn json_args(body: &[u8], truncated: bool, fields: &mut Vec<Field<'_>>) -> Result<(), String> {
+/// limit is walked as far as it goes; a complete body that is not JSON is an error. Strings
+/// without escapes are borrowed from the body; the key path is one buffer, cut back when a
+/// container closes.
+fn json_args<'a>(
+    body: &'a [u8],
+    truncated: bool,
+    fields: &mut Vec<Field<'a>>,
+) -> Result<(), String> {
     if !truncated {
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             return Err(format!("JSON parsing error: {e}"));
         }
     }
-    // Stack of container key paths; `expect_key` when inside an object before a ':'.
-    let mut path: Vec<String> = vec!["json".to_string()];
-    let mut in_object: Vec<bool> = Vec::new();
-    let mut pending_key: Option<String> = None;
+    let mut path = String::from("json");
+    // Per open container: the path's length outside it, and whether it is an object.
+    let mut open: Vec<(usize, bool)> = Vec::new();
+    let mut pending_key: Option<Cow<'a, [u8]>> = None;
     let mut i = 0;
     let n = body.len();
     while i < n {
         let b = body[i];
         match b {
             b'{' | b'[' => {
-                let key = pending_key.take();
-                let base = path.last().cloned().unwrap_or_default();
-                path.push(match key {
-                    Some(k) => format!("{base}.{k}"),
-                    None => base,
-                });
-                in_object.push(b == b'{');
+                open.push((path.len(), b == b'{'));
+                if let Some(k) = pending_key.take() {
+                    path.push('.');
+                    path.push_str(&String::from_utf8_lossy(&k));
+                }
                 i += 1;
             }
             b'}' | b']' => {
-                if path.len() > 1 {
-                    path.pop();
+                if let Some((len, _)) = open.pop() {
+                    path.truncate(len);
                 }
-                in_object.pop();
                 pending_key = None;
                 i += 1;
             }
@@ -455,18 +467,16 @@ fn json_args(body: &[u8], truncated: bool, fields: &mut Vec<Field<'_>>) -> Resul
                 while j < n && body[j].is_ascii_whitespace() {
                     j += 1;
                 }
-                if in_object.last() == Some(&true) && j < n && body[j] == b':' {
-                    let name = lossy(&s);
-                    let full = format!(
-                        "{}.{}",
-                        path.last().map(String::as_str).unwrap_or("json"),
-                        name
-                    );
-                    push(fields, Target::ArgsNames, full, name.clone().into_bytes());
-                    pending_key = Some(name);
+                if open.last().is_some_and(|o| o.1) && j < n && body[j] == b':' {
+                    fields.push(Field {
+                        kind: Target::ArgsNames,
+                        name: Cow::Owned(leaf_name(&path, Some(&s))),
+                        value: s.clone(),
+                    });
+                    pending_key = Some(s);
                     i = j + 1;
                 } else {
-                    let name = leaf_name(&path, pending_key.take());
+                    let name = leaf_name(&path, pending_key.take().as_deref());
                     push(fields, Target::Args, name, s);
                 }
             }
@@ -477,8 +487,8 @@ fn json_args(body: &[u8], truncated: bool, fields: &mut Vec<Field<'_>>) -> Resul
                 {
                     i += 1;
                 }
-                let name = leaf_name(&path, pending_key.take());
-                push(fields, Target::Args, name, body[start..i].to_vec());
+                let name = leaf_name(&path, pending_key.take().as_deref());
+                push(fields, Target::Args, name, &body[start..i]);
             }
             _ => i += 1,
         }
@@ -486,21 +496,36 @@ fn json_args(body: &[u8], truncated: bool, fields: &mut Vec<Field<'_>>) -> Resul
     Ok(())
 }
 
-fn leaf_name(path: &[String], key: Option<String>) -> String {
-    let base = path.last().map(String::as_str).unwrap_or("json");
-    match key {
-        Some(k) => format!("{base}.{k}"),
-        None => base.to_string(),
-    }
+fn leaf_name(path: &str, key: Option<&[u8]>) -> String {
+    let Some(k) = key else {
+        return path.to_string();
+    };
+    let k = String::from_utf8_lossy(k);
+    let mut name = String::with_capacity(path.len() + 1 + k.len());
+    name.push_str(path);
+    name.push('.');
+    name.push_str(&k);
+    name
 }
 
 /// Decodes a JSON string starting after its opening quote; returns it and the index after the
-/// closing quote (or the end, when cut).
-fn json_string(body: &[u8], mut i: usize) -> (Vec<u8>, usize) {
-    let mut out = Vec::new();
+/// closing quote (or the end, when cut). Borrowed when it has no escapes.
+fn json_string(body: &[u8], start: usize) -> (Cow<'_, [u8]>, usize) {
+    let mut i = start;
     while i < body.len() {
         match body[i] {
-            b'"' => return (out, i + 1),
+            b'"' => return (Cow::Borrowed(&body[start..i]), i + 1),
+            b'\\' => break,
+            _ => i += 1,
+        }
+    }
+    if i >= body.len() {
+        return (Cow::Borrowed(&body[start..]), body.len());
+    }
+    let mut out = body[start..i].to_vec();
+    while i < body.len() {
+        match body[i] {
+            b'"' => return (Cow::Owned(out), i + 1),
             b'\\' if i + 1 < body.len() => {
                 let e = body[i + 1];
                 i += 2;
@@ -533,7 +558,7 @@ fn json_string(body: &[u8], mut i: usize) -> (Vec<u8>, usize) {
             }
         }
     }
-    (out, i)
+    (Cow::Owned(out), i)
 }
 
 /// Parses `multipart/form-data`: form fields become ARGS, file names FILES_NAMES (file contents

@@ -80,7 +80,9 @@ const T_SQL: &[Transform] = &[
     CompressWhitespace,
     Lowercase,
 ];
-const T_SHELL: &[Transform] = &[UrlDecodeUni, Lowercase, ShellUnquote];
+// ShellUnquote drops quoting characters whatever the letters' case, so it commutes with
+// Lowercase; lowercasing last lets the engine share the literal scan with the other pipelines.
+const T_SHELL: &[Transform] = &[UrlDecodeUni, ShellUnquote, Lowercase];
 const T_CMD: &[Transform] = &[UrlDecodeUni, CmdLine];
 const T_PATH: &[Transform] = &[UrlDecodeUni, RemoveNulls, NormalisePath, Lowercase];
 const T_NONE: &[Transform] = &[];

@@ -34,215 +34,270 @@ enum Tok {
     Other,
 }
 
-const STMT: &[&str] = &[
-    "select", "insert", "update", "delete", "drop", "alter", "create", "truncate", "exec",
-    "execute", "declare", "shutdown", "waitfor", "replace", "merge", "grant", "revoke", "rename",
-    "load", "handler", "call", "set", "use",
-];
-const CLAUSE: &[&str] = &[
-    "from",
-    "where",
-    "into",
-    "values",
-    "table",
-    "having",
-    "group",
-    "order",
-    "by",
-    "limit",
-    "offset",
-    "procedure",
-    "delay",
-    "outfile",
-    "dumpfile",
-    "all",
-    "distinct",
-    "top",
-    "case",
-    "when",
-    "then",
-    "else",
-    "end",
-    "null",
-    "true",
-    "false",
-    "asc",
-    "desc",
-];
-const LOGIC: &[&str] = &["and", "or", "xor", "not"];
-const OPWORDS: &[&str] = &[
-    "like", "rlike", "regexp", "is", "in", "between", "sounds", "div", "mod", "collate", "escape",
-];
+/// What a word is to SQL. A `match` on the lowercased word: the compiler builds a decision
+/// tree, where a list of keywords would be compared one by one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kw {
+    Union,
+    Logic,
+    /// An operator word (`like`, `is`, `in`, ...).
+    OpWord,
+    /// `from` or `into`.
+    From,
+    /// A statement keyword that can follow `;`.
+    Stmt,
+    Clause,
+    None,
+}
 
+fn keyword(word: &[u8]) -> Kw {
+    match word {
+        b"union" => Kw::Union,
+        b"and" | b"or" | b"xor" | b"not" => Kw::Logic,
+        b"like" | b"rlike" | b"regexp" | b"is" | b"in" | b"between" | b"sounds" | b"div"
+        | b"mod" | b"collate" | b"escape" => Kw::OpWord,
+        b"from" | b"into" => Kw::From,
+        b"select" | b"insert" | b"update" | b"delete" | b"drop" | b"alter" | b"create"
+        | b"truncate" | b"exec" | b"execute" | b"declare" | b"shutdown" | b"waitfor"
+        | b"replace" | b"merge" | b"grant" | b"revoke" | b"rename" | b"load" | b"handler"
+        | b"call" | b"set" | b"use" => Kw::Stmt,
+        b"where" | b"values" | b"table" | b"having" | b"group" | b"order" | b"by" | b"limit"
+        | b"offset" | b"procedure" | b"delay" | b"outfile" | b"dumpfile" | b"all" | b"distinct"
+        | b"top" | b"case" | b"when" | b"then" | b"else" | b"end" | b"null" | b"true"
+        | b"false" | b"asc" | b"desc" => Kw::Clause,
+        _ => Kw::None,
+    }
+}
+
+#[inline]
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
 }
 
+#[inline]
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
-/// Tokenizes up to `max` tokens. With `quote`, the input is read as the rest of a string literal
-/// the application opened with that quote.
-fn tokenize(input: &[u8], quote: Option<u8>, max: usize, steps: &mut u64) -> Vec<Tok> {
-    let mut toks = Vec::with_capacity(max);
-    let mut i = 0;
-    let n = input.len();
+/// Reads SQL tokens one at a time, so a caller that decides on the first token stops there.
+struct Lexer<'a> {
+    input: &'a [u8],
+    i: usize,
+}
+
+impl Lexer<'_> {
+    fn next_tok(&mut self) -> Option<Tok> {
+        let input = self.input;
+        let n = input.len();
+        let mut i = self.i;
+        loop {
+            while i < n && is_space(input[i]) {
+                i += 1;
+            }
+            if i >= n {
+                self.i = i;
+                return None;
+            }
+            let b = input[i];
+            let tok = match b {
+                b'\'' | b'"' | b'`' => {
+                    let (end, closed) = scan_string(input, i + 1, b);
+                    i = end;
+                    if b == b'`' {
+                        Tok::Word
+                    } else {
+                        Tok::Str { closed }
+                    }
+                }
+                b'0'..=b'9' => {
+                    while i < n && (input[i].is_ascii_alphanumeric() || input[i] == b'.') {
+                        i += 1;
+                    }
+                    Tok::Num
+                }
+                b'.' if input.get(i + 1).is_some_and(|c| c.is_ascii_digit()) => {
+                    i += 1;
+                    while i < n && (input[i].is_ascii_alphanumeric() || input[i] == b'.') {
+                        i += 1;
+                    }
+                    Tok::Num
+                }
+                b'@' => {
+                    i += 1;
+                    while i < n && (is_word_byte(input[i]) || input[i] == b'@') {
+                        i += 1;
+                    }
+                    Tok::Var
+                }
+                b'(' => {
+                    i += 1;
+                    Tok::LParen
+                }
+                b')' => {
+                    i += 1;
+                    Tok::RParen
+                }
+                b',' => {
+                    i += 1;
+                    Tok::Comma
+                }
+                b';' => {
+                    i += 1;
+                    Tok::Semi
+                }
+                b'#' => {
+                    i = line_end(input, i);
+                    Tok::Comment
+                }
+                b'-' if input.get(i + 1) == Some(&b'-') => {
+                    i = line_end(input, i);
+                    Tok::Comment
+                }
+                b'/' if input.get(i + 1) == Some(&b'*') => {
+                    if input.get(i + 2) == Some(&b'!') {
+                        // MySQL executes `/*!50000 ... */`: read the inside as code.
+                        i += 3;
+                        while i < n && input[i].is_ascii_digit() {
+                            i += 1;
+                        }
+                        continue;
+                    }
+                    let end = input[i + 2..]
+                        .windows(2)
+                        .position(|w| w == b"*/")
+                        .map(|p| i + 2 + p + 2)
+                        .unwrap_or(n);
+                    i = end;
+                    // A comment used as a space between keywords is not a comment ending the
+                    // query.
+                    if end < n {
+                        continue;
+                    }
+                    Tok::Comment
+                }
+                b'*' if input.get(i + 1) == Some(&b'/') => {
+                    i += 2;
+                    continue;
+                }
+                b'|' if input.get(i + 1) == Some(&b'|') => {
+                    i += 2;
+                    Tok::Logic
+                }
+                b'&' if input.get(i + 1) == Some(&b'&') => {
+                    i += 2;
+                    Tok::Logic
+                }
+                b'*' if input.get(i + 1) != Some(&b'=') => {
+                    i += 1;
+                    Tok::Star
+                }
+                b'=' | b'<' | b'>' | b'!' | b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|'
+                | b'&' | b'~' | b':' => {
+                    i += 1;
+                    while i < n && matches!(input[i], b'=' | b'<' | b'>') {
+                        i += 1;
+                    }
+                    Tok::Op
+                }
+                b if is_word_byte(b) => {
+                    let start = i;
+                    while i < n && (is_word_byte(input[i]) || input[i] == b'.') {
+                        i += 1;
+                    }
+                    // Keywords are short ASCII: lowercase into a stack buffer, no allocation.
+                    let mut buf = [0u8; 16];
+                    let raw = &input[start..i];
+                    let kw = if raw.len() <= buf.len() {
+                        for (d, s) in buf.iter_mut().zip(raw) {
+                            *d = s.to_ascii_lowercase();
+                        }
+                        keyword(&buf[..raw.len()])
+                    } else {
+                        Kw::None
+                    };
+                    let mut j = i;
+                    while j < n && is_space(input[j]) {
+                        j += 1;
+                    }
+                    match kw {
+                        Kw::Union => Tok::Union,
+                        Kw::Logic => Tok::Logic,
+                        Kw::OpWord => Tok::Op,
+                        _ if input.get(j) == Some(&b'(') => Tok::Func,
+                        Kw::From => Tok::From,
+                        Kw::Stmt => Tok::Stmt,
+                        Kw::Clause => Tok::Clause,
+                        Kw::None => Tok::Word,
+                    }
+                }
+                _ => {
+                    i += 1;
+                    Tok::Other
+                }
+            };
+            self.i = i;
+            return Some(tok);
+        }
+    }
+}
+
+/// At most this many tokens are read: the shapes below look at the first few.
+const MAX: usize = 12;
+
+/// Tokens in a fixed buffer (no allocation per value).
+struct Toks {
+    buf: [Tok; MAX],
+    len: usize,
+}
+
+impl std::ops::Deref for Toks {
+    type Target = [Tok];
+    fn deref(&self) -> &[Tok] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Toks {
+    fn new() -> Toks {
+        Toks {
+            buf: [Tok::Other; MAX],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, t: Tok) {
+        if self.len < MAX {
+            self.buf[self.len] = t;
+            self.len += 1;
+        }
+    }
+
+    /// Reads tokens until full or the input ends.
+    fn fill(&mut self, lx: &mut Lexer<'_>) {
+        while self.len < MAX {
+            match lx.next_tok() {
+                Some(t) => self.push(t),
+                None => break,
+            }
+        }
+    }
+}
+
+/// Tokenizes up to [`MAX`] tokens. With `quote`, the input is read as the rest of a string
+/// literal the application opened with that quote.
+fn tokenize(input: &[u8], quote: Option<u8>, steps: &mut u64) -> Toks {
+    let mut toks = Toks::new();
+    let mut lx = Lexer { input, i: 0 };
     if let Some(q) = quote {
         let (end, closed) = scan_string(input, 0, q);
         if !closed {
             return toks;
         }
         toks.push(Tok::Str { closed });
-        i = end;
+        lx.i = end;
     }
-    while i < n && toks.len() < max {
-        let b = input[i];
-        if is_space(b) {
-            i += 1;
-            continue;
-        }
-        match b {
-            b'\'' | b'"' | b'`' => {
-                let (end, closed) = scan_string(input, i + 1, b);
-                toks.push(if b == b'`' {
-                    Tok::Word
-                } else {
-                    Tok::Str { closed }
-                });
-                i = end;
-            }
-            b'0'..=b'9' => {
-                while i < n && (input[i].is_ascii_alphanumeric() || input[i] == b'.') {
-                    i += 1;
-                }
-                toks.push(Tok::Num);
-            }
-            b'.' if input.get(i + 1).is_some_and(|c| c.is_ascii_digit()) => {
-                i += 1;
-                while i < n && (input[i].is_ascii_alphanumeric() || input[i] == b'.') {
-                    i += 1;
-                }
-                toks.push(Tok::Num);
-            }
-            b'@' => {
-                i += 1;
-                while i < n && (is_word_byte(input[i]) || input[i] == b'@') {
-                    i += 1;
-                }
-                toks.push(Tok::Var);
-            }
-            b'(' => {
-                toks.push(Tok::LParen);
-                i += 1;
-            }
-            b')' => {
-                toks.push(Tok::RParen);
-                i += 1;
-            }
-            b',' => {
-                toks.push(Tok::Comma);
-                i += 1;
-            }
-            b';' => {
-                toks.push(Tok::Semi);
-                i += 1;
-            }
-            b'#' => {
-                toks.push(Tok::Comment);
-                i = line_end(input, i);
-            }
-            b'-' if input.get(i + 1) == Some(&b'-') => {
-                toks.push(Tok::Comment);
-                i = line_end(input, i);
-            }
-            b'/' if input.get(i + 1) == Some(&b'*') => {
-                if input.get(i + 2) == Some(&b'!') {
-                    // MySQL executes `/*!50000 ... */`: read the inside as code.
-                    i += 3;
-                    while i < n && input[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                    continue;
-                }
-                let end = input[i + 2..]
-                    .windows(2)
-                    .position(|w| w == b"*/")
-                    .map(|p| i + 2 + p + 2)
-                    .unwrap_or(n);
-                // A comment used as a space between keywords is not a comment ending the query.
-                if end == n {
-                    toks.push(Tok::Comment);
-                }
-                i = end;
-            }
-            b'*' if input.get(i + 1) == Some(&b'/') => i += 2,
-            b'|' if input.get(i + 1) == Some(&b'|') => {
-                toks.push(Tok::Logic);
-                i += 2;
-            }
-            b'&' if input.get(i + 1) == Some(&b'&') => {
-                toks.push(Tok::Logic);
-                i += 2;
-            }
-            b'*' if input.get(i + 1) != Some(&b'=') => {
-                toks.push(Tok::Star);
-                i += 1;
-            }
-            b'=' | b'<' | b'>' | b'!' | b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&'
-            | b'~' | b':' => {
-                i += 1;
-                while i < n && matches!(input[i], b'=' | b'<' | b'>') {
-                    i += 1;
-                }
-                toks.push(Tok::Op);
-            }
-            b if is_word_byte(b) => {
-                let start = i;
-                while i < n && (is_word_byte(input[i]) || input[i] == b'.') {
-                    i += 1;
-                }
-                // Keywords are short ASCII: lowercase into a stack buffer, no allocation.
-                let mut buf = [0u8; 16];
-                let raw = &input[start..i];
-                let word = if raw.len() <= buf.len() {
-                    for (d, s) in buf.iter_mut().zip(raw) {
-                        *d = s.to_ascii_lowercase();
-                    }
-                    std::str::from_utf8(&buf[..raw.len()]).unwrap_or("")
-                } else {
-                    ""
-                };
-                let mut j = i;
-                while j < n && is_space(input[j]) {
-                    j += 1;
-                }
-                let tok = if word == "union" {
-                    Tok::Union
-                } else if LOGIC.contains(&word) {
-                    Tok::Logic
-                } else if OPWORDS.contains(&word) {
-                    Tok::Op
-                } else if input.get(j) == Some(&b'(') {
-                    Tok::Func
-                } else if word == "from" || word == "into" {
-                    Tok::From
-                } else if STMT.contains(&word) {
-                    Tok::Stmt
-                } else if CLAUSE.contains(&word) {
-                    Tok::Clause
-                } else {
-                    Tok::Word
-                };
-                toks.push(tok);
-            }
-            _ => {
-                toks.push(Tok::Other);
-                i += 1;
-            }
-        }
-    }
-    *steps += i as u64;
+    toks.fill(&mut lx);
+    *steps += lx.i as u64;
     toks
 }
 
@@ -353,10 +408,9 @@ fn breakout(rest: &[Tok], strict: bool) -> Option<&'static str> {
 
 /// Whether the value looks like SQL injection; returns a short description of the shape.
 pub(crate) fn detect(input: &[u8], steps: &mut u64) -> Option<&'static str> {
-    const MAX: usize = 12;
     for q in [b'\'', b'"'] {
         if input.contains(&q) {
-            let toks = tokenize(input, Some(q), MAX, steps);
+            let toks = tokenize(input, Some(q), steps);
             if toks.len() > 1 {
                 if let Some(why) = breakout(&toks[1..], false) {
                     return Some(why);
@@ -364,17 +418,34 @@ pub(crate) fn detect(input: &[u8], steps: &mut u64) -> Option<&'static str> {
             }
         }
     }
-    let toks = tokenize(input, None, MAX, steps);
-    let mut k = 0;
-    while matches!(toks.get(k), Some(Tok::LParen) | Some(Tok::Op)) {
-        k += 1;
-    }
-    match toks.get(k) {
-        Some(Tok::Num) | Some(Tok::Var) => breakout(&toks[k + 1..], true),
-        Some(Tok::Union) => breakout(&toks[k..], true),
-        Some(Tok::Stmt) => full_statement(&toks[k..]),
+    // As is, only a value that starts like SQL (after parentheses or an operator) can be
+    // injection: the lexer stops at the first other token, which is where prose stops.
+    let mut lx = Lexer { input, i: 0 };
+    let mut toks = Toks::new();
+    let first = loop {
+        if toks.len == MAX {
+            break None;
+        }
+        match lx.next_tok() {
+            Some(t @ (Tok::LParen | Tok::Op)) => toks.push(t),
+            other => break other,
+        }
+    };
+    let verdict = match first {
+        Some(t @ (Tok::Num | Tok::Var | Tok::Union | Tok::Stmt)) => {
+            let k = toks.len;
+            toks.push(t);
+            toks.fill(&mut lx);
+            match t {
+                Tok::Num | Tok::Var => breakout(&toks[k + 1..], true),
+                Tok::Union => breakout(&toks[k..], true),
+                _ => full_statement(&toks[k..]),
+            }
+        }
         _ => None,
-    }
+    };
+    *steps += lx.i as u64;
+    verdict
 }
 
 /// A value that is a whole statement: `select * from x`, `select a, b from t where ...`,

@@ -26,6 +26,63 @@ pub(crate) enum Transform {
     ShellUnquote,
 }
 
+/// Which byte values occur in a value: computed in one pass, it answers every transformation's
+/// "is there anything to do?" without scanning the value again per pipeline.
+#[derive(Clone, Copy)]
+pub(crate) struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    pub(crate) fn of(input: &[u8]) -> ByteSet {
+        // Four registers and no branch per byte: indexing an array here made every byte a
+        // load-modify-store on the same few words.
+        let (mut w0, mut w1, mut w2, mut w3) = (0u64, 0u64, 0u64, 0u64);
+        for &b in input {
+            let bit = 1u64 << (b & 63);
+            let word = b >> 6;
+            w0 |= bit & 0u64.wrapping_sub((word == 0) as u64);
+            w1 |= bit & 0u64.wrapping_sub((word == 1) as u64);
+            w2 |= bit & 0u64.wrapping_sub((word == 2) as u64);
+            w3 |= bit & 0u64.wrapping_sub((word == 3) as u64);
+        }
+        ByteSet([w0, w1, w2, w3])
+    }
+
+    fn has(&self, b: u8) -> bool {
+        self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
+    }
+
+    fn any(&self, bytes: &[u8]) -> bool {
+        bytes.iter().any(|&b| self.has(b))
+    }
+
+    fn has_upper(&self) -> bool {
+        // b'A'..=b'Z' are bits 1..=26 of the second word.
+        self.0[1] & (((1u64 << 26) - 1) << 1) != 0
+    }
+
+    fn has_space(&self) -> bool {
+        self.any(b" \t\n\r\x0b\x0c\xa0")
+    }
+}
+
+/// Whether `t` could change a value whose bytes are `set`; when not, the value passes through
+/// without being read.
+pub(crate) fn may_change(t: Transform, set: &ByteSet) -> bool {
+    match t {
+        Transform::UrlDecodeUni => set.any(b"%+"),
+        Transform::HtmlEntityDecode => set.has(b'&'),
+        Transform::JsDecode | Transform::CssDecode => set.has(b'\\'),
+        Transform::Lowercase => set.has_upper(),
+        Transform::RemoveNulls => set.has(0),
+        Transform::CompressWhitespace => set.has_space(),
+        Transform::NormalisePath => set.any(b"/\\"),
+        Transform::CmdLine => set.any(b"\\\"'^,;") || set.has_upper() || set.has_space(),
+        Transform::Base64Decode => true,
+        Transform::ReplaceComments => set.has(b'/') && set.has(b'*'),
+        Transform::ShellUnquote => set.any(b"'\"^\\"),
+    }
+}
+
 #[cfg(test)]
 fn apply(t: Transform, input: &[u8]) -> Vec<u8> {
     apply_if_changes(t, input).unwrap_or_else(|| input.to_vec())
@@ -37,7 +94,15 @@ pub(crate) fn apply_if_changes(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
     let has = |b: u8| input.contains(&b);
     let out = match t {
         Transform::UrlDecodeUni if has(b'%') || has(b'+') => url_decode_uni(input),
-        Transform::HtmlEntityDecode if has(b'&') => html_entity_decode(input),
+        // Only `&#` or `&` and a letter or digit can start an entity ("fits well & arrived"
+        // cannot).
+        Transform::HtmlEntityDecode
+            if input
+                .windows(2)
+                .any(|w| w[0] == b'&' && (w[1] == b'#' || w[1].is_ascii_alphanumeric())) =>
+        {
+            html_entity_decode(input)
+        }
         Transform::JsDecode if has(b'\\') => js_decode(input),
         Transform::CssDecode if has(b'\\') => css_decode(input),
         Transform::Lowercase if input.iter().any(u8::is_ascii_uppercase) => {
@@ -340,6 +405,7 @@ fn css_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
+#[inline]
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
 }
@@ -482,6 +548,46 @@ fn replace_comments(input: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn may_change_is_never_wrong() {
+        use Transform::*;
+        // Whenever a transformation changes a value, `may_change` said it might.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        const SPECIAL: &[u8] = b"%+&\\/*'\"^,;#\0\t\n\r \x0b\x0c\xa0AZaz09.-()<>u";
+        let all = [
+            UrlDecodeUni,
+            HtmlEntityDecode,
+            JsDecode,
+            CssDecode,
+            Lowercase,
+            RemoveNulls,
+            CompressWhitespace,
+            NormalisePath,
+            CmdLine,
+            Base64Decode,
+            ReplaceComments,
+            ShellUnquote,
+        ];
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|_| SPECIAL[(next() >> 8) as usize % SPECIAL.len()])
+                .collect();
+            let set = ByteSet::of(&v);
+            for t in all {
+                if apply_if_changes(t, &v).is_some() {
+                    assert!(may_change(t, &set), "{t:?} changed {v:?}");
+                }
+            }
+        }
+    }
+
     use super::*;
 
     fn t(tf: Transform, s: &str) -> String {

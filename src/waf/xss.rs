@@ -29,13 +29,19 @@ const URL_ATTRS: &[&str] = &[
 
 fn bad_scheme(v: &[u8]) -> Option<&'static str> {
     // Browsers ignore control characters and whitespace inside the scheme.
-    let cleaned: Vec<u8> = v
+    let mut buf = [0u8; 20];
+    let mut len = 0;
+    for b in v
         .iter()
-        .copied()
-        .filter(|b| !(b.is_ascii_whitespace() || *b < 0x20))
-        .take(20)
-        .map(|b| b.to_ascii_lowercase())
-        .collect();
+        .filter(|b| !(b.is_ascii_whitespace() || **b < 0x20))
+    {
+        if len == buf.len() {
+            break;
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    let cleaned = &buf[..len];
     if cleaned.starts_with(b"javascript:") {
         Some("javascript: URL")
     } else if cleaned.starts_with(b"vbscript:") {
@@ -47,6 +53,17 @@ fn bad_scheme(v: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// `word` lowercased into `buf` when it fits (every name compared against here is short).
+fn lower<'b>(word: &[u8], buf: &'b mut [u8; 16]) -> &'b [u8] {
+    if word.len() > buf.len() {
+        return &[];
+    }
+    for (d, s) in buf.iter_mut().zip(word) {
+        *d = s.to_ascii_lowercase();
+    }
+    &buf[..word.len()]
 }
 
 /// Reads attributes from `i` (just after the tag name) to `>`; reports what executes.
@@ -65,7 +82,7 @@ fn attributes(s: &[u8], mut i: usize, steps: &mut u64) -> Option<&'static str> {
             i += 1;
         }
         *steps += (i - start) as u64;
-        let name = s[start..i].to_ascii_lowercase();
+        let raw = &s[start..i];
         while i < n && s[i].is_ascii_whitespace() {
             i += 1;
         }
@@ -91,13 +108,14 @@ fn attributes(s: &[u8], mut i: usize, steps: &mut u64) -> Option<&'static str> {
                 }
                 value = &s[vs..i];
             }
-            if name.len() > 2
-                && name.starts_with(b"on")
-                && name[2..].iter().all(|b| b.is_ascii_alphabetic())
+            if raw.len() > 2
+                && raw[..2].eq_ignore_ascii_case(b"on")
+                && raw[2..].iter().all(|b| b.is_ascii_alphabetic())
             {
                 return Some("event handler attribute");
             }
-            let name_s = std::str::from_utf8(&name).unwrap_or("");
+            let mut buf = [0u8; 16];
+            let name_s = std::str::from_utf8(lower(raw, &mut buf)).unwrap_or("");
             if URL_ATTRS.contains(&name_s) {
                 if let Some(why) = bad_scheme(value) {
                     return Some(why);
@@ -152,9 +170,10 @@ pub(crate) fn detect(s: &[u8], steps: &mut u64) -> Option<&'static str> {
                     j += 1;
                 }
                 if j > start && s[start].is_ascii_alphabetic() {
-                    let tag = s[start..j].to_ascii_lowercase();
-                    let tag = tag.rsplit(|b| *b == b':').next().unwrap_or_default();
-                    let tag_s = std::str::from_utf8(tag).unwrap_or("");
+                    let raw = &s[start..j];
+                    let raw = raw.rsplit(|b| *b == b':').next().unwrap_or_default();
+                    let mut buf = [0u8; 16];
+                    let tag_s = std::str::from_utf8(lower(raw, &mut buf)).unwrap_or("");
                     // `<script`, `<svg`... count when followed by a tag boundary.
                     let boundary =
                         j >= n || matches!(s[j], b' ' | b'\t' | b'\n' | b'\r' | 0x0c | b'/' | b'>');

@@ -1,0 +1,56 @@
+// Times the WAF in wasm under node's V8 (the engine workerd runs): start-up in a fresh
+// instance, then each case of benches/waf_requests.rs. Usage: node run.mjs path/to/waf.wasm
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+
+const bytes = readFileSync(process.argv[2]);
+const module = await WebAssembly.compile(bytes);
+// The engine needs no host functions; anything the linker left in is a stub that fails loudly.
+const imports = {};
+for (const imp of WebAssembly.Module.imports(module)) {
+  imports[imp.module] ??= {};
+  imports[imp.module][imp.name] = () => {
+    throw new Error(`unexpected host call ${imp.module}.${imp.name}`);
+  };
+}
+const fresh = async () => (await WebAssembly.instantiate(module, imports)).exports;
+const ms = (f) => {
+  const t = performance.now();
+  const r = f();
+  return [performance.now() - t, r];
+};
+
+// Start-up: each in its own new instance, so nothing is warm but V8's compiled code. The first
+// RuleSet builds the shared table and literal automaton (what an isolate's first WAF request
+// pays); eager also compiles every regex.
+const lazy = [];
+const eager = [];
+for (let i = 0; i < 5; i++) {
+  const a = await fresh();
+  lazy.push(ms(() => a.waf_setup(0))[0]);
+  const b = await fresh();
+  const [t2, bad] = ms(() => b.waf_setup(1));
+  if (bad !== 0) throw new Error(`${bad} regexes did not compile`);
+  eager.push(t2);
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+console.log(
+  `start-up (median of 5 fresh instances): table + automaton ${median(lazy).toFixed(1)} ms; ` +
+    `with every regex compiled ${median(eager).toFixed(1)} ms`,
+);
+
+const w = await fresh();
+w.waf_setup(1);
+const dec = new TextDecoder();
+const name = (i) => dec.decode(new Uint8Array(w.memory.buffer, w.waf_name(i), w.waf_name_len(i)));
+for (let c = 0; c < w.waf_cases(); c++) {
+  w.waf_run(c, 300); // warm: V8 tiers the hot functions up
+  const runs = [];
+  for (let r = 0; r < 7; r++) {
+    const n = 500;
+    const [t] = ms(() => w.waf_run(c, n));
+    runs.push((t * 1000) / n);
+  }
+  const denied = w.waf_run(c, 1);
+  console.log(`${name(c)}: ${median(runs).toFixed(1)} µs per inspection (median of 7×500; min ${Math.min(...runs).toFixed(1)}) ${denied ? "deny" : "allow"}`);
+}

@@ -1,0 +1,101 @@
+//! The WAF's inspections compiled to wasm32 with the Worker's release profile, for
+//! `benches/wasm/run.mjs` to time under node's V8 (workerd's engine): inspection cost in wasm and
+//! the rule set's start-up in a fresh instance, without workerd's timers (frozen during a
+//! request) or HTTP in the way. `scripts/bench-waf-wasm.sh` builds and runs it.
+//!
+//! Exports plain functions over integers; no JS glue.
+
+#![allow(clippy::missing_safety_doc)]
+
+#[path = "../waf_requests.rs"]
+mod waf_requests;
+
+use edge_gateway::waf::{Budget, Config, RuleSet};
+use std::cell::RefCell;
+use waf_requests::{cases, form_4k, html_4k, json_1k, Case};
+
+struct Inputs {
+    json: String,
+    json_len: String,
+    form: String,
+    form_len: String,
+    html: String,
+}
+
+thread_local! {
+    static RULES: RefCell<Option<RuleSet>> = const { RefCell::new(None) };
+    static INPUTS: &'static Inputs = Box::leak(Box::new({
+        let (json, form) = (json_1k(), form_4k());
+        Inputs { json_len: json.len().to_string(), form_len: form.len().to_string(), json, form, html: html_4k() }
+    }));
+}
+
+/// The isolate's shared rule set with ngrok's settings and bodies inspected; `eager` compiles
+/// every regex too. Returns how many did not compile (0).
+#[no_mangle]
+pub extern "C" fn waf_setup(eager: u32) -> u32 {
+    let rs = RuleSet::compile(&Config {
+        process_body: true,
+        ..Config::default()
+    });
+    let bad = if eager == 1 {
+        rs.compile_all().len()
+    } else {
+        0
+    };
+    RULES.with(|r| *r.borrow_mut() = Some(rs));
+    bad as u32
+}
+
+/// How many cases there are.
+#[no_mangle]
+pub extern "C" fn waf_cases() -> u32 {
+    with_cases(|c| c.len()) as u32
+}
+
+/// Runs case `case` `n` times; returns how many inspections denied.
+#[no_mangle]
+pub extern "C" fn waf_run(case: u32, n: u32) -> u32 {
+    RULES.with(|r| {
+        let r = r.borrow();
+        let Some(rs) = r.as_ref() else {
+            return u32::MAX;
+        };
+        with_cases(|cases| {
+            let Some((_, case)) = cases.get(case as usize) else {
+                return u32::MAX;
+            };
+            let mut denied = 0;
+            for _ in 0..n {
+                let deny = match case {
+                    Case::Request(req) => rs.inspect_request(req, &mut Budget::unlimited()),
+                    Case::Response(res) => rs.inspect_response(res, &mut Budget::unlimited()),
+                }
+                .is_deny();
+                denied += deny as u32;
+            }
+            denied
+        })
+    })
+}
+
+/// Writes case `case`'s name to memory at the returned pointer; its length is `waf_name_len`.
+#[no_mangle]
+pub extern "C" fn waf_name(case: u32) -> *const u8 {
+    with_cases(|c| {
+        c.get(case as usize)
+            .map_or(std::ptr::null(), |c| c.0.as_ptr())
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn waf_name_len(case: u32) -> u32 {
+    with_cases(|c| c.get(case as usize).map_or(0, |c| c.0.len())) as u32
+}
+
+fn with_cases<T>(f: impl FnOnce(&[(&'static str, Case<'static>)]) -> T) -> T {
+    INPUTS.with(|i| {
+        let i: &'static Inputs = i;
+        f(&cases(&i.json, &i.json_len, &i.form, &i.form_len, &i.html))
+    })
+}
