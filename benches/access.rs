@@ -6,12 +6,15 @@
 //! docs/performance.md for both).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+#[path = "gateway_support.rs"]
+mod gateway_support;
 use edge_gateway::gateway::{
-    BodyError, Gateway, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+    BodyError, Gateway, LocalTrust, Outbound, RateLimiter, Upstream, UpstreamError,
 };
 use edge_gateway::http::{Headers, RequestHead, ResponseHead};
 use edge_gateway::limiter::{Bucket, Decision, LimitCheck};
-use edge_gateway::manifest::{build_gateway, Options, SourceDoc};
+use gateway_support::{gateway_from_yaml, First};
 use hmac::Mac;
 use serde_json::json;
 use std::cell::RefCell;
@@ -48,13 +51,6 @@ impl RateLimiter for MemoryLimiter {
     }
 }
 
-struct First;
-impl Random for First {
-    fn below(&mut self, _: usize) -> usize {
-        0
-    }
-}
-
 const JWKS: &str = "https://idp.acme.example/jwks.json";
 const NOW_S: i64 = 1_800_000_000;
 
@@ -62,16 +58,7 @@ fn gateway(action: &str) -> Gateway {
     let yaml = format!(
         "on_http_request:\n  - actions:\n{action}      - type: custom-response\n        config: {{body: ok}}\n"
     );
-    let docs: Vec<SourceDoc> = edge_gateway::source::parse_yaml_documents(&yaml)
-        .unwrap()
-        .into_iter()
-        .map(|node| SourceDoc {
-            file: "bench.yaml".into(),
-            node,
-        })
-        .collect();
-    let (gw, diags) = build_gateway(&docs, Options::default(), "bench");
-    gw.unwrap_or_else(|| panic!("{diags:?}"))
+    gateway_from_yaml(&yaml)
 }
 
 fn head(method: &str, headers: &[(&str, &str)]) -> RequestHead {

@@ -6,8 +6,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use edge_gateway::waf::{build_fresh, Budget, Config, RuleSet};
 use std::hint::black_box;
 
+#[path = "gateway_support.rs"]
+mod gateway_support;
 #[path = "waf_requests.rs"]
 mod waf_requests;
+use gateway_support::{gateway_from_yaml, First};
 use waf_requests::{cases, form_4k, html_4k, json_1k, Case, COOKIE, UA};
 
 fn benches(c: &mut Criterion) {
@@ -78,10 +81,9 @@ fn benches(c: &mut Criterion) {
 /// variables).
 fn action(c: &mut Criterion) {
     use edge_gateway::gateway::{
-        BodyError, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+        BodyError, LocalTrust, Outbound, RateLimiter, Upstream, UpstreamError,
     };
     use edge_gateway::http::{Headers, RequestHead, ResponseHead};
-    use edge_gateway::manifest::{build_gateway, Options, SourceDoc};
 
     struct JsonUpstream(std::rc::Rc<[u8]>);
     impl Upstream for JsonUpstream {
@@ -111,26 +113,11 @@ fn action(c: &mut Criterion) {
             Err("no rate limits in this bench".into())
         }
     }
-    struct First;
-    impl Random for First {
-        fn below(&mut self, _n: usize) -> usize {
-            0
-        }
-    }
-
     let gateway = |waf: &str| {
         let yaml = format!(
             "apiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: CloudEndpoint\nmetadata: {{name: waf}}\nspec:\n  url: https://gw.example\n  trafficPolicy:\n    inline:\n      on_http_request:\n        - actions:\n{waf}            - {{type: forward-internal, config: {{url: \"https://app.internal\"}}}}\n---\napiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: AgentEndpoint\nmetadata: {{name: app}}\nspec: {{bindings: [internal], url: https://app.internal, upstream: {{url: \"http://127.0.0.1:18201\"}}}}\n"
         );
-        let docs: Vec<SourceDoc> = edge_gateway::source::parse_yaml_documents(&yaml)
-            .unwrap()
-            .into_iter()
-            .map(|node| SourceDoc {
-                file: "bench.yaml".into(),
-                node,
-            })
-            .collect();
-        build_gateway(&docs, Options::default(), "bench").0.unwrap()
+        gateway_from_yaml(&yaml)
     };
     let with_waf =
         gateway("            - {type: owasp-crs-request, config: {process_body: true}}\n");

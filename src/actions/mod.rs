@@ -22,6 +22,8 @@ mod request_body_find_replace;
 mod response_body_find_replace;
 mod restrict_ips;
 mod set_vars;
+#[cfg(test)]
+pub(crate) mod testing;
 mod url_rewrite;
 mod verify_webhook;
 

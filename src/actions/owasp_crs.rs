@@ -15,6 +15,7 @@ use crate::expr::map;
 use crate::source::{Node, Value as Yaml};
 use crate::waf::{Budget, Decision, OnBudget, RuleSet, Verdict};
 use cel::Value;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// The default step budget. Measured: a 4 KB urlencoded form of ~60 fields takes 150k steps, a
@@ -190,6 +191,30 @@ impl Waf {
         }
     }
 
+    /// A body read for inspection. A read that failed is this action's outcome: reported, and
+    /// returned as the error when it halts; `Ok(None)` then means "continue without
+    /// inspecting". Past what the gateway buffers (8 MiB) the answer is the gateway's own 413,
+    /// as verify-webhook answers; anything else that stops the read is the WAF's 500.
+    pub fn body(
+        &self,
+        ex: &mut Exchange,
+        read: Result<Rc<[u8]>, GatewayError>,
+    ) -> Result<Option<Rc<[u8]>>, GatewayError> {
+        match read {
+            Ok(b) => Ok(Some(b)),
+            Err(e) => {
+                let e = match e {
+                    GatewayError::BodyTooLarge { .. } => e,
+                    e => GatewayError::WafBodyUnreadable {
+                        detail: e.to_string(),
+                    },
+                };
+                self.finish(ex, Err(e))?;
+                Ok(None)
+            }
+        }
+    }
+
     pub fn budget(&self) -> Budget<'static> {
         Budget::steps(self.max_steps)
     }
@@ -260,87 +285,12 @@ pub fn prefix(body: &[u8], limit: usize) -> (&[u8], bool) {
 mod tests {
     //! What the scenarios cannot reach: bodies that fail to read, a response phase without a
     //! response, and bodies that are not worth reading.
-    use super::super::{Action, Context, Step};
+    use super::super::testing::TestPorts;
+    use super::super::{Action, Step};
     use crate::compile::{Cx, Diagnostics};
     use crate::error::GatewayError;
     use crate::eval::{Exchange, Phase};
     use crate::http::{Headers, RequestHead, ResponseHead};
-    use std::cell::Cell;
-    use std::rc::Rc;
-
-    /// Bodies as configured; counts reads.
-    struct Bodies {
-        request: Result<Rc<[u8]>, GatewayError>,
-        response: Result<Rc<[u8]>, GatewayError>,
-        reads: Cell<usize>,
-        jwt: crate::jwt::JwtCache,
-    }
-
-    impl Bodies {
-        fn new(
-            request: Result<&[u8], GatewayError>,
-            response: Result<&[u8], GatewayError>,
-        ) -> Self {
-            Bodies {
-                request: request.map(Rc::from),
-                response: response.map(Rc::from),
-                reads: Cell::new(0),
-                jwt: Default::default(),
-            }
-        }
-    }
-
-    impl Context for Bodies {
-        fn has_internal(&self, _: &str) -> bool {
-            false
-        }
-        async fn rate_limit(
-            &self,
-            _: &str,
-            _: &[crate::limiter::LimitCheck],
-        ) -> Result<Vec<crate::limiter::Decision>, String> {
-            Err("unused".into())
-        }
-        fn now_ms(&self) -> u64 {
-            0
-        }
-        fn jwt_cache(&self) -> &crate::jwt::JwtCache {
-            &self.jwt
-        }
-        async fn fetch_jwks(&self, _: &str, _: bool) -> Result<String, String> {
-            Err("unused".into())
-        }
-        async fn verify(
-            &self,
-            _: crate::jwt::Alg,
-            _: &crate::jwt::Jwk,
-            _: &[u8],
-            _: &[u8],
-        ) -> Result<bool, String> {
-            Err("unused".into())
-        }
-        async fn first_delivery(&self, _: &str, _: u64) -> Result<bool, String> {
-            Err("unused".into())
-        }
-        async fn request_body(&self) -> Result<Rc<[u8]>, GatewayError> {
-            self.reads.set(self.reads.get() + 1);
-            self.request.clone()
-        }
-        async fn subrequest(
-            &self,
-            req: crate::actions::Subrequest,
-        ) -> Result<crate::actions::Subresponse, GatewayError> {
-            Err(GatewayError::EndpointOffline { url: req.key })
-        }
-        async fn response_body(&self) -> Result<Rc<[u8]>, GatewayError> {
-            self.reads.set(self.reads.get() + 1);
-            self.response.clone()
-        }
-        fn set_response_body(&self, _: Rc<[u8]>) {}
-        fn decodes(&self, coding: &str) -> bool {
-            coding == "gzip"
-        }
-    }
 
     fn action(type_name: &str, phase: Phase, config: serde_json::Value) -> Action {
         let mut diags = Diagnostics::default();
@@ -375,7 +325,7 @@ mod tests {
         ex
     }
 
-    fn run(a: &Action, ex: &mut Exchange, cx: &Bodies) -> Result<Step, GatewayError> {
+    fn run(a: &Action, ex: &mut Exchange, cx: &TestPorts) -> Result<Step, GatewayError> {
         pollster::block_on(a.apply(ex, cx))
     }
 
@@ -387,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_request_body_that_cannot_be_read_is_a_500_or_only_reported() {
-        let cx = Bodies::new(Err(unreadable()), Ok(b""));
+        let cx = TestPorts::new(Err(unreadable()), Ok(b""));
         let halt = action(
             "owasp-crs-request",
             Phase::Request,
@@ -421,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_request_body_past_the_buffer_is_a_413() {
-        let cx = Bodies::new(Err(GatewayError::BodyTooLarge { limit: 8 << 20 }), Ok(b""));
+        let cx = TestPorts::new(Err(GatewayError::BodyTooLarge { limit: 8 << 20 }), Ok(b""));
         let halt = action(
             "owasp-crs-request",
             Phase::Request,
@@ -434,7 +384,7 @@ mod tests {
 
     #[test]
     fn without_process_body_no_body_is_read() {
-        let cx = Bodies::new(Err(unreadable()), Err(unreadable()));
+        let cx = TestPorts::new(Err(unreadable()), Err(unreadable()));
         let req = action("owasp-crs-request", Phase::Request, serde_json::json!({}));
         assert_eq!(run(&req, &mut exchange(None), &cx).unwrap(), Step::Continue);
         let res = action("owasp-crs-response", Phase::Response, serde_json::json!({}));
@@ -446,7 +396,7 @@ mod tests {
     #[test]
     fn response_bodies_are_read_only_when_inspected() {
         let leak = b"You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version";
-        let cx = Bodies::new(Ok(b""), Ok(leak));
+        let cx = TestPorts::new(Ok(b""), Ok(leak));
         let res = action(
             "owasp-crs-response",
             Phase::Response,
@@ -470,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_response_phase_without_a_response_is_an_internal_error() {
-        let cx = Bodies::new(Ok(b""), Ok(b""));
+        let cx = TestPorts::new(Ok(b""), Ok(b""));
         let res = action("owasp-crs-response", Phase::Response, serde_json::json!({}));
         let err = run(&res, &mut exchange(None), &cx).unwrap_err();
         assert_eq!((err.status(), err.code()), (500, Some("ERR_NGROK_3701")));

@@ -24,21 +24,9 @@ impl OwaspCrsRequest {
         let waf = &self.0;
         let config = waf.rules.config();
         let body = if config.process_body {
-            match cx.request_body().await {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    // Past what the gateway buffers (8 MiB) the body cannot be inspected and
-                    // forwarded both: a clear 413, as verify-webhook answers; anything else that
-                    // stops the read is the WAF's 500.
-                    let e = match e {
-                        GatewayError::BodyTooLarge { .. } => e,
-                        e => GatewayError::WafBodyUnreadable {
-                            detail: e.to_string(),
-                        },
-                    };
-                    waf.finish(ex, Err(e))?;
-                    return Ok(Step::Continue);
-                }
+            match waf.body(ex, cx.request_body().await)? {
+                Some(b) => Some(b),
+                None => return Ok(Step::Continue),
             }
         } else {
             None

@@ -24,15 +24,9 @@ impl OwaspCrsResponse {
         let waf = &self.0;
         let config = waf.rules.config();
         let body = if config.process_body && self.reads_body(ex, cx) {
-            match cx.response_body().await {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    let e = GatewayError::WafBodyUnreadable {
-                        detail: e.to_string(),
-                    };
-                    waf.finish(ex, Err(e))?;
-                    return Ok(Step::Continue);
-                }
+            match waf.body(ex, cx.response_body().await)? {
+                Some(b) => Some(b),
+                None => return Ok(Step::Continue),
             }
         } else {
             None

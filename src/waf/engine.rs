@@ -161,7 +161,6 @@ pub struct RuleSet {
 /// A field's value after one or more pipelines (those that give the same bytes share it), and
 /// which literals it contains.
 struct Entry<'f> {
-    field: usize,
     value: Cow<'f, [u8]>,
     hits: [u64; HIT_WORDS],
     /// `value` lowercased, when a regex asked for it and it has uppercase (`Some(None)` when
@@ -469,7 +468,6 @@ impl<'f> Values<'f> {
             let same = row.iter().copied().find(|&e| {
                 e != NONE && {
                     let other = &self.entries[e as usize];
-                    debug_assert_eq!(other.field, fi);
                     match (&value, &other.value) {
                         (Cow::Borrowed(_), Cow::Borrowed(_)) => true,
                         (a, b) => **a == **b,
@@ -488,7 +486,6 @@ impl<'f> Values<'f> {
                         }
                     }
                     self.entries.push(Entry {
-                        field: fi,
                         value,
                         hits,
                         lowered: OnceCell::new(),

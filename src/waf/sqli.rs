@@ -283,19 +283,17 @@ impl Toks {
     }
 }
 
-/// Tokenizes up to [`MAX`] tokens. With `quote`, the input is read as the rest of a string
-/// literal the application opened with that quote.
-fn tokenize(input: &[u8], quote: Option<u8>, steps: &mut u64) -> Toks {
+/// Tokenizes up to [`MAX`] tokens of the input read as the rest of a string literal the
+/// application opened with `quote`: the literal, then what follows it. Empty when the literal
+/// does not close.
+fn after_quote(input: &[u8], quote: u8, steps: &mut u64) -> Toks {
     let mut toks = Toks::new();
-    let mut lx = Lexer { input, i: 0 };
-    if let Some(q) = quote {
-        let (end, closed) = scan_string(input, 0, q);
-        if !closed {
-            return toks;
-        }
-        toks.push(Tok::Str { closed });
-        lx.i = end;
+    let (end, closed) = scan_string(input, 0, quote);
+    if !closed {
+        return toks;
     }
+    toks.push(Tok::Str { closed });
+    let mut lx = Lexer { input, i: end };
     toks.fill(&mut lx);
     *steps += lx.i as u64;
     toks
@@ -410,7 +408,7 @@ fn breakout(rest: &[Tok], strict: bool) -> Option<&'static str> {
 pub(crate) fn detect(input: &[u8], steps: &mut u64) -> Option<&'static str> {
     for q in [b'\'', b'"'] {
         if input.contains(&q) {
-            let toks = tokenize(input, Some(q), steps);
+            let toks = after_quote(input, q, steps);
             if toks.len() > 1 {
                 if let Some(why) = breakout(&toks[1..], false) {
                     return Some(why);

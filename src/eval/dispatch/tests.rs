@@ -2,7 +2,8 @@
 //! policies and requests.
 
 use super::*;
-use crate::actions::{Context, Step};
+use crate::actions::testing::TestPorts;
+use crate::actions::Step;
 use crate::compile::{compile_policy, Cx, Diagnostics, EndpointKind};
 use crate::error::GatewayError;
 use crate::eval::{run_phase, Exchange};
@@ -11,60 +12,6 @@ use crate::http::Headers;
 use crate::program::RuleSet;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-
-/// Only header actions, custom-response and deny run here: the ports are never used.
-#[derive(Default)]
-struct NoPorts(crate::jwt::JwtCache);
-
-impl Context for NoPorts {
-    fn has_internal(&self, _: &str) -> bool {
-        false
-    }
-    async fn rate_limit(
-        &self,
-        _: &str,
-        _: &[crate::limiter::LimitCheck],
-    ) -> Result<Vec<crate::limiter::Decision>, String> {
-        Err("unused".into())
-    }
-    fn now_ms(&self) -> u64 {
-        0
-    }
-    fn jwt_cache(&self) -> &crate::jwt::JwtCache {
-        &self.0
-    }
-    async fn fetch_jwks(&self, _: &str, _: bool) -> Result<String, String> {
-        Err("unused".into())
-    }
-    async fn verify(
-        &self,
-        _: crate::jwt::Alg,
-        _: &crate::jwt::Jwk,
-        _: &[u8],
-        _: &[u8],
-    ) -> Result<bool, String> {
-        Err("unused".into())
-    }
-    async fn first_delivery(&self, _: &str, _: u64) -> Result<bool, String> {
-        Err("unused".into())
-    }
-    async fn request_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError> {
-        Ok(std::rc::Rc::from(&b""[..]))
-    }
-    async fn subrequest(
-        &self,
-        req: crate::actions::Subrequest,
-    ) -> Result<crate::actions::Subresponse, GatewayError> {
-        Err(GatewayError::EndpointOffline { url: req.key })
-    }
-    async fn response_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError> {
-        Ok(std::rc::Rc::from(&b""[..]))
-    }
-    fn set_response_body(&self, _: std::rc::Rc<[u8]>) {}
-    fn decodes(&self, _: &str) -> bool {
-        false
-    }
-}
 
 /// Compiles a policy document as an endpoint of `kind` would; panics with its diagnostics.
 fn compile(node: &crate::source::Node, kind: EndpointKind) -> crate::program::Policy {
@@ -98,7 +45,7 @@ type Outcome = (Result<Step, GatewayError>, Vec<(String, String)>);
 
 fn run(rules: &RuleSet, req: &RequestHead) -> Outcome {
     let mut ex = Exchange::new(req.clone());
-    let result = pollster::block_on(run_phase(rules, &mut ex, &NoPorts::default()));
+    let result = pollster::block_on(run_phase(rules, &mut ex, &TestPorts::default()));
     let headers = ex
         .req
         .headers
