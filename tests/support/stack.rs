@@ -47,12 +47,23 @@ pub fn e2e_enabled() -> bool {
     on
 }
 
+/// A port nothing listens on now and that this process has not handed out before. The kernel
+/// may give a just-released ephemeral port to the next `bind(…:0)`, so two calls in a row can
+/// return the same port (CI once started demo-origins with one address twice); remember them.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn path_env() -> String {
@@ -95,7 +106,7 @@ impl Stack {
         let config = dir.join("wrangler.toml");
         write_nobuild_config(&root.join("wrangler.toml"), &config);
         let mut stack = Stack {
-            port: free_port(),
+            port: 0, // chosen just before wrangler starts, after the children bind theirs
             log: dir.join("wrangler.log"),
             config,
             dir,
@@ -184,6 +195,8 @@ impl Stack {
                 stack.vars.push((k.into(), v.into()));
             }
         }
+        // Chosen last so the children's own `:0` binds cannot take it before wrangler does.
+        stack.port = free_port();
         stack.start_wrangler();
         stack
     }
