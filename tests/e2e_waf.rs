@@ -8,6 +8,7 @@
 
 mod support;
 
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 use support::stack::{next_client_ip, Reply, Stack};
 
@@ -178,4 +179,29 @@ fn waf_end_to_end() {
     assert_blocked(&r, "ERR_NGROK_3702", "951230", "leaked MySQL error");
     let r = send(&stack, "POST", "/__body/echo", &text, "order 42 confirmed");
     assert_eq!((r.status, r.body.as_str()), (200, "order 42 confirmed"));
+
+    // Bodies past the 8 MiB an action may buffer: the WAF reads their first 4 KB (body_limit)
+    // and the rest streams through unread, so a 9 MiB upload reaches the origin byte for byte
+    // and a 9 MiB answer reaches the client whole, with its Content-Length.
+    let big = format!("note={}", "a".repeat(9 << 20));
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let r = send(&stack, "POST", "/api/orders", &form, &big);
+    assert_eq!(r.status, 200, "{}", &r.body[..r.body.len().min(500)]);
+    assert_eq!(r.json()["body_bytes"], big.len());
+    let sha = format!("{:x}", Sha256::digest(big.as_bytes()));
+    assert_eq!(r.json()["body_sha256"], sha.as_str());
+    let r = send(&stack, "POST", "/__body/echo", &text, &big);
+    assert_eq!(r.status, 200, "{}", &r.body[..r.body.len().min(500)]);
+    assert!(r.body == big, "the 9 MiB echo came back changed");
+    let length = big.len().to_string();
+    assert_eq!(r.header("content-length"), Some(length.as_str()));
+    // ... and a leak in those first 4 KB is still caught.
+    let r = send(
+        &stack,
+        "POST",
+        "/__body/echo",
+        &text,
+        &format!("{leak} {big}"),
+    );
+    assert_blocked(&r, "ERR_NGROK_3702", "951230", "leak before 9 MiB");
 }

@@ -316,6 +316,10 @@ pub trait Context {
     async fn first_delivery(&self, id: &str, ttl_ms: u64) -> Result<bool, String>;
     /// The request body, buffered (at most [`MAX_BUFFERED_BODY`] bytes) and still forwarded.
     async fn request_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
+    /// The request body's first bytes, for an inspection that reads no further: all of it when
+    /// it is at most `limit` bytes, otherwise more than `limit` bytes (so the reader knows it
+    /// was cut). Only those are held, whatever the body's size; it is still forwarded whole.
+    async fn request_body_prefix(&self, limit: usize) -> Result<std::rc::Rc<[u8]>, GatewayError>;
     /// Sends an `http-request` to the declared internal endpoint `req.key` through its pool
     /// (the member's policy runs on it); its body is read up to 256 KB. An undeclared key is
     /// `EndpointOffline` and nothing is sent.
@@ -323,6 +327,9 @@ pub trait Context {
     /// The response body, read whole (at most [`MAX_BUFFERED_BODY`] bytes) in the response
     /// phase: the content, decoded when its coding is one [`Context::decodes`] names.
     async fn response_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
+    /// The response body's first bytes in the response phase, as [`Context::request_body_prefix`]
+    /// reads the request's; the rest streams on to the client unread.
+    async fn response_body_prefix(&self, limit: usize) -> Result<std::rc::Rc<[u8]>, GatewayError>;
     /// Replaces the response body the client gets (the content; the shell encodes it as the
     /// response's Content-Encoding says).
     fn set_response_body(&self, body: std::rc::Rc<[u8]>);

@@ -1,8 +1,8 @@
 //! `owasp-crs-request`: the WAF (`src/waf/`, `docs/waf.md`) inspects the request; at or above
 //! the inbound anomaly threshold it is denied with 403 `ERR_NGROK_3700` (`on_error: halt`,
 //! ngrok's default) or only reported in `actions.ngrok.owasp_crs_request.*` (`continue`).
-//! With `process_body` the first `body_limit` bytes of the body (4 KB) are inspected too; the
-//! body is buffered once and still forwarded whole.
+//! With `process_body` the first `body_limit` bytes of the body (4 KB) are inspected too: only
+//! those are read, and the body is still forwarded whole, whatever its size.
 
 use super::owasp_crs::{prefix, Side, Waf};
 use super::{Context, Step};
@@ -24,7 +24,7 @@ impl OwaspCrsRequest {
         let waf = &self.0;
         let config = waf.rules.config();
         let body = if config.process_body {
-            match waf.body(ex, cx.request_body().await)? {
+            match waf.body(ex, cx.request_body_prefix(config.body_limit).await)? {
                 Some(b) => Some(b),
                 None => return Ok(Step::Continue),
             }

@@ -24,7 +24,7 @@ impl OwaspCrsResponse {
         let waf = &self.0;
         let config = waf.rules.config();
         let body = if config.process_body && self.reads_body(ex, cx) {
-            match waf.body(ex, cx.response_body().await)? {
+            match waf.body(ex, cx.response_body_prefix(config.body_limit).await)? {
                 Some(b) => Some(b),
                 None => return Ok(Step::Continue),
             }

@@ -71,12 +71,19 @@ impl Context for TestPorts {
         self.reads.set(self.reads.get() + 1);
         self.request.clone()
     }
+    /// The whole body: one this small is "all of it", one larger is "more than `limit`".
+    async fn request_body_prefix(&self, _: usize) -> Result<Rc<[u8]>, GatewayError> {
+        self.request_body().await
+    }
     async fn subrequest(&self, req: Subrequest) -> Result<Subresponse, GatewayError> {
         Err(GatewayError::EndpointOffline { url: req.key })
     }
     async fn response_body(&self) -> Result<Rc<[u8]>, GatewayError> {
         self.reads.set(self.reads.get() + 1);
         self.response.clone()
+    }
+    async fn response_body_prefix(&self, _: usize) -> Result<Rc<[u8]>, GatewayError> {
+        self.response_body().await
     }
     fn set_response_body(&self, _: Rc<[u8]>) {}
     /// As the Worker's fetch: gzip (and br) arrive decoded.

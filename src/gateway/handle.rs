@@ -150,6 +150,15 @@ pub trait Upstream {
     async fn send(&self, req: Outbound<'_>) -> Result<(ResponseHead, Self::Body), UpstreamError>;
     /// The client's whole request body, read once and kept for the upstream request.
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError>;
+    /// The first bytes of the client's body, for an inspection that reads no further (the
+    /// WAF's `body_limit`): all of it when it is at most `limit` bytes, otherwise more than
+    /// `limit` bytes of it, so the reader knows it was cut. Only those are held; the body is
+    /// still forwarded whole, and [`Upstream::request_body`] still reads all of it. This
+    /// default reads the whole body (at most [`crate::actions::MAX_BUFFERED_BODY`]).
+    async fn request_body_prefix(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
+        let _ = limit;
+        self.request_body(crate::actions::MAX_BUFFERED_BODY).await
+    }
     /// Whether the body could be sent again: none, or buffered, or not streamed yet.
     fn body_replayable(&self) -> bool;
     /// Throws away a response that will not be used (a failed attempt that was retried).
@@ -161,6 +170,22 @@ pub trait Upstream {
         Err(BodyError::Unreadable(
             "this upstream cannot read response bodies".into(),
         ))
+    }
+    /// A response body's first bytes, as [`Upstream::request_body_prefix`] reads the request's,
+    /// and the body to send on in its place: `None` when those bytes are the whole body.
+    /// `length` is the whole body's length when known, so the body sent on keeps it. This
+    /// default reads the whole body (at most [`crate::actions::MAX_BUFFERED_BODY`]).
+    async fn read_body_prefix(
+        &self,
+        body: Self::Body,
+        limit: usize,
+        length: Option<u64>,
+    ) -> Result<(Vec<u8>, Option<Self::Body>), BodyError> {
+        let _ = (limit, length);
+        let bytes = self
+            .read_body(body, crate::actions::MAX_BUFFERED_BODY)
+            .await?;
+        Ok((bytes, None))
     }
     /// Whether response bodies of this content coding arrive decoded (the Worker's `fetch`
     /// decodes gzip and br).
@@ -245,6 +270,8 @@ pub(super) struct Ports<'a, U: Upstream, L, T> {
     pub(super) rng: &'a dyn SharedRandom,
     /// The reply body while a response phase runs (read and rewritten only if an action asks).
     pub(super) reply_body: Option<&'a RefCell<Body<U::Body>>>,
+    /// The upstream body's length when its Content-Length counts the bytes the body yields.
+    pub(super) reply_length: Option<u64>,
 }
 
 impl<U: Upstream, L, T> Clone for Ports<'_, U, L, T> {
@@ -308,10 +335,14 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
         self.upstream
             .request_body(crate::actions::MAX_BUFFERED_BODY)
             .await
-            .map_err(|e| match e {
-                BodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit },
-                BodyError::Unreadable(reason) => GatewayError::BadRequest { reason },
-            })
+            .map_err(request_read_error)
+    }
+
+    async fn request_body_prefix(&self, limit: usize) -> Result<Rc<[u8]>, GatewayError> {
+        self.upstream
+            .request_body_prefix(limit)
+            .await
+            .map_err(request_read_error)
     }
 
     async fn subrequest(
@@ -323,6 +354,28 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
     }
 
     async fn response_body(&self) -> Result<Rc<[u8]>, GatewayError> {
+        self.read_reply(None).await
+    }
+
+    async fn response_body_prefix(&self, limit: usize) -> Result<Rc<[u8]>, GatewayError> {
+        self.read_reply(Some(limit)).await
+    }
+
+    fn set_response_body(&self, body: Rc<[u8]>) {
+        if let Some(slot) = self.reply_body {
+            *slot.borrow_mut() = Body::Bytes(body);
+        }
+    }
+
+    fn decodes(&self, coding: &str) -> bool {
+        self.upstream.decodes(coding)
+    }
+}
+
+impl<U: Upstream, L, T> Ports<'_, U, L, T> {
+    /// Reads the reply body in the response phase: whole, or with `prefix` only its first bytes
+    /// (the rest stays a stream and is sent on as it comes).
+    async fn read_reply(&self, prefix: Option<usize>) -> Result<Rc<[u8]>, GatewayError> {
         let Some(slot) = self.reply_body else {
             return Err(GatewayError::BadRequest {
                 reason: "no response body outside on_http_response".into(),
@@ -340,35 +393,39 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
                     detail: "the connection was closed".into(),
                 });
             }
-            Body::Upstream(b) => {
-                let limit = crate::actions::MAX_BUFFERED_BODY;
-                let bytes = self
-                    .upstream
-                    .read_body(b, limit)
-                    .await
-                    .map_err(|e| match e {
-                        BodyError::TooLarge { limit } => {
-                            GatewayError::ResponseBodyTooLarge { limit }
-                        }
-                        BodyError::Unreadable(detail) => {
-                            GatewayError::ResponseBodyUnreadable { detail }
-                        }
-                    })?;
-                Rc::from(bytes)
-            }
+            Body::Upstream(b) => match prefix {
+                None => {
+                    let limit = crate::actions::MAX_BUFFERED_BODY;
+                    let bytes = self.upstream.read_body(b, limit).await;
+                    Rc::from(bytes.map_err(response_read_error)?)
+                }
+                Some(limit) => {
+                    let read = self.upstream.read_body_prefix(b, limit, self.reply_length);
+                    let (head, rest) = read.await.map_err(response_read_error)?;
+                    if let Some(rest) = rest {
+                        *slot.borrow_mut() = Body::Upstream(rest);
+                        return Ok(Rc::from(head));
+                    }
+                    Rc::from(head)
+                }
+            },
         };
         *slot.borrow_mut() = Body::Bytes(Rc::clone(&bytes));
         Ok(bytes)
     }
+}
 
-    fn set_response_body(&self, body: Rc<[u8]>) {
-        if let Some(slot) = self.reply_body {
-            *slot.borrow_mut() = Body::Bytes(body);
-        }
+fn request_read_error(e: BodyError) -> GatewayError {
+    match e {
+        BodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit },
+        BodyError::Unreadable(reason) => GatewayError::BadRequest { reason },
     }
+}
 
-    fn decodes(&self, coding: &str) -> bool {
-        self.upstream.decodes(coding)
+fn response_read_error(e: BodyError) -> GatewayError {
+    match e {
+        BodyError::TooLarge { limit } => GatewayError::ResponseBodyTooLarge { limit },
+        BodyError::Unreadable(detail) => GatewayError::ResponseBodyUnreadable { detail },
     }
 }
 
@@ -392,6 +449,7 @@ impl Gateway {
             can_forward: true,
             rng: &rng,
             reply_body: None,
+            reply_length: None,
         };
         let mut ex = Exchange::new(req)
             .with_secrets(std::sync::Arc::clone(&self.secrets))
@@ -716,9 +774,19 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
         notes: reply_notes,
         compress,
     } = reply;
+    // fetch hands a coded body over decoded, so its Content-Length then counts other bytes.
+    let reply_length = match head.headers.get("content-encoding").map(str::trim) {
+        None | Some("") => head.headers.get("content-length"),
+        Some(coding) if coding.eq_ignore_ascii_case("identity") => {
+            head.headers.get("content-length")
+        }
+        Some(_) => None,
+    }
+    .and_then(|v| v.trim().parse().ok());
     let slot = RefCell::new(body);
     let ports = Ports {
         reply_body: Some(&slot),
+        reply_length,
         ..ports.clone()
     };
     let mut ex = Exchange::new(req.clone())

@@ -6,6 +6,7 @@ mod compress;
 mod health_board;
 mod policy;
 mod rate_limit;
+mod replay;
 mod timeout;
 mod trust;
 mod upstream;

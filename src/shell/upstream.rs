@@ -1,7 +1,9 @@
 //! The [`Upstream`] port over `fetch`: streams the client's body to the origin, enforces the
 //! timeout with an `AbortSignal`, and never follows redirects (a proxy passes 3xx through).
 
+use super::replay::replay;
 use super::timeout::within;
+use crate::actions::MAX_BUFFERED_BODY;
 use crate::gateway::{BodyError, Outbound, Upstream, UpstreamError};
 use crate::http::{Headers, ResponseHead};
 use std::cell::RefCell;
@@ -26,6 +28,12 @@ pub struct FetchUpstream {
 enum ClientBody {
     Stream(Option<JsValue>),
     Buffered(Rc<[u8]>),
+    /// Its first bytes were read (an inspection's prefix); `rest` is the stream, unlocked,
+    /// positioned after them.
+    Prefixed {
+        head: Rc<[u8]>,
+        rest: web_sys::ReadableStream,
+    },
     /// Streamed to an upstream already: it cannot be sent again (no retry).
     Sent,
 }
@@ -73,14 +81,20 @@ impl Upstream for FetchUpstream {
             }
         } else if !matches!(method, Method::Get | Method::Head) {
             let mut state = self.body.borrow_mut();
-            let body = match &mut *state {
-                ClientBody::Stream(s) => s.take(),
-                ClientBody::Buffered(bytes) => Some(Uint8Array::from(&bytes[..]).into()),
+            let body = match std::mem::replace(&mut *state, ClientBody::Sent) {
+                ClientBody::Stream(s) => s,
+                ClientBody::Buffered(bytes) => {
+                    let body = Uint8Array::from(&bytes[..]).into();
+                    *state = ClientBody::Buffered(bytes);
+                    Some(body)
+                }
+                ClientBody::Prefixed { head, rest } => {
+                    let whole = replay(&head, &rest, self.declared_length)
+                        .map_err(|e| UpstreamError::Invalid(format!("{e:?}")))?;
+                    Some(whole.into())
+                }
                 ClientBody::Sent => None,
             };
-            if body.is_some() && matches!(*state, ClientBody::Stream(_)) {
-                *state = ClientBody::Sent;
-            }
             drop(state);
             init.with_body(body);
         }
@@ -128,6 +142,25 @@ impl Upstream for FetchUpstream {
         matches!(coding, "gzip" | "br")
     }
 
+    async fn read_body_prefix(
+        &self,
+        body: ResponseBody,
+        limit: usize,
+        length: Option<u64>,
+    ) -> Result<(Vec<u8>, Option<ResponseBody>), BodyError> {
+        let ResponseBody::Stream(stream) = body else {
+            return Ok((self.read_body(body, MAX_BUFFERED_BODY).await?, None));
+        };
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        let mut head = Vec::new();
+        if read_onto(&reader, &mut head, limit, usize::MAX).await? {
+            return Ok((head, None));
+        }
+        reader.release_lock();
+        let whole = replay(&head, &stream, length).map_err(unreadable)?;
+        Ok((head, Some(ResponseBody::Stream(whole))))
+    }
+
     async fn read_body(&self, body: ResponseBody, limit: usize) -> Result<Vec<u8>, BodyError> {
         match body {
             ResponseBody::Empty => Ok(Vec::new()),
@@ -145,42 +178,107 @@ impl Upstream for FetchUpstream {
         if self.declared_length.is_some_and(|n| n > limit as u64) {
             return Err(BodyError::TooLarge { limit });
         }
-        let stream = match &mut *self.body.borrow_mut() {
-            ClientBody::Buffered(bytes) => return Ok(Rc::clone(bytes)),
-            ClientBody::Stream(s) => s.take(),
-            ClientBody::Sent => {
-                return Err(BodyError::Unreadable(
-                    "the body was already streamed upstream".into(),
-                ))
+        let taken = std::mem::replace(&mut *self.body.borrow_mut(), ClientBody::Sent);
+        let (mut bytes, rest) = match taken {
+            ClientBody::Buffered(bytes) => {
+                *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&bytes));
+                return Ok(bytes);
             }
+            ClientBody::Stream(s) => (Vec::new(), s.map(JsCast::unchecked_into)),
+            ClientBody::Prefixed { head, rest } => (head.to_vec(), Some(rest)),
+            ClientBody::Sent => return Err(already_sent()),
         };
-        let bytes: Rc<[u8]> = match stream {
-            None => Rc::from(&[][..]),
-            Some(stream) => read_capped(stream.unchecked_into(), limit).await?.into(),
-        };
+        if let Some(rest) = rest {
+            let reader: web_sys::ReadableStreamDefaultReader = rest.get_reader().unchecked_into();
+            if bytes.len() > limit {
+                let _ = reader.cancel();
+                return Err(BodyError::TooLarge { limit });
+            }
+            read_onto(&reader, &mut bytes, usize::MAX, limit).await?;
+        }
+        let bytes: Rc<[u8]> = bytes.into();
         *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&bytes));
         Ok(bytes)
     }
+
+    async fn request_body_prefix(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
+        let taken = std::mem::replace(&mut *self.body.borrow_mut(), ClientBody::Sent);
+        let (mut head, rest) = match taken {
+            ClientBody::Buffered(bytes) => {
+                *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&bytes));
+                return Ok(bytes);
+            }
+            ClientBody::Prefixed { head, rest } if head.len() > limit => {
+                *self.body.borrow_mut() = ClientBody::Prefixed {
+                    head: Rc::clone(&head),
+                    rest,
+                };
+                return Ok(head);
+            }
+            ClientBody::Prefixed { head, rest } => (head.to_vec(), rest),
+            ClientBody::Stream(Some(s)) => (Vec::new(), s.unchecked_into()),
+            ClientBody::Stream(None) => {
+                let none: Rc<[u8]> = Rc::from(&[][..]);
+                *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&none));
+                return Ok(none);
+            }
+            ClientBody::Sent => return Err(already_sent()),
+        };
+        let reader: web_sys::ReadableStreamDefaultReader = rest.get_reader().unchecked_into();
+        let ended = read_onto(&reader, &mut head, limit, usize::MAX).await?;
+        let head: Rc<[u8]> = head.into();
+        *self.body.borrow_mut() = if ended {
+            ClientBody::Buffered(Rc::clone(&head))
+        } else {
+            reader.release_lock();
+            ClientBody::Prefixed {
+                head: Rc::clone(&head),
+                rest,
+            }
+        };
+        Ok(head)
+    }
+}
+
+fn already_sent() -> BodyError {
+    BodyError::Unreadable("the body was already streamed upstream".into())
+}
+
+fn unreadable(e: JsValue) -> BodyError {
+    BodyError::Unreadable(format!("{e:?}"))
 }
 
 /// Reads a stream chunk by chunk, giving up as soon as it passes `limit` bytes: a body
 /// without Content-Length (chunked) cannot make the isolate hold more than that.
 async fn read_capped(stream: web_sys::ReadableStream, limit: usize) -> Result<Vec<u8>, BodyError> {
-    let unreadable = |e: JsValue| BodyError::Unreadable(format!("{e:?}"));
-    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let reader = stream.get_reader().unchecked_into();
     let mut out = Vec::new();
-    loop {
+    read_onto(&reader, &mut out, usize::MAX, limit).await?;
+    Ok(out)
+}
+
+/// Appends chunks from `reader` to `out` until the stream ends (`true`) or `out` holds more
+/// than `want` bytes (`false`, the rest unread). Past `cap` bytes it gives up and cancels the
+/// stream.
+async fn read_onto(
+    reader: &web_sys::ReadableStreamDefaultReader,
+    out: &mut Vec<u8>,
+    want: usize,
+    cap: usize,
+) -> Result<bool, BodyError> {
+    while out.len() <= want {
         let chunk = JsFuture::from(reader.read()).await.map_err(unreadable)?;
         let done = Reflect::get(&chunk, &"done".into()).map_err(unreadable)?;
         if done.as_bool() == Some(true) {
-            return Ok(out);
+            return Ok(true);
         }
         let value = Reflect::get(&chunk, &"value".into()).map_err(unreadable)?;
         let part = Uint8Array::new(&value);
-        if out.len() + part.length() as usize > limit {
+        if out.len() + part.length() as usize > cap {
             let _ = reader.cancel();
-            return Err(BodyError::TooLarge { limit });
+            return Err(BodyError::TooLarge { limit: cap });
         }
         out.extend(part.to_vec());
     }
+    Ok(false)
 }
