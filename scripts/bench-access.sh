@@ -14,18 +14,10 @@ source scripts/lib.sh
 
 base=${1:-http://127.0.0.1:8787}
 n=${2:-1000}
-curl -s -o /dev/null "$base/" || die "nothing answers at $base: start scripts/dev.sh first"
 dev_auth=$(cargo_target_dir)/release/dev-auth
 [[ -x $dev_auth ]] || die "$dev_auth is missing: scripts/dev.sh builds it"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-access.XXXXXX")
-trap 'rm -rf "$work"; bash scripts/upload-policy.sh --local policies/acme >/dev/null' EXIT
-cp benches/load/access.yaml "$work/"
-bash scripts/upload-policy.sh --local "$work/access.yaml" >/dev/null
-sleep 3 # dev.sh checks for a new version every 2 s
-[[ $(curl -s "$base/") == ok ]] || die "the bench policy did not go live"
-
-command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
+bench_policy "$base" benches/load/access.yaml
+work=$BENCH_WORK
 
 # row NAME FILE: wrk -t1 -c4 -d${secs}s over FILE's requests (benches/load/requests.lua); every
 # answer must be 200. Prints throughput and latency.
@@ -40,7 +32,6 @@ row() {
         END {printf "%-44s %8s req/s  p50 %8s  p99 %8s\n", name, rps, p50, p99}' <<<"$out"
 }
 
-tab=$'\t'
 token=$("$dev_auth" token --sub cached)
 total=$((n * secs))
 log "minting $total tokens per key type and signing $total deliveries (once per request)"
@@ -48,16 +39,20 @@ for key in rsa-1 ec-1 ed-1; do
     "$dev_auth" token --key "$key" --sub "u" --count "$total" |
         sed 's/^/GET\t\/jwt\t\tAuthorization: Bearer /' >"$work/fresh-$key"
 done
-body=$(head -c 1024 /dev/zero | tr '\0' 'x')
-# GitHub signs the body only: one signature serves every delivery; each gets its own id.
+# GitHub signs the body only, so the replay log keys a delivery by its body (the delivery id
+# header is not signed): every delivery gets a body of its own, 1 KiB, and its signature.
 run_id=$(date +%s%N)
-signature=$("$dev_auth" sign-webhook --provider github --secret dev-webhook-secret --body "$body" |
-    grep -i '^x-hub-signature-256:')
-for path in hook hook-replay; do
-    for ((i = 0; i < total; i++)); do
-        printf 'POST\t/%s\t%s\t%s\tX-GitHub-Delivery: bench-%s-%s-%s\n' "$path" "$body" "$signature" "$path" "$i" "$run_id"
-    done >"$work/$path"
-done
+_python - "$work" "$total" "$run_id" <<'PY'
+import hashlib, hmac, sys
+work, total, run = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for path in ("hook", "hook-replay"):
+    with open(f"{work}/{path}", "w") as out:
+        for i in range(total):
+            body = f"{path} {i} {run} ".ljust(1024, "x")
+            mac = hmac.new(b"dev-webhook-secret", body.encode(), hashlib.sha256).hexdigest()
+            out.write(f"POST\t/{path}\t{body}\tX-Hub-Signature-256: sha256={mac}"
+                      f"\tX-GitHub-Delivery: bench-{path}-{i}-{run}\n")
+PY
 printf 'GET\t/\t\n' >"$work/none"
 printf 'GET\t/ips\t\n' >"$work/ips"
 printf 'GET\t/jwt\t\tAuthorization: Bearer %s\n' "$token" >"$work/cached"

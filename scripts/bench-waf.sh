@@ -11,15 +11,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 base=${1:-http://127.0.0.1:8787}
-curl -s -o /dev/null "$base/" || die "nothing answers at $base: start scripts/dev.sh first"
-command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-waf.XXXXXX")
-trap 'rm -rf "$work"; bash scripts/upload-policy.sh --local policies/acme >/dev/null' EXIT
-cp benches/load/waf.yaml "$work/"
-bash scripts/upload-policy.sh --local "$work/waf.yaml" >/dev/null
-sleep 3 # dev.sh checks for a new version every 2 s
-[[ $(curl -s "$base/") == ok ]] || die "the bench policy did not go live"
+bench_policy "$base" benches/load/waf.yaml
+work=$BENCH_WORK
 
 # workerd's CPU time (user + system, all its processes), in clock ticks.
 ticks_per_s=$(getconf CLK_TCK)

@@ -11,6 +11,7 @@
 #   group_alive / kill_group  process-group helpers for background services
 #   cargo_target_dir          where cargo puts its output
 #   write_nobuild_config      wrangler.toml without [build], for another directory
+#   bench_policy              a load bench's policy, live on a running scripts/dev.sh
 # and exports the wrangler environment (no telemetry, no error-report prompt,
 # no Request.cf fetch, no banner) with node_modules/.bin first in PATH.
 
@@ -331,4 +332,20 @@ write_nobuild_config() {
     ' "$src" >"$out.tmp" || die "cannot write $out.tmp"
     mv "$out.tmp" "$out" || die "cannot write $out"
     ! grep -Eq '^[[:space:]]*\[[[:space:]]*build[[:space:]]*\]' "$out" || die "failed to drop [build] from $out"
+}
+
+# bench_policy BASE FILE: for the load benches (scripts/bench-*.sh) against a running
+# scripts/dev.sh at BASE. Checks that it answers and that wrk is installed, uploads a copy of
+# the policy FILE from a new temporary directory (BENCH_WORK, for the bench's own files too) and
+# waits until the policy answers "ok" at /. On exit, BENCH_WORK goes and policies/acme is back.
+bench_policy() {
+    local base=$1 file=$2
+    curl -s -o /dev/null "$base/" || die "nothing answers at $base: start scripts/dev.sh first"
+    command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
+    BENCH_WORK=$(mktemp -d "${TMPDIR:-/tmp}/$SCRIPT_NAME.XXXXXX")
+    trap 'rm -rf "$BENCH_WORK"; bash scripts/upload-policy.sh --local policies/acme >/dev/null' EXIT
+    cp "$file" "$BENCH_WORK/"
+    bash scripts/upload-policy.sh --local "$BENCH_WORK/$(basename "$file")" >/dev/null
+    sleep 3 # dev.sh checks for a new version every 2 s
+    [[ $(curl -s "$base/") == ok ]] || die "the bench policy did not go live"
 }
