@@ -40,10 +40,14 @@ on_http_request:
       - type: forward-internal
         config: {url: "https://catalog-eks.internal"}
 on_http_response:
+  # Twice, as when an internal endpoint's policy and the public one both inspect the response:
+  # the second reads the first bytes of the body the first one sent on.
   - expressions: ["req.url.path == '/__body/echo'"]
     actions:
       - type: owasp-crs-response
         config: {process_body: true}
+      - type: owasp-crs-response
+        config: {process_body: true, body_limit: 8192}
 "#;
 
 /// A path, extra headers, and a rule id (or prefix) the refusal must name.

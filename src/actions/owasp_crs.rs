@@ -193,9 +193,9 @@ impl Waf {
 
     /// A body read for inspection (its first `body_limit` bytes). A read that failed is this
     /// action's outcome: reported, and returned as the error when it halts; `Ok(None)` then
-    /// means "continue without inspecting". A body the platform could not hold is the
-    /// gateway's own 413, as verify-webhook answers; anything else that stops the read is the
-    /// WAF's 500.
+    /// means "continue without inspecting". A body too large to read is the gateway's own 413,
+    /// as verify-webhook answers (the Worker's prefix reads never are; a port that reads bodies
+    /// whole may be); anything else that stops the read is the WAF's 500.
     pub fn body(
         &self,
         ex: &mut Exchange,

@@ -172,16 +172,15 @@ pub trait Upstream {
         ))
     }
     /// A response body's first bytes, as [`Upstream::request_body_prefix`] reads the request's,
-    /// and the body to send on in its place: `None` when those bytes are the whole body.
-    /// `length` is the whole body's length when known, so the body sent on keeps it. This
-    /// default reads the whole body (at most [`crate::actions::MAX_BUFFERED_BODY`]).
+    /// and the body to send on in its place (all of it, as it comes): `None` when those bytes
+    /// are the whole body. This default reads the whole body (at most
+    /// [`crate::actions::MAX_BUFFERED_BODY`]).
     async fn read_body_prefix(
         &self,
         body: Self::Body,
         limit: usize,
-        length: Option<u64>,
     ) -> Result<(Vec<u8>, Option<Self::Body>), BodyError> {
-        let _ = (limit, length);
+        let _ = limit;
         let bytes = self
             .read_body(body, crate::actions::MAX_BUFFERED_BODY)
             .await?;
@@ -270,8 +269,6 @@ pub(super) struct Ports<'a, U: Upstream, L, T> {
     pub(super) rng: &'a dyn SharedRandom,
     /// The reply body while a response phase runs (read and rewritten only if an action asks).
     pub(super) reply_body: Option<&'a RefCell<Body<U::Body>>>,
-    /// The upstream body's length when its Content-Length counts the bytes the body yields.
-    pub(super) reply_length: Option<u64>,
 }
 
 impl<U: Upstream, L, T> Clone for Ports<'_, U, L, T> {
@@ -393,25 +390,37 @@ impl<U: Upstream, L, T> Ports<'_, U, L, T> {
                     detail: "the connection was closed".into(),
                 });
             }
-            Body::Upstream(b) => match prefix {
-                None => {
-                    let limit = crate::actions::MAX_BUFFERED_BODY;
-                    let bytes = self.upstream.read_body(b, limit).await;
-                    Rc::from(bytes.map_err(response_read_error)?)
-                }
-                Some(limit) => {
-                    let read = self.upstream.read_body_prefix(b, limit, self.reply_length);
-                    let (head, rest) = read.await.map_err(response_read_error)?;
-                    if let Some(rest) = rest {
+            Body::Upstream(b) => {
+                let read = match prefix {
+                    None => {
+                        let limit = crate::actions::MAX_BUFFERED_BODY;
+                        let bytes = self.upstream.read_body(b, limit).await;
+                        bytes.map(|b| (b, None))
+                    }
+                    Some(limit) => self.upstream.read_body_prefix(b, limit).await,
+                };
+                match read {
+                    Ok((head, Some(rest))) => {
                         *slot.borrow_mut() = Body::Upstream(rest);
                         return Ok(Rc::from(head));
                     }
-                    Rc::from(head)
+                    Ok((whole, None)) => Rc::from(whole),
+                    // Part of it is gone: the client must not take the rest for the whole.
+                    Err(e) => {
+                        *slot.borrow_mut() = Body::Abort;
+                        return Err(response_read_error(e));
+                    }
                 }
-            },
+            }
         };
         *slot.borrow_mut() = Body::Bytes(Rc::clone(&bytes));
         Ok(bytes)
+    }
+}
+
+fn discard<U: Upstream>(upstream: &U, body: Body<U::Body>) {
+    if let Body::Upstream(b) = body {
+        upstream.discard(b);
     }
 }
 
@@ -449,7 +458,6 @@ impl Gateway {
             can_forward: true,
             rng: &rng,
             reply_body: None,
-            reply_length: None,
         };
         let mut ex = Exchange::new(req)
             .with_secrets(std::sync::Arc::clone(&self.secrets))
@@ -774,19 +782,10 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
         notes: reply_notes,
         compress,
     } = reply;
-    // fetch hands a coded body over decoded, so its Content-Length then counts other bytes.
-    let reply_length = match head.headers.get("content-encoding").map(str::trim) {
-        None | Some("") => head.headers.get("content-length"),
-        Some(coding) if coding.eq_ignore_ascii_case("identity") => {
-            head.headers.get("content-length")
-        }
-        Some(_) => None,
-    }
-    .and_then(|v| v.trim().parse().ok());
+    let upstream = ports.upstream;
     let slot = RefCell::new(body);
     let ports = Ports {
         reply_body: Some(&slot),
-        reply_length,
         ..ports.clone()
     };
     let mut ex = Exchange::new(req.clone())
@@ -799,12 +798,26 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     let step = run_phase(&policy.on_http_response, &mut ex, &ports).await;
     // What the phase logged is kept even when it failed.
     notes.append(&mut ex.notes);
-    let step = step?;
+    let body = slot.into_inner();
+    // When the origin's answer is replaced, its body is stopped now, not when the request ends.
+    let step = match step {
+        Ok(step) => step,
+        Err(e) => {
+            discard(upstream, body);
+            return Err(e);
+        }
+    };
     let head = ex
         .res
         .take()
         .expect("the response phase keeps its response");
-    let body = slot.into_inner();
+    let body = match step {
+        Step::Continue => body,
+        _ => {
+            discard(upstream, body);
+            Body::Empty
+        }
+    };
     Ok(match step {
         Step::Continue => Reply {
             head,

@@ -96,7 +96,7 @@ fn cf_json(req: &Request) -> serde_json::Value {
         .unwrap_or_default()
 }
 
-fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
+fn respond(reply: Reply<upstream::Fetched>) -> Result<Response> {
     let headers = worker::Headers::new();
     for (name, value) in reply.head.headers.iter() {
         headers.append(name, value)?;
@@ -107,7 +107,7 @@ fn respond(reply: Reply<ResponseBody>) -> Result<Response> {
     let body = match reply.body {
         Body::Empty => ResponseBody::Empty,
         Body::Text(t) => ResponseBody::Body(t.into_bytes()),
-        Body::Upstream(b) => b,
+        Body::Upstream(b) => b.body,
         Body::Bytes(b) => ResponseBody::Body(b.to_vec()),
         // `close-connection`: a body promised as one byte (`Content-Length: 1`) that ends with
         // none. workerd cannot finish that message, so it drops the client's connection. (A

@@ -1,6 +1,6 @@
 //! A body of which an inspection read only the first bytes (the WAF's `body_limit`) is sent on
-//! whole without being held: those bytes, then the rest of the stream piped as it comes. The
-//! pipe is JavaScript so that a body nobody reads (a refused request, a failed fetch) leaves no
+//! whole without being held: those bytes, then the rest of the stream copied as it comes. The
+//! copy is JavaScript so that a body nobody reads (a refused request, a failed fetch) leaves no
 //! pending Rust future behind, only promises the isolate collects.
 
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -13,12 +13,23 @@ export function replay(head, rest, length) {
   // FixedLengthStream keeps the message's Content-Length; without one the body goes chunked.
   const { readable, writable } =
     length === undefined ? new TransformStream() : new FixedLengthStream(length);
+  const writer = writable.getWriter();
+  const reader = rest.getReader();
+  // Copied chunk by chunk, not piped: workerd cannot pipe one identity stream into another
+  // (a body replayed twice, by two response phases that each read its first bytes).
   (async () => {
-    const writer = writable.getWriter();
     await writer.write(head);
-    writer.releaseLock();
-    await rest.pipeTo(writable);
-  })().catch((e) => rest.cancel(e).catch(() => {}));
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await writer.write(value);
+    }
+    await writer.close();
+  })().catch((e) => {
+    // The reader of `readable` sees the failure instead of waiting for the rest.
+    writer.abort(e).catch(() => {});
+    reader.cancel(e).catch(() => {});
+  });
   return readable;
 }
 "#)]

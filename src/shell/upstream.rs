@@ -36,6 +36,16 @@ enum ClientBody {
     },
     /// Streamed to an upstream already: it cannot be sent again (no retry).
     Sent,
+    /// A read failed part-way: what is left must not be forwarded as if it were the body.
+    Failed(String),
+}
+
+/// An origin's response body as `fetch` hands it over, and its length when its Content-Length
+/// counts the bytes it yields (it arrived in no coding that fetch decodes), so that a body
+/// read by its prefix and sent on keeps its Content-Length.
+pub struct Fetched {
+    pub body: ResponseBody,
+    length: Option<u64>,
 }
 
 impl FetchUpstream {
@@ -59,9 +69,9 @@ impl FetchUpstream {
 }
 
 impl Upstream for FetchUpstream {
-    type Body = ResponseBody;
+    type Body = Fetched;
 
-    async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, ResponseBody), UpstreamError> {
+    async fn send(&self, out: Outbound<'_>) -> Result<(ResponseHead, Fetched), UpstreamError> {
         let unreachable = |e: worker::Error| UpstreamError::Unreachable(e.to_string());
         // A header or URL the platform refuses is the request's fault, not the member's.
         let invalid = |e: worker::Error| UpstreamError::Invalid(e.to_string());
@@ -94,6 +104,11 @@ impl Upstream for FetchUpstream {
                     Some(whole.into())
                 }
                 ClientBody::Sent => None,
+                ClientBody::Failed(reason) => {
+                    let e = format!("the request body could not be read: {reason}");
+                    *state = ClientBody::Failed(reason);
+                    return Err(UpstreamError::Invalid(e));
+                }
             };
             drop(state);
             init.with_body(body);
@@ -126,12 +141,19 @@ impl Upstream for FetchUpstream {
             ResponseBody::Body(b) => ResponseBody::Body(b.clone()),
             ResponseBody::Empty => ResponseBody::Empty,
         };
-        Ok((head, body))
+        let coding = head.headers.get("content-encoding").map(str::trim);
+        let length = match coding {
+            Some(c) if self.decodes(&c.to_ascii_lowercase()) => None,
+            _ => head.headers.get("content-length"),
+        };
+        let length = length.and_then(|v| v.trim().parse().ok());
+        Ok((head, Fetched { body, length }))
     }
 
-    /// A failed attempt's response is not read: cancel its stream so the connection is freed.
-    fn discard(&self, body: ResponseBody) {
-        if let ResponseBody::Stream(stream) = body {
+    /// An answer that will not be used (a failed attempt, a response replaced by the policy)
+    /// is not read: cancel its stream so the connection is freed.
+    fn discard(&self, body: Fetched) {
+        if let ResponseBody::Stream(stream) = body.body {
             let _ = stream.cancel();
         }
     }
@@ -144,12 +166,13 @@ impl Upstream for FetchUpstream {
 
     async fn read_body_prefix(
         &self,
-        body: ResponseBody,
+        body: Fetched,
         limit: usize,
-        length: Option<u64>,
-    ) -> Result<(Vec<u8>, Option<ResponseBody>), BodyError> {
+    ) -> Result<(Vec<u8>, Option<Fetched>), BodyError> {
+        let Fetched { body, length } = body;
         let ResponseBody::Stream(stream) = body else {
-            return Ok((self.read_body(body, MAX_BUFFERED_BODY).await?, None));
+            let whole = self.read_body(Fetched { body, length }, MAX_BUFFERED_BODY);
+            return Ok((whole.await?, None));
         };
         let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
         let mut head = Vec::new();
@@ -158,11 +181,12 @@ impl Upstream for FetchUpstream {
         }
         reader.release_lock();
         let whole = replay(&head, &stream, length).map_err(unreadable)?;
-        Ok((head, Some(ResponseBody::Stream(whole))))
+        let body = ResponseBody::Stream(whole);
+        Ok((head, Some(Fetched { body, length })))
     }
 
-    async fn read_body(&self, body: ResponseBody, limit: usize) -> Result<Vec<u8>, BodyError> {
-        match body {
+    async fn read_body(&self, body: Fetched, limit: usize) -> Result<Vec<u8>, BodyError> {
+        match body.body {
             ResponseBody::Empty => Ok(Vec::new()),
             ResponseBody::Body(bytes) if bytes.len() > limit => Err(BodyError::TooLarge { limit }),
             ResponseBody::Body(bytes) => Ok(bytes),
@@ -171,7 +195,10 @@ impl Upstream for FetchUpstream {
     }
 
     fn body_replayable(&self) -> bool {
-        !matches!(*self.body.borrow(), ClientBody::Sent)
+        !matches!(
+            *self.body.borrow(),
+            ClientBody::Sent | ClientBody::Failed(_)
+        )
     }
 
     async fn request_body(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
@@ -186,15 +213,16 @@ impl Upstream for FetchUpstream {
             }
             ClientBody::Stream(s) => (Vec::new(), s.map(JsCast::unchecked_into)),
             ClientBody::Prefixed { head, rest } => (head.to_vec(), Some(rest)),
-            ClientBody::Sent => return Err(already_sent()),
+            gone => return Err(self.gone(gone)),
         };
         if let Some(rest) = rest {
             let reader: web_sys::ReadableStreamDefaultReader = rest.get_reader().unchecked_into();
             if bytes.len() > limit {
                 let _ = reader.cancel();
-                return Err(BodyError::TooLarge { limit });
+                return Err(self.failed(BodyError::TooLarge { limit }));
             }
-            read_onto(&reader, &mut bytes, usize::MAX, limit).await?;
+            let read = read_onto(&reader, &mut bytes, usize::MAX, limit).await;
+            read.map_err(|e| self.failed(e))?;
         }
         let bytes: Rc<[u8]> = bytes.into();
         *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&bytes));
@@ -222,10 +250,11 @@ impl Upstream for FetchUpstream {
                 *self.body.borrow_mut() = ClientBody::Buffered(Rc::clone(&none));
                 return Ok(none);
             }
-            ClientBody::Sent => return Err(already_sent()),
+            gone => return Err(self.gone(gone)),
         };
         let reader: web_sys::ReadableStreamDefaultReader = rest.get_reader().unchecked_into();
-        let ended = read_onto(&reader, &mut head, limit, usize::MAX).await?;
+        let read = read_onto(&reader, &mut head, limit, usize::MAX).await;
+        let ended = read.map_err(|e| self.failed(e))?;
         let head: Rc<[u8]> = head.into();
         *self.body.borrow_mut() = if ended {
             ClientBody::Buffered(Rc::clone(&head))
@@ -240,8 +269,26 @@ impl Upstream for FetchUpstream {
     }
 }
 
-fn already_sent() -> BodyError {
-    BodyError::Unreadable("the body was already streamed upstream".into())
+impl FetchUpstream {
+    /// Why a body in this state cannot be read (it is put back as it was).
+    fn gone(&self, state: ClientBody) -> BodyError {
+        let e = match &state {
+            ClientBody::Failed(reason) => reason.clone(),
+            _ => "the body was already streamed upstream".into(),
+        };
+        *self.body.borrow_mut() = state;
+        BodyError::Unreadable(e)
+    }
+
+    /// A read that failed part-way: the body is marked so that it is never forwarded short.
+    fn failed(&self, e: BodyError) -> BodyError {
+        let reason = match &e {
+            BodyError::TooLarge { limit } => format!("it is over {limit} bytes"),
+            BodyError::Unreadable(reason) => reason.clone(),
+        };
+        *self.body.borrow_mut() = ClientBody::Failed(reason);
+        e
+    }
 }
 
 fn unreadable(e: JsValue) -> BodyError {
