@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 use support::stack::Stack;
 
 fn catalog(stack: &Stack) -> (u16, String) {
+    catalog_with(stack, "GET")
+}
+
+fn catalog_with(stack: &Stack, method: &str) -> (u16, String) {
     let ip = support::stack::next_client_ip();
+    let headers = [
+        ("X-Acme-Api", "catalog-eks"),
+        ("CF-Connecting-IP", ip.as_str()),
+    ];
     let r = stack
-        .get(
-            "/items",
-            &[
-                ("X-Acme-Api", "catalog-eks"),
-                ("CF-Connecting-IP", ip.as_str()),
-            ],
-        )
+        .send(&Stack::agent(), method, "/items", &headers, b"")
         .unwrap();
     (r.status, r.body)
 }
@@ -27,9 +29,9 @@ fn served(stack: &Stack, replica: &str) -> u64 {
     stack.fault_state(replica)["served"].as_u64().unwrap()
 }
 
-/// 500 GETs while replica 1 has `mode`: none may fail. Prints how many met the fault and the
-/// time they took (docs/performance.md), asserting no timing.
-fn survive(stack: &Stack, mode: &str) {
+/// 500 requests (`method`, no body) while replica 1 has `mode`: none may fail. Prints how many
+/// met the fault and the time they took (docs/performance.md), asserting no timing.
+fn survive(stack: &Stack, mode: &str, method: &str) {
     let r1 = "catalog/eks/1";
     stack.fault(r1, "ok");
     stack.wait_until("replica 1 serves again", Duration::from_secs(90), |s| {
@@ -46,7 +48,7 @@ fn survive(stack: &Stack, mode: &str) {
     let mut slowest = Duration::ZERO;
     for i in 0..500 {
         let t = Instant::now();
-        let (status, body) = catalog(stack);
+        let (status, body) = catalog_with(stack, method);
         slowest = slowest.max(t.elapsed());
         if status != 200 {
             failures.push(format!("request {i}: {status} {body}"));
@@ -54,7 +56,7 @@ fn survive(stack: &Stack, mode: &str) {
     }
     let met = stack.fault_state(r1)["faulted"].as_u64().unwrap() - faulted_before;
     println!(
-        "e2e failover, replica 1 {mode}: 500 GETs in {:?}, {} failed, {met} met the fault before ejection, slowest {:?}",
+        "e2e failover, replica 1 {mode}: 500 {method}s in {:?}, {} failed, {met} met the fault before ejection, slowest {:?}",
         start.elapsed(),
         failures.len(),
         slowest
@@ -77,8 +79,10 @@ fn pools_survive_failures_end_to_end() {
     });
 
     for mode in ["down", "503", "hang", "reset"] {
-        survive(&stack, mode);
+        survive(&stack, mode, "GET");
     }
+    // A DELETE is idempotent too, and one without a body can always be sent again.
+    survive(&stack, "503", "DELETE");
 
     // Both replicas down: prompt errors, then 503 pool_unavailable without trying.
     stack.fault("catalog/eks/1", "down");

@@ -55,14 +55,21 @@ impl FetchUpstream {
             .ok()
             .and_then(|v| v.to_string().parse().ok())
             .unwrap_or(30_000);
+        let declared_length: Option<u64> = req
+            .headers()
+            .get("content-length")
+            .ok()
+            .flatten()
+            .and_then(|v| v.trim().parse().ok());
+        // `Content-Length: 0` still comes with an (empty) stream; held as the empty body it is,
+        // the request can be retried on another member, which a streamed body cannot.
+        let body = match declared_length {
+            Some(0) => ClientBody::Buffered(Rc::from(&[][..])),
+            _ => ClientBody::Stream(req.inner().body().map(Into::into)),
+        };
         FetchUpstream {
-            body: RefCell::new(ClientBody::Stream(req.inner().body().map(Into::into))),
-            declared_length: req
-                .headers()
-                .get("content-length")
-                .ok()
-                .flatten()
-                .and_then(|v| v.trim().parse().ok()),
+            body: RefCell::new(body),
+            declared_length,
             timeout_ms,
         }
     }
@@ -92,16 +99,26 @@ impl Upstream for FetchUpstream {
         } else if !matches!(method, Method::Get | Method::Head) {
             let mut state = self.body.borrow_mut();
             let body = match std::mem::replace(&mut *state, ClientBody::Sent) {
-                ClientBody::Stream(s) => s,
+                ClientBody::Stream(Some(s)) => Some(s),
+                // No body: one can be "sent again" as often as a retry needs.
+                ClientBody::Stream(None) => {
+                    *state = ClientBody::Stream(None);
+                    None
+                }
                 ClientBody::Buffered(bytes) => {
                     let body = Uint8Array::from(&bytes[..]).into();
                     *state = ClientBody::Buffered(bytes);
                     Some(body)
                 }
                 ClientBody::Prefixed { head, rest } => {
-                    let whole = replay(&head, &rest, self.declared_length)
-                        .map_err(|e| UpstreamError::Invalid(format!("{e:?}")))?;
-                    Some(whole.into())
+                    match replay(&head, &rest, self.declared_length) {
+                        Ok(whole) => Some(whole.into()),
+                        Err(e) => {
+                            let e = format!("the request body could not be sent on: {e:?}");
+                            *state = ClientBody::Failed(e.clone());
+                            return Err(UpstreamError::Invalid(e));
+                        }
+                    }
                 }
                 ClientBody::Sent => None,
                 ClientBody::Failed(reason) => {
