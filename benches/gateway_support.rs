@@ -1,5 +1,6 @@
-//! What the benches that run requests through `Gateway::handle` share: a gateway built from a
-//! YAML text as the upload tool would build it, and randomness that always picks the first.
+//! What the benches and tests/waf_body_prefix.rs, which run requests through `Gateway::handle`,
+//! share: a gateway built from a YAML text as the upload tool would build it, and randomness that
+//! always picks the first.
 
 use edge_gateway::gateway::{Gateway, Random};
 use edge_gateway::manifest::{build_gateway, Options, SourceDoc};

@@ -5,12 +5,15 @@
 //! limit is refused, a prefix read hands over a little more than asked, and a body read by its
 //! prefix is sent on as a replay of the whole.
 
+#[path = "../benches/gateway_support.rs"]
+mod gateway_support;
+
 use edge_gateway::gateway::{
-    Body, BodyError, Gateway, LocalTrust, Outbound, Random, RateLimiter, Upstream, UpstreamError,
+    Body, BodyError, Gateway, LocalTrust, Outbound, RateLimiter, Upstream, UpstreamError,
 };
 use edge_gateway::http::{Headers, RequestHead, ResponseHead};
 use edge_gateway::limiter::{Decision, LimitCheck};
-use edge_gateway::manifest::{build_gateway, Options, SourceDoc};
+use gateway_support::{gateway_from_yaml, First};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -129,13 +132,6 @@ impl RateLimiter for NoLimits {
     }
 }
 
-struct First;
-impl Random for First {
-    fn below(&mut self, _: usize) -> usize {
-        0
-    }
-}
-
 fn gateway() -> Gateway {
     let yaml = r#"
 apiVersion: ngrok.k8s.ngrok.com/v1alpha1
@@ -158,16 +154,7 @@ kind: AgentEndpoint
 metadata: {name: app}
 spec: {bindings: [internal], url: https://app.internal, upstream: {url: "http://127.0.0.1:18201"}}
 "#;
-    let docs: Vec<SourceDoc> = edge_gateway::source::parse_yaml_documents(yaml)
-        .unwrap()
-        .into_iter()
-        .map(|node| SourceDoc {
-            file: "waf.yaml".into(),
-            node,
-        })
-        .collect();
-    let (gw, diags) = build_gateway(&docs, Options::default(), "test");
-    gw.unwrap_or_else(|| panic!("{diags:?}"))
+    gateway_from_yaml(yaml)
 }
 
 fn post(gw: &Gateway, origin: &Origin) -> edge_gateway::gateway::Reply<Stream> {
