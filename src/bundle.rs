@@ -4,10 +4,10 @@
 //! never rewritten; `current` holds the live version. Writing the bundle first and the pointer
 //! last makes an upload switch atomically: a reader sees the old version or the new one, whole.
 
-use crate::compile::{Diagnostic, Severity};
 use crate::gateway::Gateway;
 use crate::manifest::{build_gateway, Options, SourceDoc};
 use crate::source::from_json;
+use crate::source::{Diagnostic, Severity};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

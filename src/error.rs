@@ -1,9 +1,9 @@
 //! Runtime errors of the gateway, and [`GatewayError::rescue`]: the one place that turns an
 //! error into an HTTP status, an `ngrok-error-code` and a short machine-readable body.
 
-use crate::eval::Synthetic;
 use crate::expr::EvalError;
 use crate::http::Headers;
+use crate::http::Synthetic;
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,8 +1,8 @@
 //! Reading policy and manifest files from disk (native tooling and tests only).
 
-use crate::compile::{Diagnostic, Severity};
 use crate::manifest::SourceDoc;
 use crate::source::{from_json, parse_yaml_documents, Pos};
+use crate::source::{Diagnostic, Severity};
 use std::path::{Path, PathBuf};
 
 /// Expands files and directories (recursively: `*.yaml`, `*.yml`, `*.json`) in a stable order.

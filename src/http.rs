@@ -181,6 +181,90 @@ pub fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
     }
 }
 
+/// Splits a query string into decoded `(name, value)` pairs (`+` is a space, as in forms).
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|s| !s.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k, true), percent_decode(v, true))
+    })
+}
+
+/// Decodes `%XX` escapes (and `+` when `plus_is_space`); invalid escapes stay as written.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A response made by the gateway itself (custom-response, deny, errors).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synthetic {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: String,
+}
+
+/// A content coding of `algorithms` (RFC 9110 §8.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Deflate,
+    Br,
+    /// LZW (`compress`): accepted in a policy, never produced (no runtime encoder; no
+    /// client in use asks for it).
+    Compress,
+}
+
+impl Coding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            Coding::Br => "br",
+            Coding::Compress => "compress",
+        }
+    }
+
+    pub fn parse(token: &str) -> Option<Coding> {
+        match token.to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Coding::Gzip),
+            "deflate" => Some(Coding::Deflate),
+            "br" => Some(Coding::Br),
+            "compress" | "x-compress" => Some(Coding::Compress),
+            _ => None,
+        }
+    }
+
+    /// Whether the gateway can produce this coding.
+    pub fn produced(self) -> bool {
+        !matches!(self, Coding::Compress)
+    }
+}
+
+/// The largest request body an action may read (signature checks, body tokens): 8 MiB.
+pub const MAX_BUFFERED_BODY: usize = 8 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

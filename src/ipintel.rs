@@ -6,8 +6,8 @@
 //! ranges. Categories are hierarchical, as ngrok's are: an address in a range tagged
 //! `com.openai.gptbot` is in `com`, `com.openai` and `com.openai.gptbot`.
 
-use crate::compile::{child, At, Diagnostics};
 use crate::source::Node;
+use crate::source::{child, At, Diagnostics};
 use cel::Value;
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};

@@ -10,6 +10,7 @@
 //! `on_http_response` phases. Errors become responses in [`error::GatewayError::rescue`] only.
 
 pub mod actions;
+pub mod breaker;
 pub mod bundle;
 pub mod compile;
 pub mod conn;
@@ -17,6 +18,7 @@ pub mod deploy;
 pub mod endpoint_url;
 pub mod error;
 pub mod eval;
+pub mod exchange;
 pub mod expr;
 pub mod gateway;
 pub mod http;

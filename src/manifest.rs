@@ -9,9 +9,11 @@
 //! - A bare traffic policy document (top-level `on_http_request` ...) is a public endpoint for
 //!   every host.
 
-use crate::compile::{child, compile_policy, At, Cx, Diagnostic, Diagnostics, EndpointKind};
+use crate::actions::Cx;
+use crate::compile::{compile_policy, EndpointKind};
 use crate::endpoint_url::{internal_key, Origin};
 use crate::gateway::{Gateway, Member, Pool, PublicEndpoint};
+use crate::source::{child, At, Diagnostic, Diagnostics};
 use crate::source::{Node, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -192,7 +194,7 @@ pub fn build_gateway(
     }
     if public.is_empty() && !all.iter().any(is_error) {
         all.push(Diagnostic {
-            severity: crate::compile::Severity::Error,
+            severity: crate::source::Severity::Error,
             code: None,
             file: None,
             pos: None,
@@ -207,7 +209,7 @@ pub fn build_gateway(
     for (i, h) in hosts.iter().enumerate() {
         if hosts[..i].contains(h) {
             all.push(Diagnostic {
-                severity: crate::compile::Severity::Error,
+                severity: crate::source::Severity::Error,
                 code: Some("ERR_NGROK_334"),
                 file: None,
                 pos: None,
@@ -261,7 +263,7 @@ fn endpoint_id(kind: &str, node: &Node) -> String {
 }
 
 fn is_error(d: &Diagnostic) -> bool {
-    d.severity == crate::compile::Severity::Error
+    d.severity == crate::source::Severity::Error
 }
 
 fn classify<'a>(doc: &'a SourceDoc, d: &mut Diagnostics) -> Option<Doc<'a>> {

@@ -2,10 +2,10 @@
 
 mod support;
 
-use edge_gateway::compile::{Diagnostic, Severity};
 use edge_gateway::files;
 use edge_gateway::manifest::{build_gateway, Options};
 use edge_gateway::source::{parse_yaml_documents, Node, Value};
+use edge_gateway::source::{Diagnostic, Severity};
 
 fn render(d: &Diagnostic) -> (String, String, String, String) {
     let sev = match d.severity {

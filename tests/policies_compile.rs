@@ -3,9 +3,9 @@
 
 mod support;
 
-use edge_gateway::compile::{Diagnostic, Severity};
 use edge_gateway::files;
 use edge_gateway::manifest::{build_gateway, Options};
+use edge_gateway::source::{Diagnostic, Severity};
 use std::path::PathBuf;
 
 fn check(paths: &[&str], strict: bool) -> (bool, Vec<Diagnostic>) {

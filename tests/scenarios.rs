@@ -58,7 +58,7 @@ impl Upstream for FakeUpstream {
             let mut headers = Headers::new();
             headers.set("content-type", "text/plain");
             if let Some((_, to)) = out.url.split_once("?to=") {
-                headers.set("location", &edge_gateway::expr::percent_decode(to, true));
+                headers.set("location", &edge_gateway::http::percent_decode(to, true));
             }
             return Ok((
                 ResponseHead { status, headers },

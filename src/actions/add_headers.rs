@@ -1,10 +1,11 @@
 //! `add-headers`: append headers (values interpolated) to the request or the response.
 
-use super::Step;
-use crate::compile::config::{BAD_CONFIG, TOO_MANY};
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, TOO_MANY};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::expr::Template;
 use crate::source::Node;
 

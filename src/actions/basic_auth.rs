@@ -6,11 +6,12 @@
 //! matched. No credential is ever written into a message, log or result variable except the
 //! presented username.
 
-use super::Step;
-use crate::compile::config::{BAD_CONFIG, MISSING, OUT_OF_RANGE, TOO_MANY};
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, MISSING, OUT_OF_RANGE, TOO_MANY};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::expr::Template;
 use crate::source::Node;
 use base64::Engine;

@@ -3,8 +3,9 @@
 //! none (the shell's `Body::Abort`): workerd drops the connection after the head, and the client
 //! never gets a complete response. The response phase does not run. See docs/actions.md.
 
-use super::Step;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::Cx;
+use crate::exchange::Step;
 use crate::source::Node;
 
 #[derive(Debug)]

@@ -2,49 +2,14 @@
 //! (`Accept-Encoding`, q-values). The core decides here; the shell compresses as the body
 //! streams out (workerd itself for gzip and br, its `CompressionStream` for deflate).
 
-use super::Step;
-use crate::compile::config::BAD_CONFIG;
-use crate::compile::{Config, Cx};
-use crate::eval::Exchange;
+use crate::actions::config::Config;
+use crate::actions::config::BAD_CONFIG;
+use crate::actions::Cx;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
+use crate::http::Coding;
 use crate::source::{Node, Value};
 use cel::Value as Cel;
-
-/// A content coding of `algorithms` (RFC 9110 §8.4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Coding {
-    Gzip,
-    Deflate,
-    Br,
-    /// LZW (`compress`): accepted in a policy, never produced (no runtime encoder; no
-    /// client in use asks for it).
-    Compress,
-}
-
-impl Coding {
-    pub fn name(self) -> &'static str {
-        match self {
-            Coding::Gzip => "gzip",
-            Coding::Deflate => "deflate",
-            Coding::Br => "br",
-            Coding::Compress => "compress",
-        }
-    }
-
-    fn parse(token: &str) -> Option<Coding> {
-        match token.to_ascii_lowercase().as_str() {
-            "gzip" | "x-gzip" => Some(Coding::Gzip),
-            "deflate" => Some(Coding::Deflate),
-            "br" => Some(Coding::Br),
-            "compress" | "x-compress" => Some(Coding::Compress),
-            _ => None,
-        }
-    }
-
-    /// Whether the gateway can produce this coding.
-    pub fn produced(self) -> bool {
-        !matches!(self, Coding::Compress)
-    }
-}
 
 /// ngrok's default `algorithms`, in its order (the order breaks q-value ties).
 const DEFAULT: [Coding; 4] = [Coding::Gzip, Coding::Deflate, Coding::Br, Coding::Compress];
@@ -96,10 +61,10 @@ impl CompressResponse {
             Some(node) => algorithms(&mut c, node)?,
         };
         if let (Some(node), true) = (field, configured.contains(&Coding::Compress)) {
-            let path = crate::compile::child(&c.path, "algorithms");
+            let path = crate::source::child(&c.path, "algorithms");
             c.diags.warning(
                 None,
-                crate::compile::At::new(&path, node),
+                crate::source::At::new(&path, node),
                 "`compress` (LZW) is never negotiated by this gateway: it has no encoder for it",
             );
         }

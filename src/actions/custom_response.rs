@@ -1,11 +1,13 @@
 //! `custom-response`: answer from the gateway with a status, body and headers (all interpolated).
 
-use super::Step;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::{Exchange, Synthetic};
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::expr::Template;
 use crate::http::Headers;
+use crate::http::Synthetic;
 use crate::source::Node;
 
 #[derive(Debug)]

@@ -1,7 +1,8 @@
 //! `deny`: answer with a status (default 403) and no body; nothing after it runs.
 
-use super::Step;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::Cx;
+use crate::exchange::Step;
 use crate::source::Node;
 
 #[derive(Debug)]

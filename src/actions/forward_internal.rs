@@ -3,12 +3,13 @@
 //! Security: the URL may come from request data (`${getReqHeader(...)}`), so it is only ever
 //! used as a lookup key into the declared endpoints; an undeclared name is an error, never a fetch.
 
-use super::{Context, Step};
-use crate::compile::config::BAD_CONFIG;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::BAD_CONFIG;
+use crate::actions::Cx;
 use crate::endpoint_url::internal_key;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::expr::Template;
 use crate::source::Node;
 
@@ -56,10 +57,10 @@ impl ForwardInternal {
             match internal_key(literal) {
                 Err(e) => c.error_at(Some("ERR_NGROK_2226"), "url", node, e),
                 Ok(key) if !cx.internal.contains(&key) => {
-                    let path = crate::compile::child(&c.path, "url");
+                    let path = crate::source::child(&c.path, "url");
                     c.diags.warning(
                         Some("ERR_NGROK_3200"),
-                        crate::compile::At::new(&path, node),
+                        crate::source::At::new(&path, node),
                         format!(
                             "no internal endpoint declares `{literal}`: requests here will get 404"
                         ),

@@ -9,27 +9,25 @@
 //! own traffic policy runs on it, as ngrok runs the target endpoint's policy.
 
 use super::circuit_breaker::duration;
-use super::{Context, Step};
-use crate::compile::config::{BAD_CONFIG, OUT_OF_RANGE, TOO_MANY};
-use crate::compile::{At, Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, OUT_OF_RANGE, TOO_MANY};
+use crate::actions::Cx;
 use crate::endpoint_url::internal_key;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
+use crate::exchange::{Subrequest, Subresponse};
 use crate::expr::{map, to_text, Expr, Template};
 use crate::http::Headers;
+use crate::source::At;
 use crate::source::{Node, Value as Yaml};
 use cel::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// The largest response body kept (ngrok's 256 KB, `ERR_NGROK_3601`).
-pub const MAX_RESPONSE_BODY: usize = 256 * 1024;
 /// Retries after the first attempt, at most (ngrok: 3).
 pub const MAX_RETRIES: usize = 3;
-/// Subrequests nested through internal endpoints' policies, at most (ngrok: loop detection
-/// after 3 internal hops, `ERR_NGROK_3603`).
-pub const MAX_DEPTH: usize = 3;
 
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -44,39 +42,6 @@ pub struct HttpRequest {
     retry_condition: Option<Expr>,
     max_redirects: u32,
     on_error_continue: bool,
-}
-
-/// A subrequest as the gateway's port takes it: already rendered, aimed at pool `key`.
-#[derive(Debug, Clone)]
-pub struct Subrequest {
-    /// The internal endpoint's key (`scheme://host:port`).
-    pub key: String,
-    /// The full URL, path and query included.
-    pub url: String,
-    pub method: &'static str,
-    pub headers: Headers,
-    pub body: Rc<[u8]>,
-    /// Absolute time (the injected clock) after which no attempt may run.
-    pub deadline_ms: u64,
-    /// How many subrequests enclose this one (1 for one made by the public endpoint's policy).
-    pub depth: usize,
-    pub client_ip: std::net::IpAddr,
-}
-
-/// What a subrequest's exchange carries through the pool: its own body and deadline, not the
-/// client's.
-#[derive(Debug, Clone)]
-pub struct SubrequestContext {
-    pub body: Rc<[u8]>,
-    pub deadline_ms: u64,
-    pub depth: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Subresponse {
-    pub status: u16,
-    pub headers: Headers,
-    pub body: Vec<u8>,
 }
 
 impl HttpRequest {
@@ -96,7 +61,7 @@ impl HttpRequest {
                             ok = false;
                         }
                         Ok(key) if !cx.internal.contains(&key) => {
-                            let path = crate::compile::child(&c.path, "url");
+                            let path = crate::source::child(&c.path, "url");
                             c.diags.warning(
                                 Some("ERR_NGROK_3200"),
                                 At::new(&path, node),
@@ -136,7 +101,7 @@ impl HttpRequest {
             t
         });
         if let (Some(_), "GET", Some(node)) = (&body, method, c.field("body")) {
-            let path = crate::compile::child(&c.path, "body");
+            let path = crate::source::child(&c.path, "body");
             c.diags.warning(
                 BAD_CONFIG,
                 At::new(&path, node),

@@ -5,14 +5,16 @@
 //! and only then the signature, which a per-isolate cache remembers by the token's hash until it
 //! expires. Keys come from the configured JWKS URLs only, through [`crate::jwt::JwtCache`].
 
-use super::{Context, Step};
-use crate::compile::config::{BAD_CONFIG, MISSING, TOO_MANY};
-use crate::compile::{child, index, At, Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, MISSING, TOO_MANY};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::expr::{map, Template};
 use crate::jwt::{Alg, KeyPlan, KeySet, Rejection, Token, Verified};
 use crate::source::Node;
+use crate::source::{child, index, At};
 use cel::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -167,7 +169,7 @@ impl JwtValidation {
         let location = format!("{} `{name}`", spec.method.name());
         let found = match spec.method {
             Method::Header => ex.req.headers.get(&name).map(str::to_string),
-            Method::Query => crate::expr::query_pairs(&ex.req.query)
+            Method::Query => crate::http::query_pairs(&ex.req.query)
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v),
             Method::Cookie => ex.req.headers.get_all("cookie").find_map(|h| {
@@ -391,7 +393,7 @@ fn body_field(body: &[u8], content_type: Option<&str>, name: &str) -> Option<Str
     }
     if ct.starts_with("application/x-www-form-urlencoded") {
         let text = std::str::from_utf8(body).ok()?;
-        return crate::expr::query_pairs(text)
+        return crate::http::query_pairs(text)
             .find(|(k, _)| k == name)
             .map(|(_, v)| v);
     }
@@ -472,7 +474,7 @@ fn allow_list(c: &mut Config<'_, '_>, key: &'static str, required: bool) -> Opti
             Ok(t) => out.push(t),
             Err(e) => {
                 c.diags.error(
-                    crate::compile::config::BAD_TEMPLATE,
+                    crate::actions::config::BAD_TEMPLATE,
                     At::new(&p, item),
                     format!("invalid CEL interpolation: {}", e.0),
                 );
@@ -636,7 +638,7 @@ fn jws(c: &mut Config<'_, '_>) -> Jws {
                     }
                     Err(e) => {
                         c.diags.error(
-                            crate::compile::config::BAD_TEMPLATE,
+                            crate::actions::config::BAD_TEMPLATE,
                             At::new(&ip, item),
                             format!("invalid CEL interpolation: {}", e.0),
                         );

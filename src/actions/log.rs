@@ -5,11 +5,12 @@
 //! prints it).
 
 use super::set_vars::Typed;
-use super::Step;
-use crate::compile::config::TOO_MANY;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::TOO_MANY;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::{Exchange, Phase};
+use crate::exchange::Step;
+use crate::exchange::{Exchange, Phase};
 use crate::source::Node;
 
 /// Metadata entries one `log` may write.

@@ -5,6 +5,7 @@ mod basic_auth;
 mod circuit_breaker;
 mod close_connection;
 mod compress_response;
+pub mod config;
 mod custom_response;
 mod deny;
 mod forward_internal;
@@ -22,6 +23,7 @@ mod request_body_find_replace;
 mod response_body_find_replace;
 mod restrict_ips;
 mod set_vars;
+pub mod spec;
 #[cfg(test)]
 pub(crate) mod testing;
 mod url_rewrite;
@@ -29,16 +31,13 @@ mod verify_webhook;
 
 pub use add_headers::AddHeaders;
 pub use basic_auth::BasicAuth;
-pub use circuit_breaker::{Admission, CircuitBreaker};
+pub use circuit_breaker::CircuitBreaker;
 pub use close_connection::CloseConnection;
-pub use compress_response::{negotiate, Coding, CompressResponse};
+pub use compress_response::{negotiate, CompressResponse};
 pub use custom_response::CustomResponse;
 pub use deny::Deny;
 pub use forward_internal::ForwardInternal;
-pub use http_request::{
-    HttpRequest, Subrequest, SubrequestContext, Subresponse, MAX_DEPTH as MAX_SUBREQUEST_DEPTH,
-    MAX_RESPONSE_BODY as MAX_SUBREQUEST_BODY,
-};
+pub use http_request::HttpRequest;
 pub use jwt_validation::JwtValidation;
 pub use log::Log;
 pub use not_implemented::NotImplemented;
@@ -51,12 +50,13 @@ pub use request_body_find_replace::RequestBodyFindReplace;
 pub use response_body_find_replace::ResponseBodyFindReplace;
 pub use restrict_ips::RestrictIps;
 pub use set_vars::SetVars;
+pub use spec::{ActionSpec, ConfigShape, Cx, ACTIONS};
 pub use url_rewrite::UrlRewrite;
 pub use verify_webhook::VerifyWebhook;
 
-use crate::compile::Cx;
 use crate::error::GatewayError;
-use crate::eval::{Exchange, Phase, Synthetic};
+use crate::exchange::{Context, Step};
+use crate::exchange::{Exchange, Phase};
 use crate::source::Node;
 
 /// A compiled action.
@@ -85,21 +85,6 @@ pub enum Action {
     OwaspCrsRequest(Box<OwaspCrsRequest>),
     OwaspCrsResponse(Box<OwaspCrsResponse>),
     NotImplemented(NotImplemented),
-}
-
-/// What the chain does after an action. Stopping the chain is a value, never a panic.
-#[derive(Debug, PartialEq)]
-pub enum Step {
-    /// Go on with the next action or rule.
-    Continue,
-    /// Forward to the internal endpoint (pool) with this key; terminating.
-    Forward(String),
-    /// Answer with a response made here (`custom-response`); the response phase still runs.
-    Respond(Synthetic),
-    /// Answer with this status and no body (`deny`); nothing else runs.
-    Deny(u16),
-    /// Drop the client's connection (`close-connection`); nothing else runs.
-    Close,
 }
 
 /// Every action type ngrok documents that this gateway does not run yet. They load (so ngrok
@@ -150,7 +135,7 @@ impl Action {
             other => {
                 cx.diags.error(
                     Some("ERR_NGROK_2201"),
-                    crate::compile::At::new(path, type_node),
+                    crate::source::At::new(path, type_node),
                     format!("invalid action type `{other}`"),
                 );
                 return None;
@@ -159,7 +144,7 @@ impl Action {
         if !supported.contains(&phase) {
             cx.diags.error(
                 Some("ERR_NGROK_2202"),
-                crate::compile::At::new(path, type_node),
+                crate::source::At::new(path, type_node),
                 format!(
                     "action `{type_name}` is not supported in `{}`",
                     phase.name()
@@ -167,7 +152,7 @@ impl Action {
             );
             return None;
         }
-        let config_path = crate::compile::child(path, "config");
+        let config_path = crate::source::child(path, "config");
         Some(match type_name {
             "forward-internal" => {
                 Action::ForwardInternal(ForwardInternal::compile(config, config_path, cx)?)
@@ -286,56 +271,3 @@ impl Action {
         }
     }
 }
-
-/// What actions may ask of the world outside the policy (the gateway's ports).
-#[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
-pub trait Context {
-    /// Whether an internal endpoint with this key (`scheme://host:port`) is declared.
-    fn has_internal(&self, key: &str) -> bool;
-    /// Applies `checks`, in order, to the bucket named `bucket` (one Durable Object); stops
-    /// after the first enforced refusal. `Err` when the bucket cannot be reached.
-    async fn rate_limit(
-        &self,
-        bucket: &str,
-        checks: &[crate::limiter::LimitCheck],
-    ) -> Result<Vec<crate::limiter::Decision>, String>;
-    /// Milliseconds since the Unix epoch (the platform's clock, injected).
-    fn now_ms(&self) -> u64;
-    /// This isolate's JWKS and verified-token caches.
-    fn jwt_cache(&self) -> &crate::jwt::JwtCache;
-    async fn fetch_jwks(&self, url: &str, bypass_edge_cache: bool) -> Result<String, String>;
-    /// Whether `signature` over `message` verifies with `key` under `alg`.
-    async fn verify(
-        &self,
-        alg: crate::jwt::Alg,
-        key: &crate::jwt::Jwk,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, String>;
-    /// Records a webhook delivery id for `ttl_ms`; `Ok(false)` if it was seen already.
-    async fn first_delivery(&self, id: &str, ttl_ms: u64) -> Result<bool, String>;
-    /// The request body, buffered (at most [`MAX_BUFFERED_BODY`] bytes) and still forwarded.
-    async fn request_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
-    /// The request body's first bytes, for an inspection that reads no further: all of it when
-    /// it is at most `limit` bytes, otherwise more than `limit` bytes (so the reader knows it
-    /// was cut). Only those are held, whatever the body's size; it is still forwarded whole.
-    async fn request_body_prefix(&self, limit: usize) -> Result<std::rc::Rc<[u8]>, GatewayError>;
-    /// Sends an `http-request` to the declared internal endpoint `req.key` through its pool
-    /// (the member's policy runs on it); its body is read up to 256 KB. An undeclared key is
-    /// `EndpointOffline` and nothing is sent.
-    async fn subrequest(&self, req: Subrequest) -> Result<Subresponse, GatewayError>;
-    /// The response body, read whole (at most [`MAX_BUFFERED_BODY`] bytes) in the response
-    /// phase: the content, decoded when its coding is one [`Context::decodes`] names.
-    async fn response_body(&self) -> Result<std::rc::Rc<[u8]>, GatewayError>;
-    /// The response body's first bytes in the response phase, as [`Context::request_body_prefix`]
-    /// reads the request's; the rest streams on to the client unread.
-    async fn response_body_prefix(&self, limit: usize) -> Result<std::rc::Rc<[u8]>, GatewayError>;
-    /// Replaces the response body the client gets (the content; the shell encodes it as the
-    /// response's Content-Encoding says).
-    fn set_response_body(&self, body: std::rc::Rc<[u8]>);
-    /// Whether the platform hands over upstream bodies of this content coding decoded.
-    fn decodes(&self, coding: &str) -> bool;
-}
-
-/// The largest request body an action may read (signature checks, body tokens): 8 MiB.
-pub const MAX_BUFFERED_BODY: usize = 8 << 20;

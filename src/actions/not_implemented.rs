@@ -1,8 +1,9 @@
 //! ngrok action types that a later part of this gateway implements. A policy using one loads
 //! with a warning, and a request that reaches it is refused (fail closed), never waved through.
 
-use crate::compile::{At, Cx};
+use crate::actions::Cx;
 use crate::error::GatewayError;
+use crate::source::At;
 use crate::source::Node;
 
 #[derive(Debug)]

@@ -7,11 +7,13 @@
 //! request never compiles anything and its latency does not depend on which literals earlier
 //! requests happened to contain.
 
-use crate::compile::config::{BAD_CONFIG, OUT_OF_RANGE};
-use crate::compile::{At, Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, OUT_OF_RANGE};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
 use crate::expr::map;
+use crate::source::At;
 use crate::source::{Node, Value as Yaml};
 use crate::waf::{Budget, Decision, OnBudget, RuleSet, Verdict};
 use cel::Value;
@@ -86,7 +88,7 @@ impl Waf {
         };
         waf.process_body = c.bool("process_body", false);
         if let Some(node) = c.field("exclude_rule_ids") {
-            let list = crate::compile::child(&c.path, "exclude_rule_ids");
+            let list = crate::source::child(&c.path, "exclude_rule_ids");
             let known = every_rule_id();
             match node.as_seq() {
                 Some(items) => {
@@ -96,7 +98,7 @@ impl Waf {
                                 waf.exclude_rule_ids.push(id as u32);
                                 if !known.contains(&(id as u32)) {
                                     // Valid for ngrok (CRS has it); this rule set is smaller.
-                                    let at = crate::compile::index(&list, i);
+                                    let at = crate::source::index(&list, i);
                                     let msg = format!("no rule {id} in this gateway's rule set (docs/waf.md lists them): excluding it changes nothing");
                                     c.diags.warning(None, At::new(&at, item), msg);
                                 }
@@ -111,7 +113,7 @@ impl Waf {
                                 format!("a rule id must be an integer, not {}", item.kind()),
                             ),
                         };
-                        let at = crate::compile::index(&list, i);
+                        let at = crate::source::index(&list, i);
                         c.diags.error(code, At::new(&at, item), msg);
                         ok = false;
                     }
@@ -288,10 +290,11 @@ mod tests {
     //! response, and bodies that are not worth reading.
     use super::super::testing::TestPorts;
     use super::super::{Action, Step};
-    use crate::compile::{Cx, Diagnostics};
+    use crate::actions::Cx;
     use crate::error::GatewayError;
-    use crate::eval::{Exchange, Phase};
+    use crate::exchange::{Exchange, Phase};
     use crate::http::{Headers, RequestHead, ResponseHead};
+    use crate::source::Diagnostics;
 
     fn action(type_name: &str, phase: Phase, config: serde_json::Value) -> Action {
         let mut diags = Diagnostics::default();

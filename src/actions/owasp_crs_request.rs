@@ -5,10 +5,10 @@
 //! those are read, and the body is still forwarded whole, whatever its size.
 
 use super::owasp_crs::{prefix, Side, Waf};
-use super::{Context, Step};
-use crate::compile::Cx;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::source::Node;
 use crate::waf::RequestView;
 

@@ -5,10 +5,10 @@
 //! `actions.ngrok.owasp_crs_response.*` (`continue`).
 
 use super::owasp_crs::{prefix, Side, Waf};
-use super::{Context, Step};
-use crate::compile::Cx;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::source::Node;
 use crate::waf::{textual_response, ResponseView};
 

@@ -4,13 +4,15 @@
 //! Consecutive `rate-limit` actions of a rule with the same `bucket_key` are merged at compile
 //! time into one action that asks the bucket's object about all of its limits in one round trip.
 
-use super::{Context, Step};
-use crate::compile::config::{BAD_CONFIG, OUT_OF_RANGE, TOO_MANY};
-use crate::compile::{At, Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, OUT_OF_RANGE, TOO_MANY};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::expr::{to_text, Expr};
 use crate::limiter::{Limit, LimitCheck};
+use crate::source::At;
 use crate::source::Node;
 use sha2::{Digest, Sha256};
 
@@ -191,7 +193,7 @@ fn rate(c: &mut Config<'_, '_>, strict: bool) -> Option<u64> {
             c.error_at(OUT_OF_RANGE, "rate", node, msg);
             return None;
         }
-        let path = crate::compile::child(&c.path, "rate");
+        let path = crate::source::child(&c.path, "rate");
         c.diags.warning(
             OUT_OF_RANGE,
             At::new(&path, node),

@@ -1,14 +1,16 @@
 //! `redirect`: rewrite the request URL with a regex and answer with a 3xx `Location` to it.
 
-use super::Step;
-use crate::compile::config::BAD_TEMPLATE;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::BAD_TEMPLATE;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::{Exchange, Synthetic};
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::expr::{
     replace, Pattern, PatternError, Replaced, Replacement, ResolveError, Template, TooLong,
 };
 use crate::http::Headers;
+use crate::http::Synthetic;
 use crate::source::Node;
 use regex::Regex;
 use std::sync::Arc;

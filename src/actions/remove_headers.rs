@@ -1,10 +1,11 @@
 //! `remove-headers`: drop headers from the request or the response.
 
 use super::add_headers::{is_token, PROTECTED};
-use super::Step;
-use crate::compile::config::{BAD_CONFIG, TOO_MANY};
-use crate::compile::{Config, Cx};
-use crate::eval::Exchange;
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, TOO_MANY};
+use crate::actions::Cx;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::source::Node;
 
 #[derive(Debug)]

@@ -2,13 +2,15 @@
 //! is forwarded. The body is buffered (at most [`super::MAX_BUFFERED_BODY`]); the rewritten
 //! bytes are what the upstream gets, on every attempt of a retry too.
 
-use super::{Context, Step};
-use crate::compile::config::{BAD_CONFIG, MISSING};
-use crate::compile::{child, index, At, Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, MISSING};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::expr::find_replace::{self, FindReplaceError, Found, Replacement};
 use crate::source::Node;
+use crate::source::{child, index, At};
 use cel::Value;
 use std::borrow::Cow;
 use std::rc::Rc;

@@ -3,10 +3,11 @@
 //! matches; other responses keep streaming.
 
 use super::request_body_find_replace::{encoded, replacements, run, set_results};
-use super::{Context, Step};
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::expr::find_replace::Replacement;
 use crate::source::Node;
 use std::borrow::Cow;

@@ -5,11 +5,12 @@
 //! request. A deny match always wins; with an allow list, an address must also match it; with only
 //! a deny list, every other address is allowed.
 
-use super::Step;
-use crate::compile::config::{BAD_CONFIG, MISSING};
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, MISSING};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::expr::Template;
 use crate::ipset::IpSet;
 use crate::source::Node;

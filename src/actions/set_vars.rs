@@ -5,11 +5,12 @@
 //! "scoped to the policy and the phase where set"). Entries run in order, so a later one may
 //! read an earlier one's `vars.*`.
 
-use super::Step;
-use crate::compile::config::BAD_TEMPLATE;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::BAD_TEMPLATE;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::expr::{EvalError, Scope, Template};
 use crate::source::{Node, Value};
 use cel::objects::{Key, Map};

@@ -1,8 +1,8 @@
 //! A `Context` for unit tests of actions and rule evaluation: no ports (every platform call
 //! fails with "unused"), and request and response bodies as configured, with a read count.
 
-use super::{Context, Subrequest, Subresponse};
 use crate::error::GatewayError;
+use crate::exchange::{Context, Subrequest, Subresponse};
 use std::cell::Cell;
 use std::rc::Rc;
 

@@ -7,10 +7,11 @@
 //! `Host` the origin gets comes from the pool's upstream URL.
 
 use super::redirect::{encode_url, results, UrlReplace};
-use super::Step;
-use crate::compile::{Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::http::RequestHead;
 use crate::source::Node;
 

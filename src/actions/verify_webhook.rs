@@ -6,14 +6,17 @@
 //! objects for the replay window and refuses a second one; `tolerance` sets how far a signed
 //! timestamp may be from now; provider `hmac` verifies any HMAC-of-the-body scheme.
 
-use super::{Context, Step};
-use crate::compile::config::{BAD_CONFIG, MISSING};
-use crate::compile::{At, Config, Cx};
+use crate::actions::config::Config;
+use crate::actions::config::{BAD_CONFIG, MISSING};
+use crate::actions::Cx;
 use crate::error::GatewayError;
-use crate::eval::{Exchange, Synthetic};
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::expr::Template;
 use crate::http::Headers;
+use crate::http::Synthetic;
 use crate::jwt::Alg;
+use crate::source::At;
 use crate::source::Node;
 use crate::webhook::{Check, Delivery, Failure, Generic, HashKind, Provider, Signed, PROVIDERS};
 use cel::Value;
@@ -128,7 +131,7 @@ impl VerifyWebhook {
                 None if NGROK_ONLY.contains(&name.as_str()) => {
                     c.diags.warning(
                         None,
-                        At::new(&crate::compile::child(&c.path, "provider"), node),
+                        At::new(&crate::source::child(&c.path, "provider"), node),
                         format!("provider `{name}` is not verified by this gateway yet; its deliveries will be refused (501). Verified: {PROVIDERS:?}"),
                     );
                     Some(Err(name))

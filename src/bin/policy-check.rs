@@ -16,9 +16,9 @@
 
 use edge_gateway::bundle::Bundle;
 use edge_gateway::compile::render::{self, Sources};
-use edge_gateway::compile::Severity;
 use edge_gateway::files;
 use edge_gateway::manifest::{build_gateway, Options};
+use edge_gateway::source::Severity;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -2,15 +2,15 @@
 //! (schema.rs) and cost estimate (cost.rs), and the policy-wide cost limit.
 
 use super::cost::{self, show_ns};
-use super::diag::{At, Diagnostic, Severity};
 use super::schema::{self, Ty};
-use super::validate::{
-    ExprCost, EXPRESSION_WARN_NS, INVALID_EXPRESSION, INVALID_TEMPLATE, POLICY_LIMIT_NS,
-    POLICY_WARN_NS,
+use super::{
+    EXPRESSION_WARN_NS, INVALID_EXPRESSION, INVALID_TEMPLATE, POLICY_LIMIT_NS, POLICY_WARN_NS,
 };
-use super::Cx;
-use crate::eval::Phase;
+use crate::actions::Cx;
+use crate::exchange::Phase;
+use crate::source::ExprCost;
 use crate::source::Node;
+use crate::source::{At, Diagnostic, Severity};
 
 /// Where a CEL source sits: a bare expression (rule, bucket key) or inside a `${}`.
 #[derive(Clone, Copy, PartialEq)]

@@ -5,29 +5,34 @@
 //! rejects both (`ERR_NGROK_9026`). We accept them with a warning, as the rules they plainly mean,
 //! and reject them when `strict` is set.
 
-pub mod catalog;
 #[cfg(not(target_arch = "wasm32"))]
 mod cel_check;
-pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cost;
-mod diag;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod render;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod schema;
 pub mod validate;
 
-pub use config::Config;
-pub use diag::{child, index, At, Diagnostic, Diagnostics, Severity};
-
 use crate::actions::Action;
-use crate::eval::Phase;
+use crate::actions::Cx;
+use crate::exchange::Phase;
 use crate::expr::Expr;
 use crate::program::{Policy, Rule, RuleSet};
+use crate::source::{child, index, At, Severity};
 use crate::source::{Node, Value};
-use std::collections::HashSet;
 
+pub const INVALID_EXPRESSION: Option<&str> = Some("ERR_NGROK_2200");
+pub const INVALID_TEMPLATE: Option<&str> = Some("ERR_NGROK_2224");
+
+/// A single expression whose worst case is above this gets a warning (Worker CPU, ns).
+pub const EXPRESSION_WARN_NS: f64 = 1_000_000.0;
+/// A policy whose expressions together can cost more than this per request gets a warning
+/// (half the free plan's budget)...
+pub const POLICY_WARN_NS: f64 = 5_000_000.0;
+/// ...and above this it is rejected: the Workers free plan's whole CPU budget per request.
+pub const POLICY_LIMIT_NS: f64 = 10_000_000.0;
 const STRUCTURE: Option<&str> = Some("ERR_NGROK_9026");
 
 /// What a policy belongs to: a cloud endpoint's policy must always answer (ngrok 2235).
@@ -37,18 +42,12 @@ pub enum EndpointKind {
     Agent,
 }
 
-/// The compile context: where diagnostics go, the switches, and what endpoints exist.
-pub struct Cx<'a> {
-    pub diags: &'a mut Diagnostics,
-    pub strict: bool,
-    /// Keys (`scheme://host:port`) of every declared internal endpoint.
-    pub internal: &'a HashSet<String>,
-    /// The endpoint whose policy this is (`CloudEndpoint default/name`), for stable names.
-    pub endpoint: &'a str,
+/// A §1.5 deviation: a warning normally, an error under `strict`.
+trait Deviation {
+    fn deviation(&mut self, at: At<'_>, message: String);
 }
 
-impl Cx<'_> {
-    /// A §1.5 deviation: a warning normally, an error under `strict`.
+impl Deviation for Cx<'_> {
     fn deviation(&mut self, at: At<'_>, message: String) {
         let message = format!("The TrafficPolicy you provided is invalid: {message}");
         if self.strict {
@@ -398,6 +397,6 @@ fn compile_action(item: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Opt
 
 /// "did you mean `x`?" for the closest of `names`, or nothing when none is close.
 fn did_you_mean(word: &str, names: &[&str]) -> String {
-    catalog::closest(word, names.iter().copied())
+    crate::source::closest(word, names.iter().copied())
         .map_or(String::new(), |c| format!("did you mean `{c}`?"))
 }

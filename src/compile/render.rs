@@ -1,7 +1,7 @@
 //! Diagnostics as a compiler prints them (native tooling only): `file:line:col`, the code, the
 //! message, the source line with a caret under the problem, and the hint. Also as JSON.
 
-use super::diag::{Diagnostic, Severity};
+use crate::source::{Diagnostic, Severity};
 use std::collections::HashMap;
 
 /// Where a diagnostic points, resolved against its file's text.

@@ -5,7 +5,7 @@
 //! It is conservative: a problem is reported only when the types involved are known. Anything
 //! read from a map, `vars.*`, JSON, or an action's results is `dyn` and passes.
 
-use crate::eval::Phase;
+use crate::exchange::Phase;
 use cel::common::ast::{operators as op, Expr, IdedExpr, LiteralValue};
 
 /// A static type.
@@ -806,7 +806,7 @@ impl Checker<'_> {
         }
         let mut names: Vec<&str> = ROOTS.iter().map(|(n, _)| *n).collect();
         names.extend(self.scopes.iter().map(|(n, _)| n.as_str()));
-        let hint = match super::catalog::closest(name, names) {
+        let hint = match crate::source::closest(name, names) {
             Some(c) => format!("did you mean `{c}`?"),
             None => "variables are req, res, conn, endpoint, time, vars and actions".into(),
         };
@@ -820,8 +820,7 @@ impl Checker<'_> {
                 Some((_, f)) => f.ty(),
                 None if obj.open => Ty::Dyn,
                 None => {
-                    let hint = match super::catalog::closest(field, obj.fields.iter().map(|f| f.0))
-                    {
+                    let hint = match crate::source::closest(field, obj.fields.iter().map(|f| f.0)) {
                         Some(c) => format!("did you mean `{}.{c}`?", obj.name),
                         None => format!(
                             "fields of `{}`: {}",
@@ -1136,7 +1135,7 @@ impl Checker<'_> {
             return Ty::Dyn;
         }
         let Some(func) = FUNCS.iter().find(|f| f.name == name) else {
-            let hint = match super::catalog::closest(name, FUNCS.iter().map(|f| f.name)) {
+            let hint = match crate::source::closest(name, FUNCS.iter().map(|f| f.name)) {
                 Some(c) => format!("did you mean `{c}`?"),
                 None => "see the functions in docs/validation.md".into(),
             };

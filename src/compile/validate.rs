@@ -4,12 +4,12 @@
 //! endpoint that may not answer). All of it works on the written policy, so one broken action
 //! or expression never hides a problem elsewhere.
 
-use super::catalog::{self, Shape};
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use super::cel_check::{policy_cost, rule_expression};
-use super::diag::{child, index, At};
-use super::Cx;
-use crate::eval::Phase;
+use crate::actions::spec::{self as catalog, ConfigShape as Shape};
+use crate::actions::Cx;
+use crate::exchange::Phase;
+use crate::source::{child, index, At};
 use crate::source::{Node, Value};
 
 /// The CEL checks run where policies are written (policy-check, tests), not in the Worker: it
@@ -19,7 +19,8 @@ use super::cel_check as cel;
 
 #[cfg(target_arch = "wasm32")]
 mod cel {
-    use super::{Cx, Node, Phase};
+    use super::{Node, Phase};
+    use crate::actions::Cx;
     pub fn template(_: &str, _: &Node, _: &str, _: Phase, _: &mut Cx<'_>) {}
     pub fn expression(_: &str, _: &Node, _: &str, _: Phase, _: &mut Cx<'_>) {}
 }
@@ -28,25 +29,7 @@ pub(crate) fn rule_expression(_: &str, _: &Node, _: &str, _: Phase, _: &mut Cx<'
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn policy_cost(_: usize, _: &str, _: &Node, _: &mut Cx<'_>) {}
 
-pub const INVALID_EXPRESSION: Option<&str> = Some("ERR_NGROK_2200");
-pub const INVALID_TEMPLATE: Option<&str> = Some("ERR_NGROK_2224");
 const BAD_CONFIG: Option<&str> = Some("ERR_NGROK_2203");
-
-/// A single expression whose worst case is above this gets a warning (Worker CPU, ns).
-pub const EXPRESSION_WARN_NS: f64 = 1_000_000.0;
-/// A policy whose expressions together can cost more than this per request gets a warning
-/// (half the free plan's budget)...
-pub const POLICY_WARN_NS: f64 = 5_000_000.0;
-/// ...and above this it is rejected: the Workers free plan's whole CPU budget per request.
-pub const POLICY_LIMIT_NS: f64 = 10_000_000.0;
-
-/// One expression's estimate, kept until the whole policy is summed.
-#[derive(Clone, Debug)]
-pub struct ExprCost {
-    pub path: String,
-    pub ns: f64,
-    pub what: Option<String>,
-}
 
 /// Checks one action against the catalog before its own compile runs. Returns `false` when it
 /// must not be compiled (it cannot run in this phase).
@@ -88,7 +71,7 @@ pub(crate) fn action(
 
 /// The hint for an unknown action type (added to the compiler's `ERR_NGROK_2201`).
 pub(crate) fn unknown_type_hint(type_name: &str) -> String {
-    match catalog::closest(type_name, catalog::ACTIONS.iter().map(|a| a.name)) {
+    match crate::source::closest(type_name, catalog::ACTIONS.iter().map(|a| a.name)) {
         Some(c) => format!("did you mean `{c}`?"),
         None => format!(
             "action types are: {}",
@@ -112,7 +95,7 @@ fn shape(node: &Node, want: &Shape, path: &str, action: &str, phase: Phase, cx: 
                     Some((_, s)) => shape(v, s, &p, action, phase, cx),
                     None => {
                         let names = fields.iter().map(|(n, _)| *n);
-                        let hint = match catalog::closest(k, names.clone()) {
+                        let hint = match crate::source::closest(k, names.clone()) {
                             Some(c) => format!("did you mean `{c}`?"),
                             None if fields.is_empty() => format!("`{action}` takes no config"),
                             None => format!(

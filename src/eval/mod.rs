@@ -1,40 +1,11 @@
 //! The interpreter: runs one phase's rules over an exchange.
 
-pub mod dispatch;
-mod exchange;
-
-pub use exchange::Exchange;
-
-use crate::actions::{Context, Step};
 use crate::error::GatewayError;
-use crate::http::Headers;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
+use crate::program::dispatch;
 use crate::program::{Rule, RuleSet};
 use std::sync::Arc;
-
-/// The two HTTP phases of a Traffic Policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Request,
-    Response,
-}
-
-impl Phase {
-    /// The YAML key of the phase.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Request => "on_http_request",
-            Phase::Response => "on_http_response",
-        }
-    }
-}
-
-/// A response made by the gateway itself (custom-response, deny, errors).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Synthetic {
-    pub status: u16,
-    pub headers: Headers,
-    pub body: String,
-}
 
 /// Runs `rules` in order; returns at the first step that is not [`Step::Continue`].
 ///

@@ -24,7 +24,7 @@ const CACHE_CAPACITY: usize = 16;
 const _: () = assert!(CACHE_CAPACITY * RUNTIME_SIZE_LIMIT <= 4 << 20);
 /// The largest body a rewrite may produce, the cap on a buffered body: every match replaced by
 /// a long `to` (or `$0$0...`) would otherwise multiply the body past the isolate's memory.
-pub const MAX_REWRITTEN: usize = crate::actions::MAX_BUFFERED_BODY;
+pub const MAX_REWRITTEN: usize = crate::http::MAX_BUFFERED_BODY;
 
 /// One `{from, to}` entry.
 #[derive(Debug)]

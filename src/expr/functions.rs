@@ -1,6 +1,7 @@
 //! ngrok's request helpers and IP macros, bound to the request they read.
 
-use super::vars::{query_pairs, RequestData};
+use super::RequestData;
+use crate::http::query_pairs;
 use crate::secrets::Secrets;
 use cel::extractors::Arguments;
 use cel::{Context, ExecutionError, Value};

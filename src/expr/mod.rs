@@ -17,10 +17,12 @@ pub use shape::{Shape, Test};
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use template::closing_brace;
 pub use template::{Part, Template};
-pub(crate) use vars::query_pairs;
-pub use vars::{map, percent_decode, EndpointInfo, Facts, RequestData, Scope};
+pub use vars::{map, EndpointInfo, Facts, Scope};
 
 use cel::{Program, Value};
+
+/// What the helper functions (`getReqHeader`, ...) read: a snapshot of the request head.
+pub type RequestData = std::sync::Arc<crate::http::RequestHead>;
 use std::fmt;
 
 /// A compiled CEL expression and its source text (kept for messages).

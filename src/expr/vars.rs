@@ -2,8 +2,8 @@
 //! scope expressions run in. docs/variables.md says where each comes from.
 
 use super::hybrid::TEXT;
-use super::{cookies, functions, useragent, Needs};
-use crate::http::{Headers, RequestHead, ResponseHead};
+use super::{cookies, functions, useragent, Needs, RequestData};
+use crate::http::{percent_decode, query_pairs, Headers, RequestHead, ResponseHead};
 use crate::ipintel::IpIntel;
 use crate::secrets::Secrets;
 use cel::objects::{Key, Map};
@@ -12,9 +12,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-
-/// What the helper functions (`getReqHeader`, ...) read: a snapshot of the request head.
-pub type RequestData = Arc<RequestHead>;
 
 /// What the scope reads besides the request head: the clock, the running endpoint, the IP
 /// list and the request's random stream. Set per request by the gateway; cheap to clone.
@@ -450,42 +447,6 @@ fn time_value(now_ms: u64) -> Value {
         "now",
         Value::from(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     )])
-}
-
-/// Splits a query string into decoded `(name, value)` pairs (`+` is a space, as in forms).
-pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|s| !s.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k, true), percent_decode(v, true))
-    })
-}
-
-/// Decodes `%XX` escapes (and `+` when `plus_is_space`); invalid escapes stay as written.
-pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = s
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

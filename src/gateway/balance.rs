@@ -9,9 +9,9 @@
 //! - `edge-gateway.dev/prefer-cluster: eks` (or a `${}` template): members of that cluster take
 //!   all the traffic while any of them is eligible; the others are the failover.
 
-use crate::compile::{At, Diagnostics};
 use crate::expr::{Expr, Template};
 use crate::source::Node;
+use crate::source::{At, Diagnostics};
 use sha2::{Digest, Sha256};
 
 pub const WEIGHT: &str = "edge-gateway.dev/weight";

@@ -3,11 +3,13 @@
 
 use super::balance::Balance;
 use super::{Gateway, Member, Pool, Want};
-use crate::actions::{Context, Step};
 use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
-use crate::eval::{run_phase, Exchange, Synthetic};
+use crate::eval::run_phase;
+use crate::exchange::Exchange;
+use crate::exchange::{Context, Step};
 use crate::expr::{EndpointInfo, Facts};
+use crate::http::Synthetic;
 use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::jwt::{Alg, Jwk, JwtCache};
 use crate::limiter::{Decision, LimitCheck};
@@ -43,7 +45,7 @@ pub struct Reply<B> {
     pub notes: Vec<String>,
     /// The coding `compress-response` chose (Content-Encoding is set): the shell compresses
     /// the body with it as it streams out.
-    pub compress: Option<crate::actions::Coding>,
+    pub compress: Option<crate::http::Coding>,
 }
 
 impl<B> Reply<B> {
@@ -154,10 +156,10 @@ pub trait Upstream {
     /// WAF's `body_limit`): all of it when it is at most `limit` bytes, otherwise more than
     /// `limit` bytes of it, so the reader knows it was cut. Only those are held; the body is
     /// still forwarded whole, and [`Upstream::request_body`] still reads all of it. This
-    /// default reads the whole body (at most [`crate::actions::MAX_BUFFERED_BODY`]).
+    /// default reads the whole body (at most [`crate::http::MAX_BUFFERED_BODY`]).
     async fn request_body_prefix(&self, limit: usize) -> Result<Rc<[u8]>, BodyError> {
         let _ = limit;
-        self.request_body(crate::actions::MAX_BUFFERED_BODY).await
+        self.request_body(crate::http::MAX_BUFFERED_BODY).await
     }
     /// Whether the body could be sent again: none, or buffered, or not streamed yet.
     fn body_replayable(&self) -> bool;
@@ -174,16 +176,14 @@ pub trait Upstream {
     /// A response body's first bytes, as [`Upstream::request_body_prefix`] reads the request's,
     /// and the body to send on in its place (all of it, as it comes): `None` when those bytes
     /// are the whole body. This default reads the whole body (at most
-    /// [`crate::actions::MAX_BUFFERED_BODY`]).
+    /// [`crate::http::MAX_BUFFERED_BODY`]).
     async fn read_body_prefix(
         &self,
         body: Self::Body,
         limit: usize,
     ) -> Result<(Vec<u8>, Option<Self::Body>), BodyError> {
         let _ = limit;
-        let bytes = self
-            .read_body(body, crate::actions::MAX_BUFFERED_BODY)
-            .await?;
+        let bytes = self.read_body(body, crate::http::MAX_BUFFERED_BODY).await?;
         Ok((bytes, None))
     }
     /// Whether response bodies of this content coding arrive decoded (the Worker's `fetch`
@@ -330,7 +330,7 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
 
     async fn request_body(&self) -> Result<Rc<[u8]>, GatewayError> {
         self.upstream
-            .request_body(crate::actions::MAX_BUFFERED_BODY)
+            .request_body(crate::http::MAX_BUFFERED_BODY)
             .await
             .map_err(request_read_error)
     }
@@ -344,8 +344,8 @@ impl<U: Upstream, L: RateLimiter, T: Trust> Context for Ports<'_, U, L, T> {
 
     async fn subrequest(
         &self,
-        req: crate::actions::Subrequest,
-    ) -> Result<crate::actions::Subresponse, GatewayError> {
+        req: crate::exchange::Subrequest,
+    ) -> Result<crate::exchange::Subresponse, GatewayError> {
         // Boxed: a member policy's own http-request comes back here (bounded by its depth).
         Box::pin(self.gateway.subrequest(req, self)).await
     }
@@ -393,7 +393,7 @@ impl<U: Upstream, L, T> Ports<'_, U, L, T> {
             Body::Upstream(b) => {
                 let read = match prefix {
                     None => {
-                        let limit = crate::actions::MAX_BUFFERED_BODY;
+                        let limit = crate::http::MAX_BUFFERED_BODY;
                         let bytes = self.upstream.read_body(b, limit).await;
                         bytes.map(|b| (b, None))
                     }
@@ -767,7 +767,7 @@ impl Gateway {
 pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     policy: &Policy,
     req: &RequestHead,
-    subrequest: Option<&crate::actions::SubrequestContext>,
+    subrequest: Option<&crate::exchange::SubrequestContext>,
     reply: Reply<U::Body>,
     ports: &Ports<'_, U, L, T>,
     notes: &mut Vec<String>,

@@ -7,8 +7,8 @@
 //! `edge-gateway.dev/health-expect: "200"` (the status that means up; default 200).
 
 use super::{Gateway, Member, Pool};
-use crate::compile::{At, Diagnostics};
 use crate::source::Node;
+use crate::source::{At, Diagnostics};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -4,14 +4,14 @@
 
 use super::handle::{Body, Ports, RateLimiter, Reply, Trust, Upstream};
 use super::Gateway;
-use crate::actions::{Step, Subrequest, SubrequestContext, Subresponse, MAX_SUBREQUEST_DEPTH};
 use crate::error::GatewayError;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
+use crate::exchange::{Step, Subrequest, SubrequestContext, Subresponse, MAX_SUBREQUEST_DEPTH};
 use crate::gateway::BodyError;
 use crate::http::RequestHead;
 
 /// The largest `http-request` response body (ngrok's 256 KB).
-const MAX_BODY: usize = crate::actions::MAX_SUBREQUEST_BODY;
+const MAX_BODY: usize = crate::exchange::MAX_SUBREQUEST_BODY;
 
 impl Gateway {
     pub(super) async fn subrequest<U: Upstream, L: RateLimiter, T: Trust>(

@@ -4,7 +4,7 @@
 //! runtime's `CompressionStream("deflate")` (zlib format, RFC 9110's `deflate`) and is sent
 //! with `encodeBody: "manual"`. No coding is compressed in wasm.
 
-use crate::actions::Coding;
+use crate::http::Coding;
 use worker::js_sys::{self, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys::ReadableStream;

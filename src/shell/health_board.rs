@@ -6,7 +6,7 @@
 //! seconds, and a read that fails or times out leaves passive health in charge.
 
 use super::timeout::within;
-use crate::eval::Exchange;
+use crate::exchange::Exchange;
 use crate::gateway::probe::{merge, Board, ProbeResult};
 use crate::gateway::Gateway;
 use crate::http::{Headers, RequestHead};

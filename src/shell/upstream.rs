@@ -3,8 +3,8 @@
 
 use super::replay::replay;
 use super::timeout::within;
-use crate::actions::MAX_BUFFERED_BODY;
 use crate::gateway::{BodyError, Outbound, Upstream, UpstreamError};
+use crate::http::MAX_BUFFERED_BODY;
 use crate::http::{Headers, ResponseHead};
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -302,7 +302,7 @@ fn twilio(key: &[u8], d: &Delivery<'_>, want: &[u8]) -> Result<(), Failure> {
         .get("content-type")
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
     let query = d.url.split_once('?').map_or("", |(_, q)| q);
-    let claimed = crate::expr::query_pairs(query)
+    let claimed = crate::http::query_pairs(query)
         .find(|(k, _)| k == "bodySHA256")
         .map(|(_, v)| v);
     let mut params = String::new();
@@ -318,7 +318,7 @@ fn twilio(key: &[u8], d: &Delivery<'_>, want: &[u8]) -> Result<(), Failure> {
         ));
     } else {
         let text = std::str::from_utf8(d.body).map_err(|_| Failure::Malformed("form body"))?;
-        let mut pairs: Vec<(String, String)> = crate::expr::query_pairs(text).collect();
+        let mut pairs: Vec<(String, String)> = crate::http::query_pairs(text).collect();
         pairs.sort();
         for (k, v) in pairs {
             params.push_str(&k);

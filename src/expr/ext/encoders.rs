@@ -2,7 +2,7 @@
 //! base64, `basic_auth.encode`, JSON, query strings and URLs.
 
 use super::{bytes_arg, err, global, member, overload, str_arg, string, STRING_OR_BYTES};
-use crate::expr::percent_decode;
+use crate::http::percent_decode;
 use base64::prelude::*;
 use cel::common::types::{BYTES_TYPE, LIST_TYPE, MAP_TYPE, STRING_TYPE};
 use cel::objects::{Key, Map};

@@ -1,4 +1,15 @@
-//! One request (and, in the response phase, its response) as the actions see it.
+//! The vocabulary the actions and the interpreter share: one request (and, in the response
+//! phase, its response) as the actions see it ([`Exchange`]), the [`Phase`] a policy runs in,
+//! the [`Step`] an action returns, and the ports ([`Context`]) it may call.
+
+mod ports;
+mod step;
+
+pub use crate::http::MAX_BUFFERED_BODY;
+pub use ports::{
+    Context, Subrequest, SubrequestContext, Subresponse, MAX_SUBREQUEST_BODY, MAX_SUBREQUEST_DEPTH,
+};
+pub use step::{Phase, Step};
 
 use crate::error::GatewayError;
 use crate::expr::{map, EvalError, Expr, Facts, Scope, Template};
@@ -27,14 +38,14 @@ pub struct Exchange {
     /// with none).
     vars: HashMap<String, Value>,
     /// Set when this exchange is an `http-request` subrequest: its body, deadline and depth.
-    pub subrequest: Option<crate::actions::SubrequestContext>,
+    pub subrequest: Option<SubrequestContext>,
     /// The circuit breakers that let this request through; the gateway reports its outcome.
-    pub breakers: Vec<crate::actions::Admission>,
+    pub breakers: Vec<crate::breaker::Admission>,
     /// The request body as `request-body-find-replace` rewrote it: sent instead of the
     /// client's (`None`: the client's, streamed).
     pub req_body: Option<std::rc::Rc<[u8]>>,
     /// The coding `compress-response` chose: the shell compresses the body on the way out.
-    pub compress: Option<crate::actions::Coding>,
+    pub compress: Option<crate::http::Coding>,
     /// Clock, running endpoint, IP list and `rand.*` stream for the variables.
     pub facts: Facts,
 }

@@ -7,7 +7,7 @@
 
 /// The shape of a config value, as far as validation needs it.
 #[derive(Debug)]
-pub enum Shape {
+pub enum ConfigShape {
     /// Anything: not looked into (scalars, enums, durations: the action checks them).
     Any,
     /// A string that may contain `${...}` interpolations.
@@ -15,14 +15,26 @@ pub enum Shape {
     /// A bare CEL expression (`rate-limit.bucket_key` entries).
     Expr,
     /// A map with exactly these keys (all optional here: the action reports missing ones).
-    Fields(&'static [(&'static str, Shape)]),
+    Fields(&'static [(&'static str, ConfigShape)]),
     /// A map with free keys (header names, metadata) and values of one shape.
-    MapOf(&'static Shape),
+    MapOf(&'static ConfigShape),
     /// A list whose items have one shape.
-    ListOf(&'static Shape),
+    ListOf(&'static ConfigShape),
 }
 
-use Shape::*;
+use crate::source::Diagnostics;
+use std::collections::HashSet;
+use ConfigShape::*;
+
+/// The compile context: where diagnostics go, the switches, and what endpoints exist.
+pub struct Cx<'a> {
+    pub diags: &'a mut Diagnostics,
+    pub strict: bool,
+    /// Keys (`scheme://host:port`) of every declared internal endpoint.
+    pub internal: &'a HashSet<String>,
+    /// The endpoint whose policy this is (`CloudEndpoint default/name`), for stable names.
+    pub endpoint: &'a str,
+}
 
 /// A phase in which an action may run, by its YAML key.
 pub const TCP: &str = "on_tcp_connect";
@@ -37,15 +49,15 @@ pub struct ActionSpec {
     pub phases: &'static [&'static str],
     /// A documented terminating action (§2.3); `forward-internal` not with `on_error: continue`.
     pub terminating: bool,
-    pub config: Shape,
+    pub config: ConfigShape,
 }
 
-const HEADERS: Shape = MapOf(&Template);
-const ON_ERROR: (&str, Shape) = ("on_error", Any);
-const ALLOW_LIST: Shape = Fields(&[("allow_list", ListOf(&Fields(&[("value", Template)])))]);
-const REPLACEMENTS: Shape = ListOf(&Fields(&[("from", Template), ("to", Template)]));
+const HEADERS: ConfigShape = MapOf(&Template);
+const ON_ERROR: (&str, ConfigShape) = ("on_error", Any);
+const ALLOW_LIST: ConfigShape = Fields(&[("allow_list", ListOf(&Fields(&[("value", Template)])))]);
+const REPLACEMENTS: ConfigShape = ListOf(&Fields(&[("from", Template), ("to", Template)]));
 /// `owasp-crs-*`: ngrok's three keys, then ours (docs/waf.md).
-const WAF_CONFIG: Shape = Fields(&[
+const WAF_CONFIG: ConfigShape = Fields(&[
     ON_ERROR,
     ("process_body", Any),
     ("exclude_rule_ids", ListOf(&Any)),
@@ -362,7 +374,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
 ];
 
-const OIDC: Shape = Fields(&[
+const OIDC: ConfigShape = Fields(&[
     ("issuer_url", Any),
     (OAUTH_COMMON[0], Any),
     (OAUTH_COMMON[1], Any),
@@ -381,50 +393,10 @@ pub fn find(name: &str) -> Option<&'static ActionSpec> {
     ACTIONS.iter().find(|a| a.name == name)
 }
 
-/// Levenshtein distance (names are short; two rows suffice).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
-/// The candidate closest to `word`, when it is close enough to be a likely typo (at most a
-/// third of the word's length, at least 1, edits; or `word` is a prefix or suffix of it).
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
-    let lower = word.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            let d = edit_distance(&lower, &c.to_ascii_lowercase());
-            let affix = c.starts_with(word) || c.ends_with(word) || word.starts_with(c);
-            (
-                if affix && word.len() >= 3 {
-                    d.min(limit)
-                } else {
-                    d
-                },
-                c,
-            )
-        })
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{closest, edit_distance};
 
     #[test]
     fn distances_and_suggestions() {

@@ -55,12 +55,20 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// One expression's estimate, kept until the whole policy is summed.
+#[derive(Clone, Debug)]
+pub struct ExprCost {
+    pub path: String,
+    pub ns: f64,
+    pub what: Option<String>,
+}
+
 /// Collects diagnostics while compiling; compiling goes on after an error so all are reported.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
     /// Every expression's cost estimate, summed per policy (validate.rs).
-    pub costs: Vec<super::validate::ExprCost>,
+    pub costs: Vec<ExprCost>,
 }
 
 impl Diagnostics {
@@ -193,4 +201,44 @@ pub fn child(path: &str, key: &str) -> String {
 
 pub fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
+}
+/// Levenshtein distance (names are short; two rows suffice).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word`, when it is close enough to be a likely typo (at most a
+/// third of the word's length, at least 1, edits; or `word` is a prefix or suffix of it).
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            let d = edit_distance(&lower, &c.to_ascii_lowercase());
+            let affix = c.starts_with(word) || c.ends_with(word) || word.starts_with(c);
+            (
+                if affix && word.len() >= 3 {
+                    d.min(limit)
+                } else {
+                    d
+                },
+                c,
+            )
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }

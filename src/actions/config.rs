@@ -1,7 +1,7 @@
 //! Reads one action's `config` map field by field, reporting every problem with its path.
 
-use super::diag::{child, At, Diagnostics};
 use crate::expr::Template;
+use crate::source::{child, At, Diagnostics};
 use crate::source::{Node, Value};
 
 /// Codes from ngrok's validator for malformed action configuration.

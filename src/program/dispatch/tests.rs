@@ -3,13 +3,16 @@
 
 use super::*;
 use crate::actions::testing::TestPorts;
-use crate::actions::Step;
-use crate::compile::{compile_policy, Cx, Diagnostics, EndpointKind};
+use crate::actions::Cx;
+use crate::compile::{compile_policy, EndpointKind};
 use crate::error::GatewayError;
-use crate::eval::{run_phase, Exchange};
+use crate::eval::run_phase;
+use crate::exchange::Exchange;
+use crate::exchange::Step;
 use crate::expr::Expr;
 use crate::http::Headers;
 use crate::program::RuleSet;
+use crate::source::Diagnostics;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 

@@ -1,8 +1,10 @@
 //! A compiled Traffic Policy: what the evaluator runs. Built once per policy version.
 
 use crate::actions::Action;
-use crate::eval::dispatch::{Dispatch, MIN_KEYED};
+pub mod dispatch;
+
 use crate::expr::Expr;
+use dispatch::{Dispatch, MIN_KEYED};
 use std::ops::Deref;
 
 #[derive(Debug, Default)]

@@ -20,7 +20,8 @@
 //! up again whenever that snapshot changes (an action changed headers, the path, or result
 //! variables: the exchange then drops its scope), so later rules see what earlier actions did.
 
-use crate::expr::{percent_decode, Test};
+use crate::expr::Test;
+use crate::http::percent_decode;
 use crate::http::RequestHead;
 use crate::program::Rule;
 use std::collections::HashMap;
