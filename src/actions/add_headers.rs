@@ -1,5 +1,8 @@
 //! `add-headers`: append headers (values interpolated) to the request or the response.
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, HEADERS, REQ, RES};
+use super::ConfigShape::{Fields};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, TOO_MANY};
 use crate::actions::Cx;
@@ -17,41 +20,6 @@ pub struct AddHeaders {
 /// Headers ngrok will not let a policy add or remove.
 pub(super) const PROTECTED: &[&str] = &["user-agent"];
 
-impl AddHeaders {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<AddHeaders> {
-        let mut c = Config::new(config, path, cx.diags);
-        let headers = header_templates(&mut c, 1, 10)?;
-        c.finish();
-        Some(AddHeaders { headers })
-    }
-
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
-        let mut added = Vec::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            let v = match ex.render(value, "add-headers", "headers") {
-                Ok(v) => v,
-                Err(e) => {
-                    ex.set_outcome("add_headers", Vec::new(), Some(&e));
-                    return Err(e);
-                }
-            };
-            let headers = ex.headers_mut();
-            // ngrok appends, except `host`, which can only have one value.
-            if name == "host" {
-                headers.set(name, &v);
-            } else {
-                headers.append(name, &v);
-            }
-            added.push((name.as_str(), cel::Value::from(v)));
-        }
-        // `actions.ngrok.add_headers.headers_added`: name -> value added.
-        ex.set_result(
-            "add_headers",
-            vec![("headers_added", crate::expr::map(added))],
-        );
-        Ok(Step::Continue)
-    }
-}
 
 /// Reads `headers: {name: value-template}` with between `min` and `max` entries; names are
 /// lower-cased as ngrok does.
@@ -123,3 +91,47 @@ pub(super) fn is_token(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
+impl ActionType for AddHeaders {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "add-headers",
+        phases: &[REQ, RES],
+        terminating: false,
+        results: Some("add_headers"),
+        config: Fields(&[("headers", HEADERS)]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<AddHeaders> {
+        let mut c = Config::new(config, path, cx.diags);
+        let headers = header_templates(&mut c, 1, 10)?;
+        c.finish();
+        Some(AddHeaders { headers })
+    }
+
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
+        let mut added = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let v = match ex.render(value, "add-headers", "headers") {
+                Ok(v) => v,
+                Err(e) => {
+                    ex.set_outcome("add_headers", Vec::new(), Some(&e));
+                    return Err(e);
+                }
+            };
+            let headers = ex.headers_mut();
+            // ngrok appends, except `host`, which can only have one value.
+            if name == "host" {
+                headers.set(name, &v);
+            } else {
+                headers.append(name, &v);
+            }
+            added.push((name.as_str(), cel::Value::from(v)));
+        }
+        // `actions.ngrok.add_headers.headers_added`: name -> value added.
+        ex.set_result(
+            "add_headers",
+            vec![("headers_added", crate::expr::map(added))],
+        );
+        Ok(Step::Continue)
+    }
+}
+

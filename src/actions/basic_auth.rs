@@ -6,6 +6,9 @@
 //! matched. No credential is ever written into a message, log or result variable except the
 //! presented username.
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, REQ};
+use super::ConfigShape::{Any, Interpolated, Fields, ListOf};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, MISSING, OUT_OF_RANGE, TOO_MANY};
 use crate::actions::Cx;
@@ -24,16 +27,20 @@ pub struct BasicAuth {
     enforce: bool,
 }
 
-/// A configured `user:password`: hashed once when literal, rendered per request when it reads a
-/// secret or a variable.
-#[derive(Debug)]
-enum Credential {
-    Fixed([u8; 32]),
-    Dynamic(Template),
-}
+impl ActionType for BasicAuth {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "basic-auth",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("basic_auth"),
+        config: Fields(&[
+            ("credentials", ListOf(&Interpolated)),
+            ("realm", Any),
+            ("enforce", Any),
+        ]),
+    };
 
-impl BasicAuth {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<BasicAuth> {
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<BasicAuth> {
         let mut c = Config::new(config, path, cx.diags);
         let credentials = credentials(&mut c);
         let realm = match c.string("realm") {
@@ -57,7 +64,7 @@ impl BasicAuth {
         })
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
         let presented = ex.req.headers.get("authorization").and_then(decode);
         let mut authorized = false;
         if let Some((user, password)) = &presented {
@@ -100,6 +107,15 @@ impl BasicAuth {
         Ok(Step::Continue)
     }
 }
+
+/// A configured `user:password`: hashed once when literal, rendered per request when it reads a
+/// secret or a variable.
+#[derive(Debug)]
+enum Credential {
+    Fixed([u8; 32]),
+    Dynamic(Template),
+}
+
 
 /// Constant-time equality of two digests.
 fn same(a: &[u8], b: &[u8]) -> bool {

@@ -10,6 +10,8 @@
 //! per-server state; a Durable Object would make it global at the cost of a round trip on every
 //! request and every outcome (see docs/subrequests.md). The clock is the injected `now_ms`.
 
+use super::spec::{ActionSpec, ActionType, REQ};
+use super::ConfigShape::{Any, Fields};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, OUT_OF_RANGE};
 use crate::actions::Cx;
@@ -25,8 +27,62 @@ pub struct CircuitBreaker {
     circuit: Rc<Circuit>,
 }
 
-impl CircuitBreaker {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<CircuitBreaker> {
+
+/// A duration field (`10s`, `2m`) within `min..=max` ms: `Ok(None)` when absent.
+pub(super) fn duration(
+    c: &mut Config<'_, '_>,
+    key: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ()> {
+    let Some((node, text)) = c.string(key) else {
+        return if c.field(key).is_some() {
+            Err(())
+        } else {
+            Ok(None)
+        };
+    };
+    let Some(ms) = super::parse_duration_ms(&text) else {
+        let msg = format!("`{text}` is not a duration (e.g. `10s`, `1m`)");
+        c.error_at(BAD_CONFIG, key, node, msg);
+        return Err(());
+    };
+    if !(min..=max).contains(&ms) {
+        let msg = format!(
+            "`{key}` must be between {} and {}, not `{text}`",
+            human(min),
+            human(max)
+        );
+        c.error_at(OUT_OF_RANGE, key, node, msg);
+        return Err(());
+    }
+    Ok(Some(ms))
+}
+
+fn human(ms: u64) -> String {
+    if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+impl ActionType for CircuitBreaker {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "circuit-breaker",
+        phases: &[REQ],
+        terminating: false,
+        results: None,
+        config: Fields(&[
+            ("error_threshold", Any),
+            ("volume_threshold", Any),
+            ("window_duration", Any),
+            ("tripped_duration", Any),
+            ("num_buckets", Any),
+            ("enforce", Any),
+        ]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<CircuitBreaker> {
         let mut c = Config::new(config, path, cx.diags);
         let mut s = Settings::default();
         let mut ok = true;
@@ -80,7 +136,7 @@ impl CircuitBreaker {
         })
     }
 
-    pub fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         match Circuit::admit(&self.circuit, cx.now_ms()) {
             Ok(admission) => {
                 ex.breakers.push(admission);
@@ -93,41 +149,3 @@ impl CircuitBreaker {
     }
 }
 
-/// A duration field (`10s`, `2m`) within `min..=max` ms: `Ok(None)` when absent.
-pub(super) fn duration(
-    c: &mut Config<'_, '_>,
-    key: &'static str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, ()> {
-    let Some((node, text)) = c.string(key) else {
-        return if c.field(key).is_some() {
-            Err(())
-        } else {
-            Ok(None)
-        };
-    };
-    let Some(ms) = super::parse_duration_ms(&text) else {
-        let msg = format!("`{text}` is not a duration (e.g. `10s`, `1m`)");
-        c.error_at(BAD_CONFIG, key, node, msg);
-        return Err(());
-    };
-    if !(min..=max).contains(&ms) {
-        let msg = format!(
-            "`{key}` must be between {} and {}, not `{text}`",
-            human(min),
-            human(max)
-        );
-        c.error_at(OUT_OF_RANGE, key, node, msg);
-        return Err(());
-    }
-    Ok(Some(ms))
-}
-
-fn human(ms: u64) -> String {
-    if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else {
-        format!("{}s", ms / 1000)
-    }
-}

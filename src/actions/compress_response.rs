@@ -2,6 +2,10 @@
 //! (`Accept-Encoding`, q-values). The core decides here; the shell compresses as the body
 //! streams out (workerd itself for gzip and br, its `CompressionStream` for deflate).
 
+use crate::error::GatewayError;
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, RES};
+use super::ConfigShape::{Any, Fields};
 use crate::actions::config::Config;
 use crate::actions::config::BAD_CONFIG;
 use crate::actions::Cx;
@@ -36,20 +40,18 @@ pub enum Skip {
     Unsuitable,
 }
 
-impl Skip {
-    fn name(self) -> &'static str {
-        match self {
-            Skip::AlreadyCompressed => "already_compressed",
-            Skip::NotAccepted => "not_accepted",
-            Skip::NoBody => "no_body",
-            Skip::NoTransform => "no_transform",
-            Skip::Unsuitable => "unsuitable_content_type",
-        }
-    }
-}
+impl ActionType for CompressResponse {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "compress-response",
+        // The action page says on_http_response; the hub adds on_http_request (CONFLICT §4.1).
+        // Compressing needs the response, so only the response phase runs it.
+        phases: &[RES],
+        terminating: false,
+        results: Some("compress"),
+        config: Fields(&[("algorithms", Any)]),
+    };
 
-impl CompressResponse {
-    pub fn compile(
+    fn compile(
         config: Option<&Node>,
         path: String,
         cx: &mut Cx<'_>,
@@ -73,7 +75,26 @@ impl CompressResponse {
         Some(CompressResponse { algorithms })
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Step {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
+        Ok(self.step(ex))
+    }
+}
+
+impl Skip {
+    fn name(self) -> &'static str {
+        match self {
+            Skip::AlreadyCompressed => "already_compressed",
+            Skip::NotAccepted => "not_accepted",
+            Skip::NoBody => "no_body",
+            Skip::NoTransform => "no_transform",
+            Skip::Unsuitable => "unsuitable_content_type",
+        }
+    }
+}
+
+impl CompressResponse {
+
+    pub fn step(&self, ex: &mut Exchange) -> Step {
         let decision = self.decide(ex);
         let (already, chosen) = match decision {
             Ok(coding) => {
@@ -353,7 +374,7 @@ mod tests {
         let action = CompressResponse {
             algorithms: vec![Gzip, Deflate, Br],
         };
-        assert_eq!(action.apply(&mut ex), Step::Continue);
+        assert_eq!(action.step(&mut ex), Step::Continue);
         (ex.res.take().unwrap().headers, ex.compress)
     }
 

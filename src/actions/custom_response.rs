@@ -1,5 +1,8 @@
 //! `custom-response`: answer from the gateway with a status, body and headers (all interpolated).
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, HEADERS, REQ, RES};
+use super::ConfigShape::{Any, Interpolated, Fields};
 use crate::actions::config::Config;
 use crate::actions::Cx;
 use crate::error::GatewayError;
@@ -17,8 +20,20 @@ pub struct CustomResponse {
     headers: Vec<(String, Template)>,
 }
 
-impl CustomResponse {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<CustomResponse> {
+impl ActionType for CustomResponse {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "custom-response",
+        phases: &[REQ, RES],
+        terminating: true,
+        results: None,
+        config: Fields(&[
+            ("status_code", Any),
+            ("body", Interpolated),
+            ("headers", HEADERS),
+        ]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<CustomResponse> {
         let mut c = Config::new(config, path, cx.diags);
         let status_code = c.status("status_code", 200, (100, 599));
         let body = match c.string("body") {
@@ -44,7 +59,7 @@ impl CustomResponse {
         })
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
         let body = match &self.body {
             Some(t) => ex.render(t, "custom-response", "body")?,
             None => String::new(),
@@ -64,6 +79,7 @@ impl CustomResponse {
         }))
     }
 }
+
 
 /// ngrok infers a content type when none is given; this guesses from the body's first byte.
 fn infer_content_type(body: &str) -> &'static str {

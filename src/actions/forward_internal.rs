@@ -3,6 +3,8 @@
 //! Security: the URL may come from request data (`${getReqHeader(...)}`), so it is only ever
 //! used as a lookup key into the declared endpoints; an undeclared name is an error, never a fetch.
 
+use super::spec::{ActionSpec, ActionType, ON_ERROR, TCP, REQ};
+use super::ConfigShape::{Any, Interpolated, Fields};
 use crate::actions::config::Config;
 use crate::actions::config::BAD_CONFIG;
 use crate::actions::Cx;
@@ -19,8 +21,21 @@ pub struct ForwardInternal {
     on_error_continue: bool,
 }
 
-impl ForwardInternal {
-    pub fn compile(
+impl ActionType for ForwardInternal {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "forward-internal",
+        phases: &[TCP, REQ],
+        terminating: true,
+        results: Some("forward_internal"),
+        config: Fields(&[("url", Interpolated), ON_ERROR, ("binding", Any)]),
+    };
+
+    /// Terminating, unless `on_error: continue` lets the phase go on after a failed forward.
+    fn terminates(&self) -> bool {
+        !self.on_error_continue
+    }
+
+    fn compile(
         config: Option<&Node>,
         path: String,
         cx: &mut Cx<'_>,
@@ -76,11 +91,7 @@ impl ForwardInternal {
         })
     }
 
-    pub fn continues_on_error(&self) -> bool {
-        self.on_error_continue
-    }
-
-    pub fn apply<C: Context>(&self, ex: &mut Exchange, resolve: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, resolve: &C) -> Result<Step, GatewayError> {
         let outcome = ex
             .render(&self.url, "forward-internal", "url")
             .and_then(|url| match internal_key(&url) {
@@ -96,3 +107,4 @@ impl ForwardInternal {
         }
     }
 }
+

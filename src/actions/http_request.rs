@@ -8,6 +8,8 @@
 //! through the pool machinery (member choice, failover, passive health) and the target member's
 //! own traffic policy runs on it, as ngrok runs the target endpoint's policy.
 
+use super::spec::{ActionSpec, ActionType, HEADERS, ON_ERROR, REQ, RES};
+use super::ConfigShape::{Any, Interpolated, Fields, ListOf};
 use super::circuit_breaker::duration;
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, OUT_OF_RANGE, TOO_MANY};
@@ -44,8 +46,30 @@ pub struct HttpRequest {
     on_error_continue: bool,
 }
 
-impl HttpRequest {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<HttpRequest> {
+impl ActionType for HttpRequest {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "http-request",
+        phases: &[REQ, RES],
+        terminating: false,
+        results: Some("http_request"),
+        config: Fields(&[
+            ("url", Interpolated),
+            ("method", Any),
+            (
+                "query_params",
+                ListOf(&Fields(&[("key", Any), ("value", Interpolated)])),
+            ),
+            ("headers", HEADERS),
+            ("body", Interpolated),
+            ("timeout", Any),
+            // Its variables (`attempts`, `last_attempt`) are the action's own: not checked here.
+            ("retry_condition", Any),
+            ("max_redirects", Any),
+            ON_ERROR,
+        ]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<HttpRequest> {
         let mut c = Config::new(config, path, cx.diags);
         let mut ok = true;
         let url = match c.string("url") {
@@ -171,7 +195,7 @@ impl HttpRequest {
         })
     }
 
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let started = cx.now_ms();
         let mut record = Record::default();
         let outcome = self.run(ex, cx, started, &mut record).await;
@@ -199,6 +223,10 @@ impl HttpRequest {
             }
         }
     }
+}
+
+impl HttpRequest {
+
 
     async fn run<C: Context>(
         &self,

@@ -5,6 +5,8 @@
 //! and only then the signature, which a per-isolate cache remembers by the token's hash until it
 //! expires. Keys come from the configured JWKS URLs only, through [`crate::jwt::JwtCache`].
 
+use super::spec::{ActionSpec, ActionType, ALLOW_LIST, REQ};
+use super::ConfigShape::{Any, Interpolated, Fields, ListOf};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, MISSING, TOO_MANY};
 use crate::actions::Cx;
@@ -58,28 +60,46 @@ enum Method {
     Cookie,
 }
 
-impl Method {
-    fn name(self) -> &'static str {
-        match self {
-            Method::Header => "header",
-            Method::Body => "body",
-            Method::Query => "query",
-            Method::Cookie => "cookie",
-        }
-    }
-}
+impl ActionType for JwtValidation {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "jwt-validation",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("jwt_validation"),
+        config: Fields(&[
+            ("issuer", ALLOW_LIST),
+            ("audience", ALLOW_LIST),
+            (
+                "http",
+                Fields(&[(
+                    "tokens",
+                    ListOf(&Fields(&[
+                        ("type", Any),
+                        ("method", Any),
+                        ("name", Interpolated),
+                        ("prefix", Interpolated),
+                    ])),
+                )]),
+            ),
+            (
+                "jws",
+                Fields(&[
+                    ("allowed_algorithms", Any),
+                    (
+                        "keys",
+                        Fields(&[
+                            ("sources", Fields(&[("additional_jkus", ListOf(&Interpolated))])),
+                            ("identification", ListOf(&Fields(&[("token_claims", Any)]))),
+                        ]),
+                    ),
+                ]),
+            ),
+            ("leeway", Any),
+            ("enforce", Any),
+        ]),
+    };
 
-const TOKEN_TYPES: [&str; 6] = [
-    "jwt",
-    "at+jwt",
-    "it+jwt",
-    "id_token",
-    "access_token",
-    "plain",
-];
-
-impl JwtValidation {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<JwtValidation> {
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<JwtValidation> {
         let mut c = Config::new(config, path, cx.diags);
         let issuers = allow_list(&mut c, "issuer", true);
         let audiences = c
@@ -123,7 +143,7 @@ impl JwtValidation {
         })
     }
 
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let mut results = Vec::new();
         let mut failure = None;
         for spec in &self.tokens {
@@ -157,6 +177,30 @@ impl JwtValidation {
             _ => Ok(Step::Continue),
         }
     }
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Header => "header",
+            Method::Body => "body",
+            Method::Query => "query",
+            Method::Cookie => "cookie",
+        }
+    }
+}
+
+const TOKEN_TYPES: [&str; 6] = [
+    "jwt",
+    "at+jwt",
+    "it+jwt",
+    "id_token",
+    "access_token",
+    "plain",
+];
+
+impl JwtValidation {
+
 
     /// Finds the token a spec names: `Ok(Err(..))` when it is not there.
     async fn locate<C: Context>(

@@ -4,6 +4,9 @@
 //! "metadata"}` written with `console.log` (Workers Logs indexes JSON objects; `wrangler dev`
 //! prints it).
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, TCP, REQ, RES};
+use super::ConfigShape::{Interpolated, Fields, MapOf};
 use super::set_vars::Typed;
 use crate::actions::config::Config;
 use crate::actions::config::TOO_MANY;
@@ -23,16 +26,18 @@ pub struct Log {
     endpoint: String,
     rule: Option<String>,
     path: String,
-    phase: Phase,
 }
 
-impl Log {
-    pub fn compile(
-        config: Option<&Node>,
-        path: String,
-        phase: Phase,
-        cx: &mut Cx<'_>,
-    ) -> Option<Log> {
+impl ActionType for Log {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "log",
+        phases: &[TCP, REQ, RES],
+        terminating: false,
+        results: Some("log"),
+        config: Fields(&[("metadata", MapOf(&Interpolated))]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Log> {
         let action_path = path.trim_end_matches(".config").to_string();
         let mut c = Config::new(config, path, cx.diags);
         let Some(node) = c.field("metadata") else {
@@ -66,16 +71,14 @@ impl Log {
             endpoint: cx.endpoint.to_string(),
             rule: None,
             path: action_path,
-            phase,
         })
     }
 
-    /// The name of the rule the action is in (known once the rule is compiled).
-    pub fn set_rule_name(&mut self, name: Option<&str>) {
+    fn set_rule_name(&mut self, name: Option<&str>) {
         self.rule = name.map(str::to_string);
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
         let mut values = Vec::with_capacity(self.metadata.len());
         let mut json = serde_json::Map::new();
         for (name, value) in &self.metadata {
@@ -94,7 +97,8 @@ impl Log {
             "endpoint": self.endpoint,
             "rule": self.rule,
             "action": self.path,
-            "phase": self.phase.name(),
+            // Every response phase runs with the response it is about.
+            "phase": if ex.res.is_some() { Phase::Response } else { Phase::Request }.name(),
             "metadata": json,
         });
         ex.note(line.to_string());
@@ -102,6 +106,7 @@ impl Log {
         Ok(Step::Continue)
     }
 }
+
 
 /// A CEL value as JSON (timestamps as RFC 3339, durations as `1.5s`, bytes as text).
 fn to_json(v: &cel::Value) -> serde_json::Value {

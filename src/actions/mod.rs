@@ -1,273 +1,140 @@
-//! The actions of a Traffic Policy, one file per action `type`, dispatched by one exhaustive match.
+//! The actions of a Traffic Policy, one file per action `type`. Each declares itself once
+//! ([`ActionType`]: name, phases, whether it terminates, result variables, config shape, compile
+//! and apply); the one registration line per action in [`actions!`] below derives the enum, its
+//! dispatch and the table [`ACTIONS`] the validator and the CEL schema read.
 
-mod add_headers;
-mod basic_auth;
-mod circuit_breaker;
-mod close_connection;
-mod compress_response;
 pub mod config;
-mod custom_response;
-mod deny;
-mod forward_internal;
-mod http_request;
-mod jwt_validation;
-mod log;
 mod not_implemented;
 mod owasp_crs;
-mod owasp_crs_request;
-mod owasp_crs_response;
-mod rate_limit;
-mod redirect;
-mod remove_headers;
-mod request_body_find_replace;
-mod response_body_find_replace;
-mod restrict_ips;
-mod set_vars;
 pub mod spec;
 #[cfg(test)]
 pub(crate) mod testing;
-mod url_rewrite;
-mod verify_webhook;
 
-pub use add_headers::AddHeaders;
-pub use basic_auth::BasicAuth;
-pub use circuit_breaker::CircuitBreaker;
-pub use close_connection::CloseConnection;
-pub use compress_response::{negotiate, CompressResponse};
-pub use custom_response::CustomResponse;
-pub use deny::Deny;
-pub use forward_internal::ForwardInternal;
-pub use http_request::HttpRequest;
-pub use jwt_validation::JwtValidation;
-pub use log::Log;
+pub use compress_response::negotiate;
 pub use not_implemented::NotImplemented;
-pub use owasp_crs_request::OwaspCrsRequest;
-pub use owasp_crs_response::OwaspCrsResponse;
-pub use rate_limit::{bucket_name, parse_duration_ms, RateLimit};
-pub use redirect::Redirect;
-pub use remove_headers::RemoveHeaders;
-pub use request_body_find_replace::RequestBodyFindReplace;
-pub use response_body_find_replace::ResponseBodyFindReplace;
-pub use restrict_ips::RestrictIps;
-pub use set_vars::SetVars;
-pub use spec::{ActionSpec, ConfigShape, Cx, ACTIONS};
-pub use url_rewrite::UrlRewrite;
-pub use verify_webhook::VerifyWebhook;
+pub use rate_limit::{bucket_name, parse_duration_ms};
+pub use spec::{ActionSpec, ActionType, ConfigShape, Cx};
 
 use crate::error::GatewayError;
-use crate::exchange::{Context, Step};
-use crate::exchange::{Exchange, Phase};
-use crate::source::Node;
+use crate::exchange::{Context, Exchange, Step};
+use crate::source::{At, Node};
 
-/// A compiled action.
-#[derive(Debug)]
-pub enum Action {
-    ForwardInternal(ForwardInternal),
-    CustomResponse(CustomResponse),
-    Deny(Deny),
-    AddHeaders(AddHeaders),
-    RemoveHeaders(RemoveHeaders),
-    RateLimit(RateLimit),
-    RestrictIps(Box<RestrictIps>),
-    BasicAuth(BasicAuth),
-    JwtValidation(Box<JwtValidation>),
-    VerifyWebhook(Box<VerifyWebhook>),
-    Redirect(Box<Redirect>),
-    UrlRewrite(UrlRewrite),
-    SetVars(SetVars),
-    Log(Box<Log>),
-    CloseConnection(CloseConnection),
-    HttpRequest(Box<HttpRequest>),
-    CircuitBreaker(CircuitBreaker),
-    CompressResponse(CompressResponse),
-    RequestBodyFindReplace(RequestBodyFindReplace),
-    ResponseBodyFindReplace(ResponseBodyFindReplace),
-    OwaspCrsRequest(Box<OwaspCrsRequest>),
-    OwaspCrsResponse(Box<OwaspCrsResponse>),
-    NotImplemented(NotImplemented),
+/// The type of a compiled action as the enum holds it: the action, or a box around a large one
+/// (so that every rule's list of actions stays small).
+macro_rules! slot {
+    ($ty:ident) => { $ty };
+    ($ty:ident, boxed) => { Box<$ty> };
 }
 
-/// Every action type ngrok documents that this gateway does not run yet. They load (so ngrok
-/// policies are accepted) but fail closed at run time.
-const LATER: &[&str] = &[
-    "oauth",
-    "oidc",
-    "openid-connect",
-    "terminate-tls",
-    "sse-find-replace",
-    "saml",
-    "ai-gateway",
-];
+/// Registers the action types: `module::Type` (its file and the type implementing
+/// [`ActionType`]; `(boxed)` for a large one; attributes such as `#[cfg(test)]` apply to the
+/// whole entry), then the types ngrok documents that this gateway does not run yet.
+macro_rules! actions {
+    (
+        run: [$($(#[$attr:meta])* $module:ident :: $ty:ident $(($boxed:ident))?,)*]
+        later: [$($later:ident,)*]
+    ) => {
+        $($(#[$attr])* mod $module; $(#[$attr])* pub use $module::$ty;)*
 
-impl Action {
-    /// Compiles one action of `type_name`; `None` when it was rejected (diagnostics say why).
-    pub fn compile(
-        type_name: &str,
-        config: Option<&Node>,
-        phase: Phase,
-        path: &str,
-        type_node: &Node,
-        cx: &mut Cx<'_>,
-    ) -> Option<Action> {
-        let supported: &[Phase] = match type_name {
-            "forward-internal"
-            | "deny"
-            | "rate-limit"
-            | "basic-auth"
-            | "jwt-validation"
-            | "verify-webhook"
-            | "circuit-breaker"
-            | "redirect"
-            | "url-rewrite"
-            | "close-connection"
-            | "request-body-find-replace"
-            | "owasp-crs-request" => &[Phase::Request],
-            "compress-response" | "response-body-find-replace" | "owasp-crs-response" => {
-                &[Phase::Response]
-            }
-            "custom-response" | "add-headers" | "remove-headers" | "restrict-ips"
-            | "http-request" | "set-vars" | "log" => &[Phase::Request, Phase::Response],
-            t if LATER.contains(&t) => {
-                return Some(Action::NotImplemented(NotImplemented::compile(
-                    t, path, type_node, cx,
-                )))
-            }
-            other => {
+        /// A compiled action.
+        #[derive(Debug)]
+        pub enum Action {
+            $($(#[$attr])* $ty(slot!($ty $(, $boxed)?)),)*
+            /// A documented action type that fails closed when a request reaches it.
+            NotImplemented(NotImplemented),
+        }
+
+        /// Every action type ngrok documents, in the order hints list them.
+        pub const ACTIONS: &[&ActionSpec] = &[
+            $($(#[$attr])* &<$ty as ActionType>::SPEC,)*
+            $(&not_implemented::$later,)*
+        ];
+
+        impl Action {
+            /// Compiles one action of `type_name` (its phase was checked against its
+            /// [`ActionSpec`] by the validator); `None` when it was rejected (diagnostics say
+            /// why).
+            pub fn compile(
+                type_name: &str,
+                config: Option<&Node>,
+                path: &str,
+                type_node: &Node,
+                cx: &mut Cx<'_>,
+            ) -> Option<Action> {
+                let config_path = crate::source::child(path, "config");
+                $($(#[$attr])* if type_name == <$ty as ActionType>::SPEC.name {
+                    return <$ty>::compile(config, config_path, cx).map(|a| Action::$ty(a.into()));
+                })*
+                if [$(not_implemented::$later.name,)*].contains(&type_name) {
+                    return Some(Action::NotImplemented(NotImplemented::compile(
+                        type_name, path, type_node, cx,
+                    )));
+                }
                 cx.diags.error(
                     Some("ERR_NGROK_2201"),
-                    crate::source::At::new(path, type_node),
-                    format!("invalid action type `{other}`"),
+                    At::new(path, type_node),
+                    format!("invalid action type `{type_name}`"),
                 );
-                return None;
+                None
             }
-        };
-        if !supported.contains(&phase) {
-            cx.diags.error(
-                Some("ERR_NGROK_2202"),
-                crate::source::At::new(path, type_node),
-                format!(
-                    "action `{type_name}` is not supported in `{}`",
-                    phase.name()
-                ),
-            );
-            return None;
-        }
-        let config_path = crate::source::child(path, "config");
-        Some(match type_name {
-            "forward-internal" => {
-                Action::ForwardInternal(ForwardInternal::compile(config, config_path, cx)?)
-            }
-            "custom-response" => {
-                Action::CustomResponse(CustomResponse::compile(config, config_path, cx)?)
-            }
-            "deny" => Action::Deny(Deny::compile(config, config_path, cx)?),
-            "add-headers" => Action::AddHeaders(AddHeaders::compile(config, config_path, cx)?),
-            "basic-auth" => Action::BasicAuth(BasicAuth::compile(config, config_path, cx)?),
-            "jwt-validation" => {
-                Action::JwtValidation(Box::new(JwtValidation::compile(config, config_path, cx)?))
-            }
-            "verify-webhook" => {
-                Action::VerifyWebhook(Box::new(VerifyWebhook::compile(config, config_path, cx)?))
-            }
-            "rate-limit" => Action::RateLimit(RateLimit::compile(config, config_path, cx)?),
-            "redirect" => Action::Redirect(Box::new(Redirect::compile(config, config_path, cx)?)),
-            "url-rewrite" => Action::UrlRewrite(UrlRewrite::compile(config, config_path, cx)?),
-            "set-vars" => Action::SetVars(SetVars::compile(config, config_path, cx)?),
-            "log" => Action::Log(Box::new(Log::compile(config, config_path, phase, cx)?)),
-            "close-connection" => {
-                Action::CloseConnection(CloseConnection::compile(config, config_path, cx)?)
-            }
-            "http-request" => {
-                Action::HttpRequest(Box::new(HttpRequest::compile(config, config_path, cx)?))
-            }
-            "circuit-breaker" => {
-                Action::CircuitBreaker(CircuitBreaker::compile(config, config_path, cx)?)
-            }
-            "restrict-ips" => {
-                Action::RestrictIps(Box::new(RestrictIps::compile(config, config_path, cx)?))
-            }
-            "compress-response" => {
-                Action::CompressResponse(CompressResponse::compile(config, config_path, cx)?)
-            }
-            "request-body-find-replace" => Action::RequestBodyFindReplace(
-                RequestBodyFindReplace::compile(config, config_path, cx)?,
-            ),
-            "response-body-find-replace" => Action::ResponseBodyFindReplace(
-                ResponseBodyFindReplace::compile(config, config_path, cx)?,
-            ),
-            "owasp-crs-request" => Action::OwaspCrsRequest(Box::new(OwaspCrsRequest::compile(
-                config,
-                config_path,
-                cx,
-            )?)),
-            "owasp-crs-response" => Action::OwaspCrsResponse(Box::new(OwaspCrsResponse::compile(
-                config,
-                config_path,
-                cx,
-            )?)),
-            _ => Action::RemoveHeaders(RemoveHeaders::compile(config, config_path, cx)?),
-        })
-    }
 
-    /// Whether the chain always stops after this action (ngrok's "terminating" actions).
-    pub fn terminates(&self) -> bool {
-        match self {
-            Action::ForwardInternal(f) => !f.continues_on_error(),
-            Action::CustomResponse(_) | Action::Deny(_) | Action::CloseConnection(_) => true,
-            Action::AddHeaders(_)
-            | Action::RemoveHeaders(_)
-            | Action::RateLimit(_)
-            | Action::RestrictIps(_)
-            | Action::BasicAuth(_)
-            | Action::JwtValidation(_)
-            | Action::VerifyWebhook(_)
-            | Action::Redirect(_)
-            | Action::UrlRewrite(_)
-            | Action::SetVars(_)
-            | Action::Log(_)
-            | Action::HttpRequest(_)
-            | Action::CircuitBreaker(_)
-            | Action::CompressResponse(_)
-            | Action::RequestBodyFindReplace(_)
-            | Action::ResponseBodyFindReplace(_)
-            | Action::OwaspCrsRequest(_)
-            | Action::OwaspCrsResponse(_)
-            | Action::NotImplemented(_) => false,
-        }
-    }
+            /// Whether the chain always stops after this action (ngrok's "terminating" actions).
+            pub fn terminates(&self) -> bool {
+                match self {
+                    $($(#[$attr])* Action::$ty(a) => a.terminates(),)*
+                    Action::NotImplemented(_) => false,
+                }
+            }
 
-    /// Tells the action the name of its rule (`log` writes it).
-    pub fn set_rule_name(&mut self, name: Option<&str>) {
-        if let Action::Log(l) = self {
-            l.set_rule_name(name);
-        }
-    }
+            /// Tells the action the name of its rule (`log` writes it).
+            pub fn set_rule_name(&mut self, name: Option<&str>) {
+                match self {
+                    $($(#[$attr])* Action::$ty(a) => a.set_rule_name(name),)*
+                    Action::NotImplemented(_) => {}
+                }
+            }
 
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
-        match self {
-            Action::ForwardInternal(a) => a.apply(ex, cx),
-            Action::RateLimit(a) => a.apply(ex, cx).await,
-            Action::RestrictIps(a) => a.apply(ex),
-            Action::BasicAuth(a) => a.apply(ex),
-            Action::JwtValidation(a) => a.apply(ex, cx).await,
-            Action::VerifyWebhook(a) => a.apply(ex, cx).await,
-            Action::HttpRequest(a) => a.apply(ex, cx).await,
-            Action::CircuitBreaker(a) => a.apply(ex, cx),
-            Action::CustomResponse(a) => a.apply(ex),
-            Action::Deny(a) => Ok(a.apply()),
-            Action::AddHeaders(a) => a.apply(ex),
-            Action::RemoveHeaders(a) => Ok(a.apply(ex)),
-            Action::Redirect(a) => a.apply(ex),
-            Action::UrlRewrite(a) => a.apply(ex),
-            Action::SetVars(a) => a.apply(ex),
-            Action::Log(a) => a.apply(ex),
-            Action::CloseConnection(a) => Ok(a.apply()),
-            Action::CompressResponse(a) => Ok(a.apply(ex)),
-            Action::RequestBodyFindReplace(a) => a.apply(ex, cx).await,
-            Action::ResponseBodyFindReplace(a) => a.apply(ex, cx).await,
-            Action::OwaspCrsRequest(a) => a.apply(ex, cx).await,
-            Action::OwaspCrsResponse(a) => a.apply(ex, cx).await,
-            Action::NotImplemented(a) => Err(a.apply()),
+            pub async fn apply<C: Context>(
+                &self,
+                ex: &mut Exchange,
+                cx: &C,
+            ) -> Result<Step, GatewayError> {
+                match self {
+                    $($(#[$attr])* Action::$ty(a) => a.apply(ex, cx).await,)*
+                    Action::NotImplemented(a) => Err(a.apply()),
+                }
+            }
         }
-    }
+    };
+}
+
+actions! {
+    run: [
+        forward_internal::ForwardInternal,
+        custom_response::CustomResponse,
+        deny::Deny,
+        close_connection::CloseConnection,
+        redirect::Redirect(boxed),
+        url_rewrite::UrlRewrite,
+        add_headers::AddHeaders,
+        remove_headers::RemoveHeaders,
+        set_vars::SetVars,
+        log::Log(boxed),
+        restrict_ips::RestrictIps(boxed),
+        basic_auth::BasicAuth,
+        rate_limit::RateLimit,
+        jwt_validation::JwtValidation(boxed),
+        verify_webhook::VerifyWebhook(boxed),
+        owasp_crs_request::OwaspCrsRequest(boxed),
+        owasp_crs_response::OwaspCrsResponse(boxed),
+        compress_response::CompressResponse,
+        circuit_breaker::CircuitBreaker,
+        http_request::HttpRequest(boxed),
+        request_body_find_replace::RequestBodyFindReplace,
+        response_body_find_replace::ResponseBodyFindReplace,
+        // A made-up action for unit tests (see its file): one line registers an action.
+        #[cfg(test)]
+        stamp::Stamp,
+    ]
+    later: [OAUTH, OIDC, OPENID_CONNECT, TERMINATE_TLS, SSE_FIND_REPLACE, SAML, AI_GATEWAY,]
 }

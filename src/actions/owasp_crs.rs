@@ -307,7 +307,12 @@ mod tests {
         };
         let node = crate::source::from_json(&config);
         let type_node = crate::source::from_json(&serde_json::json!(type_name));
-        let a = Action::compile(type_name, Some(&node), phase, "a", &type_node, &mut cx);
+        let spec = crate::actions::spec::find(type_name).unwrap();
+        assert!(
+            spec.phases.contains(&phase.name()),
+            "{type_name} in {phase:?}"
+        );
+        let a = Action::compile(type_name, Some(&node), "a", &type_node, &mut cx);
         assert!(diags.items.is_empty(), "{:?}", diags.items);
         a.unwrap()
     }

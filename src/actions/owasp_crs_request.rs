@@ -4,6 +4,7 @@
 //! With `process_body` the first `body_limit` bytes of the body (4 KB) are inspected too: only
 //! those are read, and the body is still forwarded whole, whatever its size.
 
+use super::spec::{ActionSpec, ActionType, WAF_CONFIG, REQ};
 use super::owasp_crs::{prefix, Side, Waf};
 use crate::actions::Cx;
 use crate::error::GatewayError;
@@ -15,12 +16,20 @@ use crate::waf::RequestView;
 #[derive(Debug)]
 pub struct OwaspCrsRequest(Waf);
 
-impl OwaspCrsRequest {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Self> {
+impl ActionType for OwaspCrsRequest {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "owasp-crs-request",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("owasp_crs_request"),
+        config: WAF_CONFIG,
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Self> {
         Waf::compile(Side::Request, config, path, cx).map(OwaspCrsRequest)
     }
 
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let waf = &self.0;
         let config = waf.rules.config();
         let body = if config.process_body {
@@ -40,3 +49,4 @@ impl OwaspCrsRequest {
         Ok(Step::Continue)
     }
 }
+

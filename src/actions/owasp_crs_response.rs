@@ -4,6 +4,7 @@
 //! response is replaced by a 403 `ERR_NGROK_3702` (`on_error: halt`) or only reported in
 //! `actions.ngrok.owasp_crs_response.*` (`continue`).
 
+use super::spec::{ActionSpec, ActionType, WAF_CONFIG, RES};
 use super::owasp_crs::{prefix, Side, Waf};
 use crate::actions::Cx;
 use crate::error::GatewayError;
@@ -15,12 +16,20 @@ use crate::waf::{textual_response, ResponseView};
 #[derive(Debug)]
 pub struct OwaspCrsResponse(Waf);
 
-impl OwaspCrsResponse {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Self> {
+impl ActionType for OwaspCrsResponse {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "owasp-crs-response",
+        phases: &[RES],
+        terminating: false,
+        results: Some("owasp_crs_response"),
+        config: WAF_CONFIG,
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Self> {
         Waf::compile(Side::Response, config, path, cx).map(OwaspCrsResponse)
     }
 
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let waf = &self.0;
         let config = waf.rules.config();
         let body = if config.process_body && self.reads_body(ex, cx) {
@@ -45,6 +54,10 @@ impl OwaspCrsResponse {
         waf.finish(ex, verdict)?;
         Ok(Step::Continue)
     }
+}
+
+impl OwaspCrsResponse {
+
 
     /// Whether the body is worth buffering: only textual bodies are inspected (an image or a
     /// download is not read into memory for nothing), and only as content, so not when it

@@ -4,6 +4,8 @@
 //! Consecutive `rate-limit` actions of a rule with the same `bucket_key` are merged at compile
 //! time into one action that asks the bucket's object about all of its limits in one round trip.
 
+use super::spec::{ActionSpec, ActionType, ON_ERROR, REQ};
+use super::ConfigShape::{Any, Cel, Fields, ListOf};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, OUT_OF_RANGE, TOO_MANY};
 use crate::actions::Cx;
@@ -27,8 +29,24 @@ pub struct RateLimit {
     halt_on_error: bool,
 }
 
-impl RateLimit {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<RateLimit> {
+impl ActionType for RateLimit {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "rate-limit",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("rate_limit"),
+        config: Fields(&[
+            ("name", Any),
+            ("enforce", Any),
+            ("algorithm", Any),
+            ("capacity", Any),
+            ("rate", Any),
+            ("bucket_key", ListOf(&Cel)),
+            ON_ERROR,
+        ]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<RateLimit> {
         let scope = format!("{}#{}", cx.endpoint, path.trim_end_matches(".config"));
         let mut c = Config::new(config, path, cx.diags);
         let name = match c.string("name") {
@@ -103,16 +121,7 @@ impl RateLimit {
         })
     }
 
-    /// Merges `next` into this action when both key on the same expressions (one round trip).
-    pub fn absorb(&mut self, next: RateLimit) -> Result<(), RateLimit> {
-        if next.key_sources != self.key_sources || next.halt_on_error != self.halt_on_error {
-            return Err(next);
-        }
-        self.limits.extend(next.limits);
-        Ok(())
-    }
-
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let mut values = Vec::with_capacity(self.key.len());
         for expr in &self.key {
             let v = ex
@@ -151,6 +160,19 @@ impl RateLimit {
         }
         Ok(Step::Continue)
     }
+}
+
+impl RateLimit {
+
+    /// Merges `next` into this action when both key on the same expressions (one round trip).
+    pub fn absorb(&mut self, next: RateLimit) -> Result<(), RateLimit> {
+        if next.key_sources != self.key_sources || next.halt_on_error != self.halt_on_error {
+            return Err(next);
+        }
+        self.limits.extend(next.limits);
+        Ok(())
+    }
+
 }
 
 /// The Durable Object name of a bucket: deterministic, and not revealing the key's values.

@@ -1,5 +1,8 @@
 //! `redirect`: rewrite the request URL with a regex and answer with a 3xx `Location` to it.
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, HEADERS, REQ};
+use super::ConfigShape::{Any, Interpolated, Fields};
 use crate::actions::config::Config;
 use crate::actions::config::BAD_TEMPLATE;
 use crate::actions::Cx;
@@ -25,8 +28,50 @@ pub struct Redirect {
     headers: Vec<(String, Template)>,
 }
 
-impl Redirect {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Redirect> {
+
+/// `actions.ngrok.<action>.{url, matches}`.
+pub(super) fn results<'a>(url: &str, matches: &[String]) -> Vec<(&'a str, cel::Value)> {
+    let matches: Vec<cel::Value> = matches
+        .iter()
+        .map(|m| cel::Value::from(m.as_str()))
+        .collect();
+    vec![
+        ("url", cel::Value::from(url)),
+        ("matches", cel::Value::List(std::sync::Arc::new(matches))),
+    ]
+}
+
+/// The `from` / `to` pair of `redirect` and `url-rewrite`, applied to the whole request URL.
+#[derive(Debug)]
+pub(super) struct UrlReplace {
+    /// No `from`: the whole URL is the match.
+    from: Option<Pattern>,
+    to: Replacement,
+    /// `to` is written as a network path (`//host/...`): only then may a result starting with
+    /// `//` leave this host. A path the policy wrote with `/` stays one whatever the request
+    /// puts after it (`/${next}` with `next=/evil.example` is not an open redirect).
+    network_path: bool,
+}
+
+thread_local! {
+    static WHOLE: Arc<Regex> = Arc::new(Regex::new(r"(?s)\A.*\z").expect("a valid regex"));
+}
+
+impl ActionType for Redirect {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "redirect",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("redirect"),
+        config: Fields(&[
+            ("from", Interpolated),
+            ("to", Interpolated),
+            ("status_code", Any),
+            ("headers", HEADERS),
+        ]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Redirect> {
         let mut c = Config::new(config, path, cx.diags);
         let url = UrlReplace::compile(&mut c);
         let status_code = c.status("status_code", 302, (300, 399));
@@ -39,7 +84,7 @@ impl Redirect {
         })
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
         let original = ex.req.url();
         let replaced = match self.url.apply(ex, "redirect", &original) {
             Ok(r) => r,
@@ -69,34 +114,6 @@ impl Redirect {
             body: String::new(),
         }))
     }
-}
-
-/// `actions.ngrok.<action>.{url, matches}`.
-pub(super) fn results<'a>(url: &str, matches: &[String]) -> Vec<(&'a str, cel::Value)> {
-    let matches: Vec<cel::Value> = matches
-        .iter()
-        .map(|m| cel::Value::from(m.as_str()))
-        .collect();
-    vec![
-        ("url", cel::Value::from(url)),
-        ("matches", cel::Value::List(std::sync::Arc::new(matches))),
-    ]
-}
-
-/// The `from` / `to` pair of `redirect` and `url-rewrite`, applied to the whole request URL.
-#[derive(Debug)]
-pub(super) struct UrlReplace {
-    /// No `from`: the whole URL is the match.
-    from: Option<Pattern>,
-    to: Replacement,
-    /// `to` is written as a network path (`//host/...`): only then may a result starting with
-    /// `//` leave this host. A path the policy wrote with `/` stays one whatever the request
-    /// puts after it (`/${next}` with `next=/evil.example` is not an open redirect).
-    network_path: bool,
-}
-
-thread_local! {
-    static WHOLE: Arc<Regex> = Arc::new(Regex::new(r"(?s)\A.*\z").expect("a valid regex"));
 }
 
 impl UrlReplace {

@@ -1,5 +1,9 @@
 //! `remove-headers`: drop headers from the request or the response.
 
+use crate::error::GatewayError;
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, REQ, RES};
+use super::ConfigShape::{Any, Fields, ListOf};
 use super::add_headers::{is_token, PROTECTED};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, TOO_MANY};
@@ -13,8 +17,16 @@ pub struct RemoveHeaders {
     headers: Vec<String>,
 }
 
-impl RemoveHeaders {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<RemoveHeaders> {
+impl ActionType for RemoveHeaders {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "remove-headers",
+        phases: &[REQ, RES],
+        terminating: false,
+        results: Some("remove_headers"),
+        config: Fields(&[("headers", ListOf(&Any))]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<RemoveHeaders> {
         let mut c = Config::new(config, path, cx.diags);
         let Some(node) = c.field("headers") else {
             c.missing("headers");
@@ -44,7 +56,14 @@ impl RemoveHeaders {
         Some(RemoveHeaders { headers })
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Step {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
+        Ok(self.step(ex))
+    }
+}
+
+impl RemoveHeaders {
+
+    pub fn step(&self, ex: &mut Exchange) -> Step {
         let headers = ex.headers_mut();
         for name in &self.headers {
             headers.remove(name);

@@ -2,6 +2,8 @@
 //! is forwarded. The body is buffered (at most [`super::MAX_BUFFERED_BODY`]); the rewritten
 //! bytes are what the upstream gets, on every attempt of a retry too.
 
+use super::spec::{ActionSpec, ActionType, REPLACEMENTS, REQ};
+use super::ConfigShape::{Fields};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, MISSING};
 use crate::actions::Cx;
@@ -23,44 +25,6 @@ pub struct RequestBodyFindReplace {
     replacements: Vec<Replacement>,
 }
 
-impl RequestBodyFindReplace {
-    pub fn compile(
-        config: Option<&Node>,
-        path: String,
-        cx: &mut Cx<'_>,
-    ) -> Option<RequestBodyFindReplace> {
-        let mut c = Config::new(config, path, cx.diags);
-        let replacements = replacements(&mut c)?;
-        c.finish();
-        Some(RequestBodyFindReplace { replacements })
-    }
-
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
-        // An encoded request body (the platform does not decode requests) would be corrupted
-        // by a byte-level rewrite: it goes as it is.
-        if let Some(coding) = encoded(&ex.req.headers, |_| false) {
-            ex.note(format!(
-                "{ACTION}: request body is {coding}-encoded; left as it is"
-            ));
-            set_results(ex, "request_body_find_replace", &[]);
-            return Ok(Step::Continue);
-        }
-        let body = match &ex.req_body {
-            Some(b) => Rc::clone(b),
-            None => cx.request_body().await?,
-        };
-        let (out, found) = run(&self.replacements, &body, ex, ACTION)?;
-        if let Cow::Owned(new) = out {
-            if ex.req.headers.contains("content-length") {
-                ex.headers_mut()
-                    .set("content-length", &new.len().to_string());
-            }
-            ex.req_body = Some(new.into());
-        }
-        set_results(ex, "request_body_find_replace", &found);
-        Ok(Step::Continue)
-    }
-}
 
 /// Reads `replacements: [{from, to}]` (at least one); a `from` without `${}` must be a valid
 /// regular expression now (`ERR_NGROK_2261`).
@@ -179,3 +143,50 @@ pub(super) fn set_results(ex: &mut Exchange, name: &'static str, found: &[Found]
         .collect();
     ex.set_result(name, vec![("replacements", Value::List(Arc::new(list)))]);
 }
+impl ActionType for RequestBodyFindReplace {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "request-body-find-replace",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("request_body_find_replace"),
+        config: Fields(&[("replacements", REPLACEMENTS)]),
+    };
+
+    fn compile(
+        config: Option<&Node>,
+        path: String,
+        cx: &mut Cx<'_>,
+    ) -> Option<RequestBodyFindReplace> {
+        let mut c = Config::new(config, path, cx.diags);
+        let replacements = replacements(&mut c)?;
+        c.finish();
+        Some(RequestBodyFindReplace { replacements })
+    }
+
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+        // An encoded request body (the platform does not decode requests) would be corrupted
+        // by a byte-level rewrite: it goes as it is.
+        if let Some(coding) = encoded(&ex.req.headers, |_| false) {
+            ex.note(format!(
+                "{ACTION}: request body is {coding}-encoded; left as it is"
+            ));
+            set_results(ex, "request_body_find_replace", &[]);
+            return Ok(Step::Continue);
+        }
+        let body = match &ex.req_body {
+            Some(b) => Rc::clone(b),
+            None => cx.request_body().await?,
+        };
+        let (out, found) = run(&self.replacements, &body, ex, ACTION)?;
+        if let Cow::Owned(new) = out {
+            if ex.req.headers.contains("content-length") {
+                ex.headers_mut()
+                    .set("content-length", &new.len().to_string());
+            }
+            ex.req_body = Some(new.into());
+        }
+        set_results(ex, "request_body_find_replace", &found);
+        Ok(Step::Continue)
+    }
+}
+

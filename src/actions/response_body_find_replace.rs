@@ -2,6 +2,8 @@
 //! is read whole (at most [`super::MAX_BUFFERED_BODY`]) only when a rule running this action
 //! matches; other responses keep streaming.
 
+use super::spec::{ActionSpec, ActionType, REPLACEMENTS, RES};
+use super::ConfigShape::{Fields};
 use super::request_body_find_replace::{encoded, replacements, run, set_results};
 use crate::actions::config::Config;
 use crate::actions::Cx;
@@ -19,8 +21,16 @@ pub struct ResponseBodyFindReplace {
     replacements: Vec<Replacement>,
 }
 
-impl ResponseBodyFindReplace {
-    pub fn compile(
+impl ActionType for ResponseBodyFindReplace {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "response-body-find-replace",
+        phases: &[RES],
+        terminating: false,
+        results: Some("response_body_find_replace"),
+        config: Fields(&[("replacements", REPLACEMENTS)]),
+    };
+
+    fn compile(
         config: Option<&Node>,
         path: String,
         cx: &mut Cx<'_>,
@@ -31,7 +41,7 @@ impl ResponseBodyFindReplace {
         Some(ResponseBodyFindReplace { replacements })
     }
 
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let res = ex.res.as_ref().expect("runs in on_http_response");
         // The body is the content itself when the response is not encoded, when the platform
         // decodes its coding on the way in (the Worker's fetch: gzip, br), or when the gateway
@@ -63,3 +73,4 @@ impl ResponseBodyFindReplace {
         Ok(Step::Continue)
     }
 }
+

@@ -5,6 +5,9 @@
 //! request. A deny match always wins; with an allow list, an address must also match it; with only
 //! a deny list, every other address is allowed.
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, TCP, REQ, RES};
+use super::ConfigShape::{Any, Interpolated, Fields, ListOf};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, MISSING};
 use crate::actions::Cx;
@@ -21,6 +24,80 @@ const BAD_CIDR: Option<&str> = Some("ERR_NGROK_2217");
 struct List {
     fixed: IpSet,
     dynamic: Vec<Template>,
+}
+
+impl ActionType for RestrictIps {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "restrict-ips",
+        // The hub says request only; the action's page adds on_http_response (CONFLICT §4.1).
+        phases: &[TCP, REQ, RES],
+        terminating: false,
+        results: Some("restrict_ips"),
+        config: Fields(&[
+            ("enforce", Any),
+            ("allow", ListOf(&Interpolated)),
+            ("deny", ListOf(&Interpolated)),
+            ("ip_policies", Any),
+        ]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<RestrictIps> {
+        let mut c = Config::new(config, path, cx.diags);
+        let allow = list(&mut c, "allow");
+        let deny = list(&mut c, "deny");
+        let enforce = c.bool("enforce", true);
+        if let Some(n) = c.field("ip_policies") {
+            let msg = "`ip_policies` name ngrok IP Policy objects, which live in ngrok's cloud: \
+                       list their ranges in `allow` / `deny` instead"
+                .to_string();
+            c.error_at(BAD_CONFIG, "ip_policies", n, msg);
+        }
+        let (allow, deny) = (allow?, deny?);
+        if allow.is_empty() && deny.is_empty() {
+            let node = config;
+            if let Some(n) = node {
+                c.error_at(MISSING, "allow", n, "give `allow`, `deny` or both".into());
+            } else {
+                c.missing("allow");
+            }
+        }
+        c.finish();
+        Some(RestrictIps {
+            allow,
+            deny,
+            enforce,
+        })
+    }
+
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
+        let ip = ex.req.client_ip;
+        let looked_up = self.deny.lookup(ex, ip).and_then(|denied| match denied {
+            Some(range) => Ok((false, Some(range))),
+            None if self.allow.is_empty() => Ok((true, None)),
+            None => Ok(match self.allow.lookup(ex, ip)? {
+                Some(range) => (true, Some(range)),
+                None => (false, None),
+            }),
+        });
+        let (allowed, matched) = match looked_up {
+            Ok(found) => found,
+            // An error ends the request (enforced or not); the results say why.
+            Err(e) => {
+                ex.set_outcome("restrict_ips", Vec::new(), Some(&e));
+                return Err(e);
+            }
+        };
+        let action = if allowed { "allow" } else { "deny" };
+        let mut fields = vec![("action", cel::Value::from(action))];
+        if let Some(range) = &matched {
+            fields.push(("matched_cidr", cel::Value::from(range.as_str())));
+        }
+        ex.set_result("restrict_ips", fields);
+        if !allowed && self.enforce {
+            return Err(GatewayError::IpRestricted { ip, matched });
+        }
+        Ok(Step::Continue)
+    }
 }
 
 impl List {
@@ -55,65 +132,6 @@ pub struct RestrictIps {
     enforce: bool,
 }
 
-impl RestrictIps {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<RestrictIps> {
-        let mut c = Config::new(config, path, cx.diags);
-        let allow = list(&mut c, "allow");
-        let deny = list(&mut c, "deny");
-        let enforce = c.bool("enforce", true);
-        if let Some(n) = c.field("ip_policies") {
-            let msg = "`ip_policies` name ngrok IP Policy objects, which live in ngrok's cloud: \
-                       list their ranges in `allow` / `deny` instead"
-                .to_string();
-            c.error_at(BAD_CONFIG, "ip_policies", n, msg);
-        }
-        let (allow, deny) = (allow?, deny?);
-        if allow.is_empty() && deny.is_empty() {
-            let node = config;
-            if let Some(n) = node {
-                c.error_at(MISSING, "allow", n, "give `allow`, `deny` or both".into());
-            } else {
-                c.missing("allow");
-            }
-        }
-        c.finish();
-        Some(RestrictIps {
-            allow,
-            deny,
-            enforce,
-        })
-    }
-
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
-        let ip = ex.req.client_ip;
-        let looked_up = self.deny.lookup(ex, ip).and_then(|denied| match denied {
-            Some(range) => Ok((false, Some(range))),
-            None if self.allow.is_empty() => Ok((true, None)),
-            None => Ok(match self.allow.lookup(ex, ip)? {
-                Some(range) => (true, Some(range)),
-                None => (false, None),
-            }),
-        });
-        let (allowed, matched) = match looked_up {
-            Ok(found) => found,
-            // An error ends the request (enforced or not); the results say why.
-            Err(e) => {
-                ex.set_outcome("restrict_ips", Vec::new(), Some(&e));
-                return Err(e);
-            }
-        };
-        let action = if allowed { "allow" } else { "deny" };
-        let mut fields = vec![("action", cel::Value::from(action))];
-        if let Some(range) = &matched {
-            fields.push(("matched_cidr", cel::Value::from(range.as_str())));
-        }
-        ex.set_result("restrict_ips", fields);
-        if !allowed && self.enforce {
-            return Err(GatewayError::IpRestricted { ip, matched });
-        }
-        Ok(Step::Continue)
-    }
-}
 
 /// Reads `allow` or `deny`: literal ranges into the set, `${...}` entries as templates.
 fn list(c: &mut Config<'_, '_>, key: &'static str) -> Option<List> {

@@ -5,6 +5,9 @@
 //! "scoped to the policy and the phase where set"). Entries run in order, so a later one may
 //! read an earlier one's `vars.*`.
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, TCP, REQ, RES};
+use super::ConfigShape::{Interpolated, Fields, MapOf, ListOf};
 use crate::actions::config::Config;
 use crate::actions::config::BAD_TEMPLATE;
 use crate::actions::Cx;
@@ -29,8 +32,27 @@ pub struct SetVars {
     vars: Vec<(String, Typed)>,
 }
 
-impl SetVars {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<SetVars> {
+
+/// A config value of any YAML type whose strings may interpolate; a string that is exactly
+/// `${expr}` takes the expression's type (used by `set-vars` and `log`).
+#[derive(Debug)]
+pub(super) enum Typed {
+    Const(cel::Value),
+    Text(Template),
+    List(Vec<Typed>),
+    Map(Vec<(String, Typed)>),
+}
+
+impl ActionType for SetVars {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "set-vars",
+        phases: &[TCP, REQ, RES],
+        terminating: false,
+        results: None,
+        config: Fields(&[("vars", ListOf(&MapOf(&Interpolated)))]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<SetVars> {
         let mut c = Config::new(config, path, cx.diags);
         let Some(node) = c.field("vars") else {
             c.missing("vars");
@@ -72,7 +94,7 @@ impl SetVars {
         ok.then_some(SetVars { vars })
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
         for (name, value) in &self.vars {
             let v = value
                 .eval(ex.scope())
@@ -85,16 +107,6 @@ impl SetVars {
         }
         Ok(Step::Continue)
     }
-}
-
-/// A config value of any YAML type whose strings may interpolate; a string that is exactly
-/// `${expr}` takes the expression's type (used by `set-vars` and `log`).
-#[derive(Debug)]
-pub(super) enum Typed {
-    Const(cel::Value),
-    Text(Template),
-    List(Vec<Typed>),
-    Map(Vec<(String, Typed)>),
 }
 
 impl Typed {

@@ -1,9 +1,9 @@
-//! Every action type ngrok documents (reference §4): the phases it runs in, whether it ends the
-//! phase, and the shape of its `config`. The validator checks every action against this table
-//! before the action's own compile runs, so unknown fields, wrong phases and CEL in config
-//! strings are reported the same way for every action, implemented here or not.
-//!
-//! Adding an action: add (or extend) its entry below; its `compile` needs nothing else.
+//! What an action type is, declared once in the action's own file ([`ActionType::SPEC`]): its
+//! name, the phases it runs in, whether it ends the phase, its result variables and the shape
+//! of its `config`. The enum [`Action`](super::Action), the table [`ACTIONS`], the validator and
+//! the CEL schema's `actions.ngrok.*` are all derived from those declarations (`actions!` in
+//! `actions/mod.rs`), so unknown fields, wrong phases and CEL in config strings are reported the
+//! same way for every action, implemented here or not.
 
 /// The shape of a config value, as far as validation needs it.
 #[derive(Debug)]
@@ -11,9 +11,9 @@ pub enum ConfigShape {
     /// Anything: not looked into (scalars, enums, durations: the action checks them).
     Any,
     /// A string that may contain `${...}` interpolations.
-    Template,
+    Interpolated,
     /// A bare CEL expression (`rate-limit.bucket_key` entries).
-    Expr,
+    Cel,
     /// A map with exactly these keys (all optional here: the action reports missing ones).
     Fields(&'static [(&'static str, ConfigShape)]),
     /// A map with free keys (header names, metadata) and values of one shape.
@@ -22,7 +22,10 @@ pub enum ConfigShape {
     ListOf(&'static ConfigShape),
 }
 
-use crate::source::Diagnostics;
+use super::ACTIONS;
+use crate::error::GatewayError;
+use crate::exchange::{Context, Exchange, Step};
+use crate::source::{Diagnostics, Node};
 use std::collections::HashSet;
 use ConfigShape::*;
 
@@ -34,6 +37,30 @@ pub struct Cx<'a> {
     pub internal: &'a HashSet<String>,
     /// The endpoint whose policy this is (`CloudEndpoint default/name`), for stable names.
     pub endpoint: &'a str,
+}
+
+/// An action type this gateway runs: its declaration, its compile (once per policy version)
+/// and its apply (once per request that reaches it).
+pub trait ActionType: Sized {
+    const SPEC: ActionSpec;
+
+    /// Compiles the action's `config` (at `path`), reporting every problem; `None` when it
+    /// cannot run.
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<Self>;
+
+    /// Whether the chain always stops after this action.
+    fn terminates(&self) -> bool {
+        Self::SPEC.terminating
+    }
+
+    /// Tells the action the name of its rule, known once the rule is compiled (`log` writes it).
+    fn set_rule_name(&mut self, _name: Option<&str>) {}
+
+    #[expect(
+        async_fn_in_trait,
+        reason = "single-threaded on wasm: no Send bound wanted"
+    )]
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError>;
 }
 
 /// A phase in which an action may run, by its YAML key.
@@ -49,15 +76,19 @@ pub struct ActionSpec {
     pub phases: &'static [&'static str],
     /// A documented terminating action (§2.3); `forward-internal` not with `on_error: continue`.
     pub terminating: bool,
+    /// Its result variables' key under `actions.ngrok` (dashes as underscores; §2.7), if any.
+    pub results: Option<&'static str>,
     pub config: ConfigShape,
 }
 
-const HEADERS: ConfigShape = MapOf(&Template);
-const ON_ERROR: (&str, ConfigShape) = ("on_error", Any);
-const ALLOW_LIST: ConfigShape = Fields(&[("allow_list", ListOf(&Fields(&[("value", Template)])))]);
-const REPLACEMENTS: ConfigShape = ListOf(&Fields(&[("from", Template), ("to", Template)]));
+pub const HEADERS: ConfigShape = MapOf(&Interpolated);
+pub const ON_ERROR: (&str, ConfigShape) = ("on_error", Any);
+pub const ALLOW_LIST: ConfigShape =
+    Fields(&[("allow_list", ListOf(&Fields(&[("value", Interpolated)])))]);
+pub const REPLACEMENTS: ConfigShape =
+    ListOf(&Fields(&[("from", Interpolated), ("to", Interpolated)]));
 /// `owasp-crs-*`: ngrok's three keys, then ours (docs/waf.md).
-const WAF_CONFIG: ConfigShape = Fields(&[
+pub const WAF_CONFIG: ConfigShape = Fields(&[
     ON_ERROR,
     ("process_body", Any),
     ("exclude_rule_ids", ListOf(&Any)),
@@ -67,7 +98,7 @@ const WAF_CONFIG: ConfigShape = Fields(&[
     ("max_steps", Any),
     ("on_budget_exceeded", Any),
 ]);
-const OAUTH_COMMON: [&str; 8] = [
+pub const OAUTH_COMMON: [&str; 8] = [
     "auth_id",
     "scopes",
     "authz_url_params",
@@ -78,319 +109,9 @@ const OAUTH_COMMON: [&str; 8] = [
     "client_id",
 ];
 
-/// The table (reference §4.1 for phases; the action pages for config keys). Keys this gateway
-/// accepts beyond ngrok's (forward-internal `binding`, verify-webhook's `hmac` fields,
-/// jwt-validation `leeway`, rate-limit `on_error`) are listed too.
-pub const ACTIONS: &[ActionSpec] = &[
-    ActionSpec {
-        name: "forward-internal",
-        phases: &[TCP, REQ],
-        terminating: true,
-        config: Fields(&[("url", Template), ON_ERROR, ("binding", Any)]),
-    },
-    ActionSpec {
-        name: "custom-response",
-        phases: &[REQ, RES],
-        terminating: true,
-        config: Fields(&[
-            ("status_code", Any),
-            ("body", Template),
-            ("headers", HEADERS),
-        ]),
-    },
-    ActionSpec {
-        name: "deny",
-        phases: &[TCP, REQ],
-        terminating: true,
-        config: Fields(&[("status_code", Any)]),
-    },
-    ActionSpec {
-        name: "close-connection",
-        phases: &[TCP, REQ],
-        terminating: true,
-        config: Fields(&[]),
-    },
-    ActionSpec {
-        name: "redirect",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[
-            ("from", Template),
-            ("to", Template),
-            ("status_code", Any),
-            ("headers", HEADERS),
-        ]),
-    },
-    ActionSpec {
-        name: "url-rewrite",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[("from", Template), ("to", Template)]),
-    },
-    ActionSpec {
-        name: "add-headers",
-        phases: &[REQ, RES],
-        terminating: false,
-        config: Fields(&[("headers", HEADERS)]),
-    },
-    ActionSpec {
-        name: "remove-headers",
-        phases: &[REQ, RES],
-        terminating: false,
-        config: Fields(&[("headers", ListOf(&Any))]),
-    },
-    ActionSpec {
-        name: "set-vars",
-        phases: &[TCP, REQ, RES],
-        terminating: false,
-        config: Fields(&[("vars", ListOf(&MapOf(&Template)))]),
-    },
-    ActionSpec {
-        name: "log",
-        phases: &[TCP, REQ, RES],
-        terminating: false,
-        config: Fields(&[("metadata", MapOf(&Template))]),
-    },
-    ActionSpec {
-        name: "restrict-ips",
-        // The hub says request only; the action's page adds on_http_response (CONFLICT §4.1).
-        phases: &[TCP, REQ, RES],
-        terminating: false,
-        config: Fields(&[
-            ("enforce", Any),
-            ("allow", ListOf(&Template)),
-            ("deny", ListOf(&Template)),
-            ("ip_policies", Any),
-        ]),
-    },
-    ActionSpec {
-        name: "basic-auth",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[
-            ("credentials", ListOf(&Template)),
-            ("realm", Any),
-            ("enforce", Any),
-        ]),
-    },
-    ActionSpec {
-        name: "rate-limit",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[
-            ("name", Any),
-            ("enforce", Any),
-            ("algorithm", Any),
-            ("capacity", Any),
-            ("rate", Any),
-            ("bucket_key", ListOf(&Expr)),
-            ON_ERROR,
-        ]),
-    },
-    ActionSpec {
-        name: "jwt-validation",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[
-            ("issuer", ALLOW_LIST),
-            ("audience", ALLOW_LIST),
-            (
-                "http",
-                Fields(&[(
-                    "tokens",
-                    ListOf(&Fields(&[
-                        ("type", Any),
-                        ("method", Any),
-                        ("name", Template),
-                        ("prefix", Template),
-                    ])),
-                )]),
-            ),
-            (
-                "jws",
-                Fields(&[
-                    ("allowed_algorithms", Any),
-                    (
-                        "keys",
-                        Fields(&[
-                            ("sources", Fields(&[("additional_jkus", ListOf(&Template))])),
-                            ("identification", ListOf(&Fields(&[("token_claims", Any)]))),
-                        ]),
-                    ),
-                ]),
-            ),
-            ("leeway", Any),
-            ("enforce", Any),
-        ]),
-    },
-    ActionSpec {
-        name: "verify-webhook",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[
-            ("provider", Any),
-            ("secret", Template),
-            ("enforce", Any),
-            ("replay_protection", Any),
-            ("tolerance", Any),
-            ("header", Any),
-            ("algorithm", Any),
-            ("encoding", Any),
-            ("prefix", Any),
-        ]),
-    },
-    ActionSpec {
-        name: "owasp-crs-request",
-        phases: &[REQ],
-        terminating: false,
-        config: WAF_CONFIG,
-    },
-    ActionSpec {
-        name: "owasp-crs-response",
-        phases: &[RES],
-        terminating: false,
-        config: WAF_CONFIG,
-    },
-    ActionSpec {
-        name: "compress-response",
-        // The action page says on_http_response; the hub adds on_http_request (CONFLICT §4.1).
-        phases: &[REQ, RES],
-        terminating: false,
-        config: Fields(&[("algorithms", Any)]),
-    },
-    ActionSpec {
-        name: "circuit-breaker",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[
-            ("error_threshold", Any),
-            ("volume_threshold", Any),
-            ("window_duration", Any),
-            ("tripped_duration", Any),
-            ("num_buckets", Any),
-            ("enforce", Any),
-        ]),
-    },
-    ActionSpec {
-        name: "http-request",
-        phases: &[REQ, RES],
-        terminating: false,
-        config: Fields(&[
-            ("url", Template),
-            ("method", Any),
-            (
-                "query_params",
-                ListOf(&Fields(&[("key", Any), ("value", Template)])),
-            ),
-            ("headers", HEADERS),
-            ("body", Template),
-            ("timeout", Any),
-            // Its variables (`attempts`, `last_attempt`) are the action's own: not checked here.
-            ("retry_condition", Any),
-            ("max_redirects", Any),
-            ON_ERROR,
-        ]),
-    },
-    ActionSpec {
-        name: "oauth",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[
-            ("provider", Any),
-            (OAUTH_COMMON[0], Any),
-            (OAUTH_COMMON[1], Any),
-            (OAUTH_COMMON[2], Any),
-            (OAUTH_COMMON[3], Any),
-            (OAUTH_COMMON[4], Any),
-            (OAUTH_COMMON[5], Any),
-            (OAUTH_COMMON[6], Any),
-            (OAUTH_COMMON[7], Template),
-            ("client_secret", Template),
-            ("idle_session_timeout", Any),
-        ]),
-    },
-    ActionSpec {
-        name: "oidc",
-        phases: &[REQ],
-        terminating: false,
-        config: OIDC,
-    },
-    ActionSpec {
-        name: "openid-connect",
-        phases: &[REQ],
-        terminating: false,
-        config: OIDC,
-    },
-    ActionSpec {
-        name: "terminate-tls",
-        phases: &[TCP],
-        terminating: false,
-        config: Fields(&[
-            ("min_version", Any),
-            ("max_version", Any),
-            ("server_certificate", Template),
-            ("server_private_key", Template),
-            ("mutual_tls_certificate_authorities", ListOf(&Template)),
-            ("mutual_tls_verification_strategy", Any),
-        ]),
-    },
-    ActionSpec {
-        name: "request-body-find-replace",
-        phases: &[REQ],
-        terminating: false,
-        config: Fields(&[("replacements", REPLACEMENTS)]),
-    },
-    ActionSpec {
-        name: "response-body-find-replace",
-        phases: &[RES],
-        terminating: false,
-        config: Fields(&[("replacements", REPLACEMENTS)]),
-    },
-    ActionSpec {
-        name: "sse-find-replace",
-        phases: &[SSE],
-        terminating: false,
-        config: Fields(&[(
-            "replacements",
-            ListOf(&Fields(&[
-                ("from", Template),
-                ("to", Template),
-                ("field", Any),
-            ])),
-        )]),
-    },
-    // Early access / separate product: no documented config to check.
-    ActionSpec {
-        name: "saml",
-        phases: &[REQ],
-        terminating: false,
-        config: Any,
-    },
-    ActionSpec {
-        name: "ai-gateway",
-        phases: &[REQ],
-        terminating: false,
-        config: Any,
-    },
-];
-
-const OIDC: ConfigShape = Fields(&[
-    ("issuer_url", Any),
-    (OAUTH_COMMON[0], Any),
-    (OAUTH_COMMON[1], Any),
-    (OAUTH_COMMON[2], Any),
-    (OAUTH_COMMON[3], Any),
-    (OAUTH_COMMON[4], Any),
-    (OAUTH_COMMON[5], Any),
-    (OAUTH_COMMON[6], Any),
-    (OAUTH_COMMON[7], Template),
-    ("client_secret", Template),
-    ("idle_session_duration", Any),
-]);
-
 /// The entry for an action type.
 pub fn find(name: &str) -> Option<&'static ActionSpec> {
-    ACTIONS.iter().find(|a| a.name == name)
+    ACTIONS.iter().copied().find(|a| a.name == name)
 }
 
 #[cfg(test)]

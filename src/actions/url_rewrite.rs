@@ -6,6 +6,9 @@
 //! public endpoint was chosen by the client's host, the pool by `forward-internal`, and the
 //! `Host` the origin gets comes from the pool's upstream URL.
 
+use crate::exchange::Context;
+use super::spec::{ActionSpec, ActionType, REQ};
+use super::ConfigShape::{Interpolated, Fields};
 use super::redirect::{encode_url, results, UrlReplace};
 use crate::actions::config::Config;
 use crate::actions::Cx;
@@ -20,15 +23,23 @@ pub struct UrlRewrite {
     url: UrlReplace,
 }
 
-impl UrlRewrite {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<UrlRewrite> {
+impl ActionType for UrlRewrite {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "url-rewrite",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("url_rewrite"),
+        config: Fields(&[("from", Interpolated), ("to", Interpolated)]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<UrlRewrite> {
         let mut c = Config::new(config, path, cx.diags);
         let url = UrlReplace::compile(&mut c);
         c.finish();
         Some(UrlRewrite { url: url? })
     }
 
-    pub fn apply(&self, ex: &mut Exchange) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, _: &C) -> Result<Step, GatewayError> {
         let original = ex.req.url();
         let outcome = self
             .url
@@ -74,3 +85,4 @@ impl UrlRewrite {
         }
     }
 }
+

@@ -6,6 +6,8 @@
 //! objects for the replay window and refuses a second one; `tolerance` sets how far a signed
 //! timestamp may be from now; provider `hmac` verifies any HMAC-of-the-body scheme.
 
+use super::spec::{ActionSpec, ActionType, REQ};
+use super::ConfigShape::{Any, Interpolated, Fields};
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, MISSING};
 use crate::actions::Cx;
@@ -101,8 +103,77 @@ pub struct VerifyWebhook {
     scope: String,
 }
 
-impl VerifyWebhook {
-    pub fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<VerifyWebhook> {
+
+/// The replay-log key of a delivery: signed content only, so a replayer cannot vary it. The
+/// provider's delivery id where the signature covers it, else the body's hash; with the signed
+/// timestamp, so a provider's own retry (new timestamp, new signature) is not a replay but a
+/// captured delivery sent again is.
+fn delivery_key(provider: &Provider, signed: &Signed, body: &[u8]) -> String {
+    let id = match &signed.id {
+        Some(id) => id.clone(),
+        None => format!("{:x}", Sha256::digest(body)),
+    };
+    match signed.timestamp {
+        Some(t) => format!("{}:{id}:{t}", provider.name()),
+        None => format!("{}:{id}", provider.name()),
+    }
+}
+
+/// Provider `hmac`: `header` (default `x-signature`), `algorithm` (`sha1`, `sha256`, `sha512`),
+/// `encoding` (`hex` or `base64`) and `prefix` (e.g. `sha256=`).
+fn generic(c: &mut Config<'_, '_>) -> Option<Generic> {
+    let header = c
+        .string("header")
+        .map_or("x-signature".to_string(), |(_, h)| h.to_ascii_lowercase());
+    let hash = match c.string("algorithm") {
+        None => HashKind::Sha256,
+        Some((_, a)) if a == "sha1" => HashKind::Sha1,
+        Some((_, a)) if a == "sha256" => HashKind::Sha256,
+        Some((_, a)) if a == "sha512" => HashKind::Sha512,
+        Some((node, a)) => {
+            let msg = format!("`algorithm` is sha1, sha256 or sha512, not `{a}`");
+            c.error_at(BAD_CONFIG, "algorithm", node, msg);
+            return None;
+        }
+    };
+    let base64 = match c.string("encoding") {
+        None => false,
+        Some((_, e)) if e == "hex" => false,
+        Some((_, e)) if e == "base64" => true,
+        Some((node, e)) => {
+            let msg = format!("`encoding` is hex or base64, not `{e}`");
+            c.error_at(BAD_CONFIG, "encoding", node, msg);
+            return None;
+        }
+    };
+    let prefix = c.string("prefix").map(|(_, p)| p).unwrap_or_default();
+    Some(Generic {
+        header,
+        hash,
+        base64,
+        prefix,
+    })
+}
+impl ActionType for VerifyWebhook {
+    const SPEC: ActionSpec = ActionSpec {
+        name: "verify-webhook",
+        phases: &[REQ],
+        terminating: false,
+        results: Some("verify_webhook"),
+        config: Fields(&[
+            ("provider", Any),
+            ("secret", Interpolated),
+            ("enforce", Any),
+            ("replay_protection", Any),
+            ("tolerance", Any),
+            ("header", Any),
+            ("algorithm", Any),
+            ("encoding", Any),
+            ("prefix", Any),
+        ]),
+    };
+
+    fn compile(config: Option<&Node>, path: String, cx: &mut Cx<'_>) -> Option<VerifyWebhook> {
         let scope = format!("{}#{}", cx.endpoint, path.trim_end_matches(".config"));
         let mut c = Config::new(config, path, cx.diags);
         let provider = c.string("provider");
@@ -174,7 +245,7 @@ impl VerifyWebhook {
         })
     }
 
-    pub async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
+    async fn apply<C: Context>(&self, ex: &mut Exchange, cx: &C) -> Result<Step, GatewayError> {
         let provider = match &self.provider {
             Ok(p) => p,
             Err(name) => {
@@ -247,53 +318,3 @@ impl VerifyWebhook {
     }
 }
 
-/// The replay-log key of a delivery: signed content only, so a replayer cannot vary it. The
-/// provider's delivery id where the signature covers it, else the body's hash; with the signed
-/// timestamp, so a provider's own retry (new timestamp, new signature) is not a replay but a
-/// captured delivery sent again is.
-fn delivery_key(provider: &Provider, signed: &Signed, body: &[u8]) -> String {
-    let id = match &signed.id {
-        Some(id) => id.clone(),
-        None => format!("{:x}", Sha256::digest(body)),
-    };
-    match signed.timestamp {
-        Some(t) => format!("{}:{id}:{t}", provider.name()),
-        None => format!("{}:{id}", provider.name()),
-    }
-}
-
-/// Provider `hmac`: `header` (default `x-signature`), `algorithm` (`sha1`, `sha256`, `sha512`),
-/// `encoding` (`hex` or `base64`) and `prefix` (e.g. `sha256=`).
-fn generic(c: &mut Config<'_, '_>) -> Option<Generic> {
-    let header = c
-        .string("header")
-        .map_or("x-signature".to_string(), |(_, h)| h.to_ascii_lowercase());
-    let hash = match c.string("algorithm") {
-        None => HashKind::Sha256,
-        Some((_, a)) if a == "sha1" => HashKind::Sha1,
-        Some((_, a)) if a == "sha256" => HashKind::Sha256,
-        Some((_, a)) if a == "sha512" => HashKind::Sha512,
-        Some((node, a)) => {
-            let msg = format!("`algorithm` is sha1, sha256 or sha512, not `{a}`");
-            c.error_at(BAD_CONFIG, "algorithm", node, msg);
-            return None;
-        }
-    };
-    let base64 = match c.string("encoding") {
-        None => false,
-        Some((_, e)) if e == "hex" => false,
-        Some((_, e)) if e == "base64" => true,
-        Some((node, e)) => {
-            let msg = format!("`encoding` is hex or base64, not `{e}`");
-            c.error_at(BAD_CONFIG, "encoding", node, msg);
-            return None;
-        }
-    };
-    let prefix = c.string("prefix").map(|(_, p)| p).unwrap_or_default();
-    Some(Generic {
-        header,
-        hash,
-        base64,
-        prefix,
-    })
-}

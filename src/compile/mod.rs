@@ -387,7 +387,7 @@ fn compile_action(item: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) -> Opt
     if !validate::action(type_name, type_node, item.get("config"), path, phase, cx) {
         return None;
     }
-    let action = Action::compile(type_name, item.get("config"), phase, path, type_node, cx);
+    let action = Action::compile(type_name, item.get("config"), path, type_node, cx);
     if action.is_none() {
         let hint = validate::unknown_type_hint(type_name);
         cx.diags.add_hint(path, "ERR_NGROK_2201", &hint);

@@ -49,7 +49,7 @@ impl PartialEq for Obj {
 }
 
 /// A field's type in the static schema.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum F {
     Dyn,
     Bool,
@@ -384,35 +384,35 @@ static VARS: Obj = Obj {
     string_like: false,
     open: true,
 };
-/// `actions.ngrok.<action>`: one entry per action type (dashes as underscores; §2.7).
+/// `actions.ngrok.<action>`: one entry per action type that publishes result variables, from
+/// the action table (`ActionSpec::results`; dashes as underscores, §2.7).
 static NGROK_RESULTS: Obj = Obj {
     name: "actions.ngrok",
-    fields: &[
-        ("forward_internal", F::Dyn),
-        ("redirect", F::Dyn),
-        ("url_rewrite", F::Dyn),
-        ("add_headers", F::Dyn),
-        ("remove_headers", F::Dyn),
-        ("log", F::Dyn),
-        ("restrict_ips", F::Dyn),
-        ("basic_auth", F::Dyn),
-        ("rate_limit", F::Dyn),
-        ("jwt_validation", F::Dyn),
-        ("verify_webhook", F::Dyn),
-        ("owasp_crs_request", F::Dyn),
-        ("owasp_crs_response", F::Dyn),
-        ("compress", F::Dyn),
-        ("http_request", F::Dyn),
-        ("oauth", F::Dyn),
-        ("oidc", F::Dyn),
-        ("request_body_find_replace", F::Dyn),
-        ("response_body_find_replace", F::Dyn),
-        ("sse_find_replace", F::Dyn),
-        ("terminate_tls", F::Dyn),
-        ("ai_gateway", F::Dyn),
-    ],
+    fields: &RESULT_FIELDS,
     string_like: false,
     open: false,
+};
+const RESULT_COUNT: usize = {
+    let (mut i, mut n) = (0, 0);
+    while i < crate::actions::ACTIONS.len() {
+        if crate::actions::ACTIONS[i].results.is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+static RESULT_FIELDS: [(&str, F); RESULT_COUNT] = {
+    let mut fields = [("", F::Dyn); RESULT_COUNT];
+    let (mut i, mut n) = (0, 0);
+    while i < crate::actions::ACTIONS.len() {
+        if let Some(key) = crate::actions::ACTIONS[i].results {
+            fields[n] = (key, F::Dyn);
+            n += 1;
+        }
+        i += 1;
+    }
+    fields
 };
 static ACTIONS: Obj = Obj {
     name: "actions",

@@ -1,12 +1,12 @@
 //! Validation beyond what compiling needs (docs/validation.md): every action against the
-//! catalog (phases, config keys, CEL in config strings), the static type check and cost estimate
+//! action table (phases, config keys, CEL in config strings), the static type check and cost estimate
 //! of every CEL expression, and the whole-policy checks (unreachable actions and rules, a cloud
 //! endpoint that may not answer). All of it works on the written policy, so one broken action
 //! or expression never hides a problem elsewhere.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use super::cel_check::{policy_cost, rule_expression};
-use crate::actions::spec::{self as catalog, ConfigShape as Shape};
+use crate::actions::spec::{self, ConfigShape};
 use crate::actions::Cx;
 use crate::exchange::Phase;
 use crate::source::{child, index, At};
@@ -31,7 +31,7 @@ pub(crate) fn policy_cost(_: usize, _: &str, _: &Node, _: &mut Cx<'_>) {}
 
 const BAD_CONFIG: Option<&str> = Some("ERR_NGROK_2203");
 
-/// Checks one action against the catalog before its own compile runs. Returns `false` when it
+/// Checks one action against its declaration ([`ActionSpec`](crate::actions::ActionSpec)) before its own compile runs. Returns `false` when it
 /// must not be compiled (it cannot run in this phase).
 pub(crate) fn action(
     type_name: &str,
@@ -41,7 +41,7 @@ pub(crate) fn action(
     phase: Phase,
     cx: &mut Cx<'_>,
 ) -> bool {
-    let Some(spec) = catalog::find(type_name) else {
+    let Some(spec) = spec::find(type_name) else {
         return true;
     };
     if !spec.phases.contains(&phase.name()) {
@@ -71,11 +71,11 @@ pub(crate) fn action(
 
 /// The hint for an unknown action type (added to the compiler's `ERR_NGROK_2201`).
 pub(crate) fn unknown_type_hint(type_name: &str) -> String {
-    match crate::source::closest(type_name, catalog::ACTIONS.iter().map(|a| a.name)) {
+    match crate::source::closest(type_name, crate::actions::ACTIONS.iter().map(|a| a.name)) {
         Some(c) => format!("did you mean `{c}`?"),
         None => format!(
             "action types are: {}",
-            catalog::ACTIONS
+            crate::actions::ACTIONS
                 .iter()
                 .map(|a| a.name)
                 .collect::<Vec<_>>()
@@ -84,11 +84,11 @@ pub(crate) fn unknown_type_hint(type_name: &str) -> String {
     }
 }
 
-fn shape(node: &Node, want: &Shape, path: &str, action: &str, phase: Phase, cx: &mut Cx<'_>) {
+fn shape(node: &Node, want: &ConfigShape, path: &str, action: &str, phase: Phase, cx: &mut Cx<'_>) {
     match (want, &node.value) {
-        (Shape::Template, Value::Str(s)) => cel::template(s, node, path, phase, cx),
-        (Shape::Expr, Value::Str(s)) => cel::expression(s, node, path, phase, cx),
-        (Shape::Fields(fields), Value::Map(entries)) => {
+        (ConfigShape::Interpolated, Value::Str(s)) => cel::template(s, node, path, phase, cx),
+        (ConfigShape::Cel, Value::Str(s)) => cel::expression(s, node, path, phase, cx),
+        (ConfigShape::Fields(fields), Value::Map(entries)) => {
             for (k, v) in entries {
                 let p = child(path, k);
                 match fields.iter().find(|(name, _)| name == k) {
@@ -114,17 +114,17 @@ fn shape(node: &Node, want: &Shape, path: &str, action: &str, phase: Phase, cx: 
             }
         }
         // Documented as a list but written as one object (jwt-validation `keys`), or the reverse.
-        (Shape::Fields(_), Value::Seq(items)) => {
+        (ConfigShape::Fields(_), Value::Seq(items)) => {
             for (i, item) in items.iter().enumerate() {
                 shape(item, want, &index(path, i), action, phase, cx);
             }
         }
-        (Shape::MapOf(s), Value::Map(entries)) => {
+        (ConfigShape::MapOf(s), Value::Map(entries)) => {
             for (k, v) in entries {
                 shape(v, s, &child(path, k), action, phase, cx);
             }
         }
-        (Shape::ListOf(s), Value::Seq(items)) => {
+        (ConfigShape::ListOf(s), Value::Seq(items)) => {
             for (i, item) in items.iter().enumerate() {
                 shape(item, s, &index(path, i), action, phase, cx);
             }
@@ -153,7 +153,7 @@ fn rule_shape(node: &Node) -> Option<RuleShape<'_>> {
     let actions: Vec<&Node> = node.get("actions")?.as_seq()?.iter().collect();
     let ends_at = actions.iter().enumerate().find_map(|(i, a)| {
         let t = a.get("type")?.as_str()?;
-        let spec = catalog::find(t)?;
+        let spec = spec::find(t)?;
         let continues = a
             .get("config")
             .and_then(|c| c.get("on_error"))
@@ -164,7 +164,7 @@ fn rule_shape(node: &Node) -> Option<RuleShape<'_>> {
     let unknown = actions.iter().any(|a| {
         a.get("type")
             .and_then(Node::as_str)
-            .is_none_or(|t| catalog::find(t).is_none())
+            .is_none_or(|t| spec::find(t).is_none())
     });
     Some(RuleShape {
         node,
