@@ -3,7 +3,7 @@
 //! Budget (issue 7): under 0.3 ms per 1 KB request, rule set ready in under 50 ms.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use edge_gateway::waf::{build_fresh, Budget, Config, RuleSet};
+use edge_gateway::waf::{build_fresh, Budget, CrsRules, Profile};
 use std::hint::black_box;
 
 #[path = "gateway_support.rs"]
@@ -22,9 +22,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(build_fresh(true)))
     });
 
-    let rs = RuleSet::compile(&Config {
+    let rs = CrsRules::compile(&Profile {
         process_body: true,
-        ..Config::default()
+        ..Profile::default()
     });
     // Every regex compiled first: a long-lived isolate's steady state.
     assert!(rs.compile_all().is_empty());
@@ -44,10 +44,10 @@ fn benches(c: &mut Criterion) {
                 if name.starts_with("1 KB JSON") {
                     // The same request with every rule excluded: parsing the request into
                     // targets and the engine's fixed costs, without any rule.
-                    let none = RuleSet::compile(&Config {
+                    let none = CrsRules::compile(&Profile {
                         process_body: true,
                         exclude_rule_ids: rs.rule_ids(),
-                        ..Config::default()
+                        ..Profile::default()
                     });
                     c.bench_function(
                         &format!("waf inspect: {name}, no rules (parsing only)"),

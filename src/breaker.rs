@@ -94,7 +94,7 @@ pub enum State {
 
 /// What a breaker says of a new request.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Verdict {
+enum Verdict {
     Pass { probe: bool },
     Refuse { retry_after_ms: u64 },
 }
@@ -124,7 +124,7 @@ impl Breaker {
             .fold((0, 0), |(t, e), b| (t + b.ok + b.errors, e + b.errors))
     }
 
-    pub fn admit(&mut self, settings: &Settings, now_ms: u64) -> Verdict {
+    fn admit(&mut self, settings: &Settings, now_ms: u64) -> Verdict {
         if !settings.enforce {
             return Verdict::Pass { probe: false };
         }

@@ -117,14 +117,14 @@ pub enum GatewayError {
 }
 
 /// How an error is shown to the client.
-struct Shape {
+struct ErrorShape {
     status: u16,
     code: Option<&'static str>,
     reason: &'static str,
 }
 
 impl GatewayError {
-    fn shape(&self) -> Shape {
+    fn shape(&self) -> ErrorShape {
         use GatewayError::*;
         let (status, code, reason) = match self {
             NoPolicy { .. } => (503, None, "no_valid_policy"),
@@ -178,7 +178,7 @@ impl GatewayError {
             WafBodyUnreadable { .. } => (500, None, "waf_body_unreadable"),
             WafInternal { .. } => (500, Some("ERR_NGROK_3701"), "waf_failed"),
         };
-        Shape {
+        ErrorShape {
             status,
             code,
             reason,

@@ -15,7 +15,7 @@
 //!   JSON string (three requests per line).
 //! - attacks/response-leakage.txt and benign/responses.txt: `STATUS CONTENT-TYPE BODY`.
 
-use edge_gateway::waf::{Budget, Config, RequestView, ResponseView, RuleSet, Verdict};
+use edge_gateway::waf::{Budget, CrsRules, Profile, RequestView, ResponseView, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -248,7 +248,7 @@ fn response(line: &str) -> (u16, String, String) {
     (status, ct, unescape(it.next().unwrap_or_default()))
 }
 
-fn inspect_res(rs: &RuleSet, status: u16, ct: &str, body: &str) -> Verdict {
+fn inspect_res(rs: &CrsRules, status: u16, ct: &str, body: &str) -> Verdict {
     let v = ResponseView::new(status)
         .header("Content-Type", ct)
         .with_body(body.as_bytes());
@@ -258,9 +258,9 @@ fn inspect_res(rs: &RuleSet, status: u16, ct: &str, body: &str) -> Verdict {
 #[test]
 fn corpus_rates_hold() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/waf");
-    let rs = RuleSet::compile(&Config {
+    let rs = CrsRules::compile(&Profile {
         process_body: true,
-        ..Config::default()
+        ..Profile::default()
     });
     let profiles = profiles(&dir);
     let browser = &profiles[0];

@@ -10,7 +10,7 @@
 #[path = "../waf_requests.rs"]
 mod waf_requests;
 
-use edge_gateway::waf::{Budget, Config, RuleSet};
+use edge_gateway::waf::{Budget, CrsRules, Profile};
 use std::cell::RefCell;
 use waf_requests::{cases, form_4k, html_4k, json_1k, Case};
 
@@ -23,7 +23,7 @@ struct Inputs {
 }
 
 thread_local! {
-    static RULES: RefCell<Option<RuleSet>> = const { RefCell::new(None) };
+    static RULES: RefCell<Option<CrsRules>> = const { RefCell::new(None) };
     static INPUTS: &'static Inputs = Box::leak(Box::new({
         let (json, form) = (json_1k(), form_4k());
         Inputs { json_len: json.len().to_string(), form_len: form.len().to_string(), json, form, html: html_4k() }
@@ -34,9 +34,9 @@ thread_local! {
 /// every regex too. Returns how many did not compile (0).
 #[no_mangle]
 pub extern "C" fn waf_setup(eager: u32) -> u32 {
-    let rs = RuleSet::compile(&Config {
+    let rs = CrsRules::compile(&Profile {
         process_body: true,
-        ..Config::default()
+        ..Profile::default()
     });
     let bad = if eager == 1 {
         rs.compile_all().len()

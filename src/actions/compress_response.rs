@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn responses_left_alone() {
         type Case<'a> = (&'a str, u16, &'a [(&'a str, &'a str)]);
-        let cases: &[Case] = &[
+        let cases: &[Case<'_>] = &[
             ("HEAD", 200, &[]),
             ("GET", 204, &[]),
             ("GET", 304, &[]),

@@ -346,7 +346,10 @@ impl HttpRequest {
 
     /// One attempt, following redirects (each to a declared internal endpoint) up to
     /// `max_redirects`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one attempt needs the whole rendered request and its budget"
+    )]
     async fn attempt<C: Context>(
         &self,
         cx: &C,

@@ -1,9 +1,9 @@
 //! What `owasp-crs-request` and `owasp-crs-response` share: their configuration, the rule set
 //! compiled with it, and the result variables (`docs/waf.md`).
 //!
-//! The rule set is built at policy compile: [`RuleSet::compile`] applies the configuration to
+//! The rule set is built at policy compile: [`CrsRules::compile`] applies the configuration to
 //! the isolate's shared table (built by the first policy that uses the WAF), and every regex of
-//! the enabled rules is compiled there too ([`RuleSet::compile_all`], once per isolate), so a
+//! the enabled rules is compiled there too ([`CrsRules::compile_all`], once per isolate), so a
 //! request never compiles anything and its latency does not depend on which literals earlier
 //! requests happened to contain.
 
@@ -15,7 +15,7 @@ use crate::exchange::Exchange;
 use crate::expr::map;
 use crate::source::At;
 use crate::source::{Node, Value as Yaml};
-use crate::waf::{Budget, Decision, OnBudget, RuleSet, Verdict};
+use crate::waf::{Budget, CrsRules, Disposition, OnBudget, Verdict};
 use cel::Value;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ impl Side {
 /// The compiled action (either side).
 pub struct Waf {
     pub side: Side,
-    pub rules: RuleSet,
+    pub rules: CrsRules,
     /// `on_error: halt` (ngrok's default): a deny or a failure ends the request.
     pub halt: bool,
     pub max_steps: u64,
@@ -73,7 +73,7 @@ impl Waf {
         cx: &mut Cx<'_>,
     ) -> Option<Waf> {
         let mut c = Config::new(config, path, cx.diags);
-        let mut waf = crate::waf::Config::default();
+        let mut waf = crate::waf::Profile::default();
         let mut ok = true;
         let halt = match c.string("on_error") {
             None => true,
@@ -154,7 +154,7 @@ impl Waf {
         if !ok {
             return None;
         }
-        let rules = RuleSet::compile(&waf);
+        let rules = CrsRules::compile(&waf);
         // Every pattern compiles (a test proves it); a failure here would be a bug in the table,
         // and the rule then simply never matches rather than failing the policy.
         let _ = rules.compile_all();
@@ -176,7 +176,7 @@ impl Waf {
         let name = self.side.result_name();
         let (fields, error) = match outcome {
             Ok(v) => {
-                let error = (v.decision == Decision::Deny).then(|| GatewayError::WafBlocked {
+                let error = (v.decision == Disposition::Deny).then(|| GatewayError::WafBlocked {
                     response: self.side == Side::Response,
                     anomaly_score: v.anomaly_score,
                     threshold: v.threshold,
@@ -225,11 +225,11 @@ impl Waf {
 
 /// The ids of every rule at every paranoia level.
 fn every_rule_id() -> Vec<u32> {
-    let all = crate::waf::Config {
+    let all = crate::waf::Profile {
         paranoia_level: 4,
-        ..crate::waf::Config::default()
+        ..crate::waf::Profile::default()
     };
-    RuleSet::compile(&all).rule_ids()
+    CrsRules::compile(&all).rule_ids()
 }
 
 /// An integer field within `lo..=hi`; `None` when absent or wrong (reported).

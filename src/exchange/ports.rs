@@ -45,7 +45,10 @@ pub struct Subresponse {
 }
 
 /// What actions may ask of the world outside the policy (the gateway's ports).
-#[allow(async_fn_in_trait)] // single-threaded on wasm: no Send bound wanted
+#[expect(
+    async_fn_in_trait,
+    reason = "single-threaded on wasm: no Send bound wanted"
+)]
 pub trait Context {
     /// Whether an internal endpoint with this key (`scheme://host:port`) is declared.
     fn has_internal(&self, key: &str) -> bool;

@@ -3,9 +3,9 @@
 use super::input::{
     extract_request, extract_response, Extracted, Field, RequestView, ResponseView, Target,
 };
-use super::rules::{table, CheckCtx, Op, Phase, RuleDef};
+use super::rules::{table, CheckCtx, Op, RuleDef, Stage};
 use super::transform::{apply_if_changes, may_change, ByteSet, Transform};
-use super::{sqli, xss, Budget, Config, Decision, MatchedRule, OnBudget, Verdict};
+use super::{sqli, xss, Budget, Disposition, MatchedRule, OnBudget, Profile, Verdict};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use std::borrow::Cow;
@@ -30,7 +30,7 @@ struct Rule {
     lits: Vec<u32>,
     /// The same as a bitset, to test against a value's hits in a few word operations.
     lit_mask: [u64; HIT_WORDS],
-    /// Compiled on first use (after a literal was seen), or by [`RuleSet::compile_all`].
+    /// Compiled on first use (after a literal was seen), or by [`CrsRules::compile_all`].
     regex: OnceLock<Option<Regex>>,
 }
 
@@ -152,10 +152,10 @@ fn compile_regex(pattern: &str) -> Option<Regex> {
 
 /// The compiled rule set with one configuration applied. Cheap to create after the first one in
 /// an isolate: the table, pipelines and automata are built once and shared.
-pub struct RuleSet {
+pub struct CrsRules {
     compiled: &'static Compiled,
     enabled: Vec<bool>,
-    config: Config,
+    config: Profile,
 }
 
 /// A field's value after one or more pipelines (those that give the same bytes share it), and
@@ -203,8 +203,8 @@ struct Values<'f> {
 
 const NONE: u32 = u32::MAX;
 
-impl RuleSet {
-    pub fn compile(config: &Config) -> RuleSet {
+impl CrsRules {
+    pub fn compile(config: &Profile) -> CrsRules {
         let compiled = compiled();
         let enabled = compiled
             .rules
@@ -213,14 +213,14 @@ impl RuleSet {
                 r.def.pl <= config.paranoia_level && !config.exclude_rule_ids.contains(&r.def.id)
             })
             .collect();
-        RuleSet {
+        CrsRules {
             compiled,
             enabled,
             config: config.clone(),
         }
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &Profile {
         &self.config
     }
 
@@ -256,7 +256,7 @@ impl RuleSet {
             ex: &ex,
         };
         self.run(
-            Phase::Request,
+            Stage::Request,
             &ex,
             &ctx,
             budget,
@@ -268,7 +268,7 @@ impl RuleSet {
         let ex = extract_response(res, self.config.process_body, self.config.body_limit);
         let ctx = CheckCtx { req: None, ex: &ex };
         self.run(
-            Phase::Response,
+            Stage::Response,
             &ex,
             &ctx,
             budget,
@@ -278,7 +278,7 @@ impl RuleSet {
 
     fn run(
         &self,
-        phase: Phase,
+        phase: Stage,
         ex: &Extracted<'_>,
         ctx: &CheckCtx<'_, '_>,
         budget: &mut Budget<'_>,
@@ -327,9 +327,9 @@ impl RuleSet {
         }
         let decision =
             if score >= threshold || (partial && self.config.on_budget == OnBudget::Block) {
-                Decision::Deny
+                Disposition::Deny
             } else {
-                Decision::Allow
+                Disposition::Allow
             };
         Verdict {
             decision,
@@ -527,20 +527,20 @@ fn clip_bytes(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::waf::{ResponseView, Severity};
+    use crate::waf::{CrsSeverity, ResponseView};
 
-    fn all() -> RuleSet {
-        RuleSet::compile(&Config {
+    fn all() -> CrsRules {
+        CrsRules::compile(&Profile {
             process_body: true,
-            ..Config::default()
+            ..Profile::default()
         })
     }
 
     #[test]
     fn every_rule_compiles_and_ids_are_crs_ranged_and_unique() {
-        let rs = RuleSet::compile(&Config {
+        let rs = CrsRules::compile(&Profile {
             paranoia_level: 4,
-            ..Config::default()
+            ..Profile::default()
         });
         assert_eq!(rs.compile_all(), Vec::<u32>::new());
         let mut ids = rs.rule_ids();
@@ -566,7 +566,7 @@ mod tests {
         assert!(v.is_deny());
         assert!(v.matched_ids().contains(&942100), "{:?}", v.matched_rules);
         let m = v.matched_rules.iter().find(|m| m.id == 942100).unwrap();
-        assert_eq!(m.severity, Severity::Critical);
+        assert_eq!(m.severity, CrsSeverity::Critical);
         assert!(m.data.contains("ARGS:id"), "{}", m.data);
         assert!(v.anomaly_score >= 5 && v.threshold == 5);
     }
@@ -577,12 +577,12 @@ mod tests {
         let base = all().inspect_request(&req, &mut Budget::unlimited());
         assert!(base.is_deny());
         let ids = base.matched_ids();
-        let rs = RuleSet::compile(&Config {
+        let rs = CrsRules::compile(&Profile {
             exclude_rule_ids: ids.clone(),
-            ..Config::default()
+            ..Profile::default()
         });
         let v = rs.inspect_request(&req, &mut Budget::unlimited());
-        assert_eq!(v.decision, Decision::Allow, "{:?}", v.matched_rules);
+        assert_eq!(v.decision, Disposition::Allow, "{:?}", v.matched_rules);
         assert!(rs.rule_ids().iter().all(|id| !ids.contains(id)));
     }
 
@@ -606,7 +606,7 @@ mod tests {
         let v = all().inspect_request(&bad_mp, &mut Budget::unlimited());
         assert!(v.matched_ids().contains(&920999));
         // Bodies are not inspected unless asked (ngrok's process_body defaults to false).
-        let v = RuleSet::compile(&Config::default())
+        let v = CrsRules::compile(&Profile::default())
             .inspect_request(&bad_json, &mut Budget::unlimited());
         assert!(!v.matched_ids().contains(&920999));
     }
@@ -622,10 +622,10 @@ mod tests {
         assert!(!all()
             .inspect_request(&req, &mut Budget::unlimited())
             .is_deny());
-        let rs = RuleSet::compile(&Config {
+        let rs = CrsRules::compile(&Profile {
             process_body: true,
             body_limit: 8192,
-            ..Config::default()
+            ..Profile::default()
         });
         assert!(rs.inspect_request(&req, &mut Budget::unlimited()).is_deny());
     }
@@ -639,10 +639,10 @@ mod tests {
         let v = all().inspect_request(&req, &mut Budget::steps(full.steps / 2));
         assert!(v.partial);
         assert!(v.is_deny(), "fail closed by default");
-        let pass = RuleSet::compile(&Config {
+        let pass = CrsRules::compile(&Profile {
             process_body: true,
             on_budget: OnBudget::Pass,
-            ..Config::default()
+            ..Profile::default()
         });
         let v = pass.inspect_request(&req, &mut Budget::steps(full.steps / 2));
         assert!(v.partial && !v.is_deny());

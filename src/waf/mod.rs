@@ -7,7 +7,7 @@
 //! anomaly score; the request is denied when the score reaches the inbound threshold (5), a
 //! response when it reaches the outbound threshold (4).
 //!
-//! Speed: the rule table is compiled once per isolate ([`RuleSet::compile`] is cheap after the
+//! Speed: the rule table is compiled once per isolate ([`CrsRules::compile`] is cheap after the
 //! first call); every regex sits behind literals that an Aho-Corasick automaton finds in one pass
 //! per input, so most regexes never run, and each regex is compiled only the first time one of
 //! its literals is seen. A per-request [`Budget`] bounds the work: rules run highest value first,
@@ -16,8 +16,8 @@
 //!
 //! Use:
 //! ```
-//! use edge_gateway::waf::{Budget, Config, RequestView, RuleSet};
-//! let rules = RuleSet::compile(&Config::default());
+//! use edge_gateway::waf::{Budget, Profile, RequestView, CrsRules};
+//! let rules = CrsRules::compile(&Profile::default());
 //! let req = RequestView::new("GET", "/search", "q=1%27%20OR%20%271%27%3D%271");
 //! let verdict = rules.inspect_request(&req, &mut Budget::unlimited());
 //! assert!(verdict.is_deny());
@@ -32,35 +32,35 @@ mod xss;
 
 #[doc(hidden)]
 pub use engine::build_fresh;
-pub use engine::RuleSet;
+pub use engine::CrsRules;
 pub use input::{textual_response, RequestView, ResponseView};
 
 /// How much a match weighs, CRS's severities and their anomaly scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub enum CrsSeverity {
     Notice,
     Warning,
     Error,
     Critical,
 }
 
-impl Severity {
+impl CrsSeverity {
     pub fn score(self) -> u32 {
         match self {
-            Severity::Critical => 5,
-            Severity::Error => 4,
-            Severity::Warning => 3,
-            Severity::Notice => 2,
+            CrsSeverity::Critical => 5,
+            CrsSeverity::Error => 4,
+            CrsSeverity::Warning => 3,
+            CrsSeverity::Notice => 2,
         }
     }
 
     /// The name ngrok's result variables use.
     pub fn as_str(self) -> &'static str {
         match self {
-            Severity::Critical => "CRITICAL",
-            Severity::Error => "ERROR",
-            Severity::Warning => "WARNING",
-            Severity::Notice => "NOTICE",
+            CrsSeverity::Critical => "CRITICAL",
+            CrsSeverity::Error => "ERROR",
+            CrsSeverity::Warning => "WARNING",
+            CrsSeverity::Notice => "NOTICE",
         }
     }
 }
@@ -77,7 +77,7 @@ pub enum OnBudget {
 
 /// The WAF's configuration (the action's fields plus CRS's tunables).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Config {
+pub struct Profile {
     /// 1..=4; rules above it do not run. ngrok runs 1.
     pub paranoia_level: u8,
     pub inbound_threshold: u32,
@@ -91,9 +91,9 @@ pub struct Config {
     pub on_budget: OnBudget,
 }
 
-impl Default for Config {
+impl Default for Profile {
     fn default() -> Self {
-        Config {
+        Profile {
             paranoia_level: 1,
             inbound_threshold: 5,
             outbound_threshold: 4,
@@ -142,17 +142,17 @@ impl<'a> Budget<'a> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub enum Disposition {
     Allow,
     Deny,
 }
 
-impl Decision {
+impl Disposition {
     /// The name ngrok's result variables use.
     pub fn as_str(self) -> &'static str {
         match self {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
+            Disposition::Allow => "allow",
+            Disposition::Deny => "deny",
         }
     }
 }
@@ -162,7 +162,7 @@ impl Decision {
 pub struct MatchedRule {
     pub id: u32,
     pub message: &'static str,
-    pub severity: Severity,
+    pub severity: CrsSeverity,
     /// What matched and where, e.g. `Matched Data: union select found within ARGS:q: ...`.
     pub data: String,
 }
@@ -170,7 +170,7 @@ pub struct MatchedRule {
 /// The outcome of one inspection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
-    pub decision: Decision,
+    pub decision: Disposition,
     pub anomaly_score: u32,
     pub threshold: u32,
     pub matched_rules: Vec<MatchedRule>,
@@ -182,7 +182,7 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn is_deny(&self) -> bool {
-        self.decision == Decision::Deny
+        self.decision == Disposition::Deny
     }
 
     pub fn matched_ids(&self) -> Vec<u32> {

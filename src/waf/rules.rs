@@ -11,7 +11,7 @@
 
 use super::input::{Extracted, RequestView, Target, Target::*};
 use super::transform::{Transform, Transform::*};
-use super::Severity::{self, *};
+use super::CrsSeverity::{self, *};
 
 pub(crate) struct CheckCtx<'c, 'a> {
     pub req: Option<&'c RequestView<'a>>,
@@ -32,7 +32,7 @@ pub(crate) enum Op {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Phase {
+pub(crate) enum Stage {
     Request,
     Response,
 }
@@ -40,9 +40,9 @@ pub(crate) enum Phase {
 pub(crate) struct RuleDef {
     pub id: u32,
     pub pl: u8,
-    pub severity: Severity,
+    pub severity: CrsSeverity,
     pub msg: &'static str,
-    pub phase: Phase,
+    pub phase: Stage,
     pub targets: &'static [Target],
     pub tf: &'static [Transform],
     pub lits: &'static [&'static str],
@@ -87,10 +87,9 @@ const T_CMD: &[Transform] = &[UrlDecodeUni, CmdLine];
 const T_PATH: &[Transform] = &[UrlDecodeUni, RemoveNulls, NormalisePath, Lowercase];
 const T_NONE: &[Transform] = &[];
 
-#[allow(clippy::too_many_arguments)]
 const fn r(
     id: u32,
-    severity: Severity,
+    severity: CrsSeverity,
     msg: &'static str,
     targets: &'static [Target],
     tf: &'static [Transform],
@@ -102,7 +101,7 @@ const fn r(
         pl: 1,
         severity,
         msg,
-        phase: Phase::Request,
+        phase: Stage::Request,
         targets,
         tf,
         lits,
@@ -112,7 +111,7 @@ const fn r(
 
 const fn resp(
     id: u32,
-    severity: Severity,
+    severity: CrsSeverity,
     msg: &'static str,
     lits: &'static [&'static str],
     op: Op,
@@ -122,7 +121,7 @@ const fn resp(
         pl: 1,
         severity,
         msg,
-        phase: Phase::Response,
+        phase: Stage::Response,
         targets: &[ResBody],
         tf: T_RAW_LOW,
         lits,
@@ -130,13 +129,13 @@ const fn resp(
     }
 }
 
-const fn check(id: u32, severity: Severity, msg: &'static str, f: CheckFn) -> RuleDef {
+const fn check(id: u32, severity: CrsSeverity, msg: &'static str, f: CheckFn) -> RuleDef {
     RuleDef {
         id,
         pl: 1,
         severity,
         msg,
-        phase: Phase::Request,
+        phase: Stage::Request,
         targets: &[],
         tf: T_NONE,
         lits: &[],
