@@ -99,6 +99,11 @@ fn usage_errors_exit_2() {
         (DEV_AUTH, &["token", "--frobnicate"]),
         (DEV_AUTH, &["token", "--key", "rsa-9"]),
         (DEV_AUTH, &["sign-webhook", "--provider", "github"]),
+        // Found after parsing: twilio signs the URL, so it needs --url.
+        (
+            DEV_AUTH,
+            &["sign-webhook", "--provider", "twilio", "--secret", "s"],
+        ),
         (DEV_AUTH, &[]),
         (IP_INTEL, &["--frobnicate"]),
         (

@@ -12,7 +12,7 @@ mod serve;
 mod webhook;
 
 use clap::error::ErrorKind;
-use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use edge_gateway::devkeys::{self, DevKey, KIDS};
 use edge_gateway::jwt::Alg;
 use serde_json::{json, Map, Value};
@@ -59,10 +59,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        // Found after parsing (an unknown provider, a secret of the wrong form): still usage.
-        Err(Exit::Usage(msg)) => Cli::command().error(ErrorKind::InvalidValue, msg).exit(),
+        // Found after parsing (a secret of the wrong form, twilio without --url): still usage,
+        // reported with the subcommand's usage line.
+        Err(Exit::Usage(msg)) => {
+            let mut cli = Cli::command();
+            cli.build();
+            let sub = matches.subcommand_name().unwrap_or_default();
+            match cli.find_subcommand_mut(sub) {
+                Some(sub) => sub.error(ErrorKind::InvalidValue, msg).exit(),
+                None => cli.error(ErrorKind::InvalidValue, msg).exit(),
+            }
+        }
         Err(Exit::Failed(msg)) => {
             eprintln!("dev-auth: {msg}");
             ExitCode::from(1)
