@@ -14,7 +14,6 @@ pub mod breaker;
 pub mod bundle;
 pub mod compile;
 pub mod conn;
-pub mod deploy;
 pub mod endpoint_url;
 pub mod error;
 pub mod eval;
@@ -35,6 +34,9 @@ pub mod source;
 pub mod waf;
 pub mod webhook;
 
+// Native only: tools and tests, never the Worker.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod deploy;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod devkeys;
 #[cfg(not(target_arch = "wasm32"))]

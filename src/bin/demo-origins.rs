@@ -23,9 +23,9 @@
 //! curl http://127.0.0.1:18100/faults
 //! ```
 //!
-//! It is std-only (plus serde_json for string escaping) with one thread per
-//! connection: it has to build quickly next to the worker, and demo traffic
-//! is tiny.
+//! It is std-only (plus serde_json for string escaping and clap for the
+//! command line) with one thread per connection: it has to build quickly next
+//! to the worker, and demo traffic is tiny.
 
 #[path = "demo_origins/bodies.rs"]
 mod bodies;
@@ -41,6 +41,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use serde_json::Value;
 
 use faults::{Faults, Mode, Replica};
@@ -68,23 +70,10 @@ const DEFAULT_ORIGINS: &[(&str, &str)] = &[
 ];
 
 fn main() -> ExitCode {
-    let args: Result<Vec<String>, _> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string())
-        .collect();
-    let parsed = args
-        .map_err(|bad| format!("argument {bad:?} is not valid UTF-8"))
-        .and_then(parse_args);
-    match parsed {
-        Ok(Command::Help) => {
-            print!("{}", usage());
-            ExitCode::SUCCESS
-        }
-        Ok(Command::Serve(config)) => serve(config),
-        Err(msg) => {
-            eprintln!("demo-origins: {msg}\ntry 'demo-origins --help'");
-            ExitCode::from(2)
-        }
+    match parse_command_line(std::env::args_os()) {
+        Ok(config) => serve(config),
+        // Help and version on stdout with 0; usage errors on stderr with 2.
+        Err(e) => e.exit(),
     }
 }
 
@@ -116,30 +105,51 @@ struct Config {
     quiet: bool,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Command {
-    Help,
-    Serve(Config),
+/// Demo "Acme" API origins for scripts/dev.sh and the e2e tests.
+///
+/// Every request is answered 200 with a JSON echo of what arrived, unless a fault is injected
+/// (below). Startup prints 'demo-origins: control http://ADDR', then 'demo-origins: ready'.
+/// Exit status: 1 if a listener cannot start, 2 on a usage error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "demo-origins",
+    version,
+    after_help = "Fault injection and the default table: see --help."
+)]
+struct Cli {
+    /// Serve one origin, e.g. 127.0.0.1:18101=catalog/eks/1; repeatable, replaces the default
+    /// table
+    #[arg(long = "origin", value_name = "ADDR=API/CLUSTER/REPLICA", value_parser = parse_origin)]
+    origins: Vec<Origin>,
+    /// Fault-control listener [default: 127.0.0.1:18100, or 127.0.0.1:0 (a free port) when
+    /// --origin is given]
+    #[arg(long, value_name = "ADDR", value_parser = parse_control)]
+    control: Option<SocketAddr>,
+    /// Do not log requests or mode changes to stderr
+    #[arg(short, long)]
+    quiet: bool,
 }
 
-fn usage() -> String {
+/// The parser, with the fault-injection help and the default table after `--help`.
+fn command() -> clap::Command {
+    Cli::command().after_long_help(fault_help())
+}
+
+/// The configuration the command line asks for; help, version and usage errors are `Err`.
+fn parse_command_line<I, T>(args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    cli.config()
+        .map_err(|msg| command().error(ErrorKind::ArgumentConflict, msg))
+}
+
+fn fault_help() -> String {
     let mut text = String::from(
-        "usage: demo-origins [--origin ADDR=API/CLUSTER/REPLICA]... [--control ADDR] [--quiet]\n\
-         \n\
-         Demo \"Acme\" API origins for scripts/dev.sh and the e2e tests. Every\n\
-         request is answered 200 with a JSON echo of what arrived, unless a\n\
-         fault is injected (below).\n\
-         \n\
-         \x20 --origin ADDR=API/CLUSTER/REPLICA  serve one origin, e.g. 127.0.0.1:18101=catalog/eks/1;\n\
-         \x20                                    repeatable, replaces the default table\n\
-         \x20 --control ADDR                     fault-control listener; default 127.0.0.1:18100,\n\
-         \x20                                    or 127.0.0.1:0 (a free port) when --origin is given\n\
-         \x20 --quiet                            do not log requests or mode changes to stderr\n\
-         \x20 --help                             print this help\n\
-         \n\
-         Startup prints 'demo-origins: control http://ADDR', then 'demo-origins: ready'.\n\
-         \n\
-         Fault injection. REPLICA is a port, IP:PORT or API/CLUSTER/REPLICA:\n\
+        "Fault injection. REPLICA is a port, IP:PORT or API/CLUSTER/REPLICA:\n\
          \x20 GET  http://CONTROL/faults            {\"IP:PORT\": {\"mode\", \"served\", \"faulted\", ...}}\n\
          \x20 GET  http://CONTROL/faults/REPLICA    one replica\n\
          \x20 POST http://CONTROL/faults/REPLICA?mode=MODE   set one replica\n\
@@ -168,65 +178,44 @@ fn usage() -> String {
     text
 }
 
-fn parse_args(args: Vec<String>) -> Result<Command, String> {
-    let mut origins = Vec::new();
-    let mut control = None;
-    let mut quiet = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-q" | "--quiet" => quiet = true,
-            "--control" => {
-                let addr = args.next().ok_or("--control needs a value IP:PORT")?;
-                control = Some(parse_control(&addr)?);
-            }
-            "--origin" => {
-                let spec = args
-                    .next()
-                    .ok_or("--origin needs a value ADDR=API/CLUSTER/REPLICA")?;
-                origins.push(parse_origin(&spec)?);
-            }
-            other => {
-                if let Some(spec) = other.strip_prefix("--origin=") {
-                    origins.push(parse_origin(spec)?);
-                } else if let Some(addr) = other.strip_prefix("--control=") {
-                    control = Some(parse_control(addr)?);
-                } else {
-                    return Err(format!("unknown argument '{other}'"));
-                }
+impl Cli {
+    /// Fills in the defaults and refuses addresses given twice.
+    fn config(self) -> Result<Config, String> {
+        let Cli {
+            mut origins,
+            control,
+            quiet,
+        } = self;
+        // Custom tables (the tests) pick free ports, so a fixed control port
+        // would collide between parallel runs; the default table keeps its own.
+        let fallback = if origins.is_empty() {
+            origins = default_origins();
+            DEFAULT_CONTROL
+        } else {
+            "127.0.0.1:0"
+        };
+        let control = control.unwrap_or_else(|| fallback.parse().expect("valid fallback address"));
+        // A duplicate would fail to bind with a misleading "already in use" hint.
+        let mut seen = HashSet::new();
+        for origin in &origins {
+            if origin.addr.port() != 0 && !seen.insert(origin.addr) {
+                return Err(format!("address {} is given twice", origin.addr));
             }
         }
-    }
-    // Custom tables (the tests) pick free ports, so a fixed control port
-    // would collide between parallel runs; the default table keeps its own.
-    let fallback = if origins.is_empty() {
-        origins = default_origins();
-        DEFAULT_CONTROL
-    } else {
-        "127.0.0.1:0"
-    };
-    let control = control.unwrap_or_else(|| fallback.parse().expect("valid fallback address"));
-    // A duplicate would fail to bind with a misleading "already in use" hint.
-    let mut seen = HashSet::new();
-    for origin in &origins {
-        if origin.addr.port() != 0 && !seen.insert(origin.addr) {
-            return Err(format!("address {} is given twice", origin.addr));
+        if control.port() != 0 && seen.contains(&control) {
+            return Err(format!("--control {control} is also an origin"));
         }
+        Ok(Config {
+            origins,
+            control,
+            quiet,
+        })
     }
-    if control.port() != 0 && seen.contains(&control) {
-        return Err(format!("--control {control} is also an origin"));
-    }
-    Ok(Command::Serve(Config {
-        origins,
-        control,
-        quiet,
-    }))
 }
 
 fn parse_control(addr: &str) -> Result<SocketAddr, String> {
     addr.parse()
-        .map_err(|_| format!("--control '{addr}': expected IP:PORT, e.g. 127.0.0.1:18100"))
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:18100".to_string())
 }
 
 fn default_origins() -> Vec<Origin> {
@@ -238,7 +227,7 @@ fn default_origins() -> Vec<Origin> {
 
 /// Parses `ADDR=API/CLUSTER/REPLICA`, e.g. `127.0.0.1:18101=catalog/eks/1`.
 fn parse_origin(spec: &str) -> Result<Origin, String> {
-    let bad = |why: &str| format!("--origin '{spec}': {why}");
+    let bad = |why: &str| why.to_string();
     let (addr, ident) = spec
         .split_once('=')
         .ok_or_else(|| bad("expected ADDR=API/CLUSTER/REPLICA"))?;
@@ -1326,23 +1315,21 @@ mod tests {
 
     #[test]
     fn parses_command_line() {
-        let args = |list: &[&str]| parse_args(list.iter().map(|s| s.to_string()).collect());
-        let Ok(Command::Serve(defaults)) = args(&[]) else {
-            panic!("defaults")
-        };
+        command().debug_assert();
+        let args = |list: &[&str]| parse_command_line(std::iter::once(&"demo-origins").chain(list));
+        let defaults = args(&[]).expect("defaults");
         assert_eq!(defaults.origins.len(), 8);
         assert_eq!(defaults.control.to_string(), DEFAULT_CONTROL);
         assert!(!defaults.quiet);
         assert_eq!(defaults.origins[7].label(), "webhook/gke/2");
 
-        let Ok(Command::Serve(custom)) = args(&[
+        let custom = args(&[
             "--origin",
             "127.0.0.1:9000=orders/eks/3",
             "--origin=[::1]:9001=a/b/c",
             "--quiet",
-        ]) else {
-            panic!("custom")
-        };
+        ])
+        .expect("custom");
         assert!(custom.quiet);
         // Free-port tables get a free control port too.
         assert_eq!(custom.control.to_string(), "127.0.0.1:0");
@@ -1354,13 +1341,13 @@ mod tests {
             &["--control", "127.0.0.1:9100"][..],
             &["--control=127.0.0.1:9100"],
         ] {
-            let Ok(Command::Serve(config)) = args(control) else {
-                panic!("{control:?}")
-            };
+            let config = args(control).unwrap_or_else(|e| panic!("{control:?}: {e}"));
             assert_eq!(config.control.port(), 9100);
         }
 
-        assert_eq!(args(&["--help"]), Ok(Command::Help));
+        let help = args(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("127.0.0.1:18108  webhook/gke/2"));
         for bad in [
             &["--bogus"][..],
             &["--origin"],
@@ -1378,7 +1365,8 @@ mod tests {
                 "127.0.0.1:1=d/e/f",
             ],
         ] {
-            assert!(args(bad).is_err(), "{bad:?}");
+            let err = args(bad).expect_err(&format!("{bad:?}"));
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
         }
     }
 

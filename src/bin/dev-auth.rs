@@ -3,7 +3,7 @@
 //! over HTTP (with switches to rotate keys and simulate an outage), and prints the signature
 //! headers a webhook provider would send, so a developer can `curl` the gateway by hand.
 //!
-//! Everything here is std plus the crates the library already has: it must build quickly
+//! Everything here is std, clap and the crates the library already has: it must build quickly
 //! next to the worker. The dev keys are public; nothing may ever trust what this tool signs.
 
 #[path = "dev_auth/serve.rs"]
@@ -11,84 +11,68 @@ mod serve;
 #[path = "dev_auth/webhook.rs"]
 mod webhook;
 
+use clap::error::ErrorKind;
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use edge_gateway::devkeys::{self, DevKey, KIDS};
 use edge_gateway::jwt::Alg;
 use serde_json::{json, Map, Value};
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const USAGE: &str = "\
-usage: dev-auth COMMAND [OPTIONS]
+/// Development identity provider and webhook signer for scripts/dev.sh and the tests.
+///
+/// The keys in dev/keys/ are public: never trust anything this tool signs. Exit status: 0 done,
+/// 1 a failure (a dev key or body file that cannot be read, an address that cannot be bound),
+/// 2 a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "dev-auth", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Development identity provider and webhook signer for scripts/dev.sh and the tests.
-The keys in dev/keys/ are public: never trust anything this tool signs.
-
-dev-auth token [OPTIONS]             print a JWT signed with a dev key
-    --key KID                        rsa-1 (default), rsa-2, ec-1 or ed-1
-    --alg ALG                        RS256..PS512, ES256, EdDSA (default: the key's own;
-                                     one the key cannot make gives a bad signature)
-    --iss URL                        default https://idp.acme.example/
-    --aud AUD                        repeatable, two or more make an array; default orders-api
-    --sub SUB                        default dev-user
-    --ttl SECONDS                    exp = now + SECONDS (default 3600; negative = expired)
-    --no-exp                         leave exp out
-    --nbf-in SECONDS                 add nbf = now + SECONDS
-    --claim NAME=VALUE               repeatable; VALUE is JSON if it parses, else a string;
-                                     null removes the claim
-    --header NAME=VALUE              the same for the JOSE header (kid=null, typ=at+jwt)
-    --now UNIX_SECONDS               pin the clock (iat = now)
-    --count N                        N tokens, one a line, subjects SUB-0 .. SUB-(N-1)
-
-dev-auth jwks [KID...]               print the JWKS of dev keys (default rsa-1 ec-1 ed-1)
-
-dev-auth serve [OPTIONS]             serve the JWKS over HTTP/1.1
-    --addr IP:PORT                   default 127.0.0.1:18200; port 0 picks a free one
-    --keys KID,KID                   keys served at first (default rsa-1,ec-1,ed-1)
-    --quiet                          do not log requests to stderr
-  The first stdout line is `dev-auth: serving http://IP:PORT`. Routes:
-    GET  /.well-known/jwks.json      the active keys (503 while down)
-    GET  /.well-known/openid-configuration
-    POST /admin/keys?kids=KID,KID    switch the active keys
-    POST /admin/down, /admin/up      simulate an identity-provider outage and recovery
-    GET  /admin/stats                {\"jwks_fetches\", \"down\", \"kids\"}
-
-dev-auth sign-webhook --provider P --secret S [OPTIONS]
-                                     print the headers P would send with the body, one
-                                     `Name: value` a line, for `curl -H`
-    --provider P                     github gitlab stripe slack shopify twilio svix
-                                     standard zoom sendgrid hmac
-    --secret S                       the shared secret; svix/standard: whsec_BASE64;
-                                     sendgrid: a P-256 private key, PKCS#8 PEM or base64 DER
-    --body STRING | --body-file PATH the raw body (PATH - is stdin; default empty)
-    --timestamp UNIX                 default now
-    --id ID                          the delivery/message id (default: made from the time)
-    --url URL                        twilio: the URL exactly as configured (required)
-
-dev-auth sendgrid-key [--private | --public]
-                                     print the dev P-256 key pair for sendgrid: the private
-                                     PEM (--secret) and the base64 DER public key that the
-                                     verifier is configured with
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a JWT signed with a dev key
+    Token(TokenOptions),
+    /// Print the JWKS of dev keys
+    Jwks {
+        /// The keys to publish [default: rsa-1 ec-1 ed-1]
+        #[arg(value_name = "KID", value_parser = known_kid)]
+        kids: Vec<String>,
+    },
+    /// Serve the JWKS over HTTP/1.1, with routes to rotate keys and simulate an outage
+    Serve(serve::ServeOptions),
+    /// Print the headers a webhook provider would send with a body, one `Name: value` a line,
+    /// for `curl -H`
+    SignWebhook(webhook::SignOptions),
+    /// Print the dev P-256 key pair for sendgrid: the private PEM (for --secret) and the
+    /// base64 DER public key the verifier is configured with
+    SendgridKey {
+        /// Only the private key
+        #[arg(long, conflicts_with = "public")]
+        private: bool,
+        /// Only the public key
+        #[arg(long)]
+        public: bool,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Result<Vec<String>, _> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string())
-        .collect();
-    let result = match args {
-        Ok(args) => run(args),
-        Err(bad) => Err(Exit::Usage(format!("argument {bad:?} is not UTF-8"))),
-    };
-    match result {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Exit::Help) => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
+        // Found after parsing (a secret of the wrong form, twilio without --url): still usage,
+        // reported with the subcommand's usage line.
         Err(Exit::Usage(msg)) => {
-            eprintln!("dev-auth: {msg}\ntry 'dev-auth --help'");
-            ExitCode::from(2)
+            let mut cli = Cli::command();
+            cli.build();
+            let sub = matches.subcommand_name().unwrap_or_default();
+            match cli.find_subcommand_mut(sub) {
+                Some(sub) => sub.error(ErrorKind::InvalidValue, msg).exit(),
+                None => cli.error(ErrorKind::InvalidValue, msg).exit(),
+            }
         }
         Err(Exit::Failed(msg)) => {
             eprintln!("dev-auth: {msg}");
@@ -97,10 +81,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Why a command stopped early: help asked for (exit 0), bad usage (2) or a failure (1).
+/// Why a command stopped early: bad usage (exit 2) or a failure (1).
 #[derive(Debug, PartialEq)]
 enum Exit {
-    Help,
     Usage(String),
     Failed(String),
 }
@@ -117,13 +100,11 @@ impl From<&str> for Exit {
     }
 }
 
-fn run(args: Vec<String>) -> Result<(), Exit> {
-    let mut args = Args::new(args);
-    let command = args.next()?.ok_or("no command given")?;
-    match command.as_str() {
-        "-h" | "--help" | "help" => Err(Exit::Help),
-        "token" => {
-            let mut o = TokenOptions::parse(&mut args)?;
+fn run(command: Command) -> Result<(), Exit> {
+    match command {
+        Command::Token(mut o) => {
+            // One clock reading for all the tokens.
+            o.now = Some(o.now.unwrap_or_else(unix_now));
             if o.count == 1 {
                 println!("{}", token(&o)?);
                 return Ok(());
@@ -136,14 +117,7 @@ fn run(args: Vec<String>) -> Result<(), Exit> {
             }
             Ok(())
         }
-        "jwks" => {
-            let mut kids = Vec::new();
-            while let Some(word) = args.next()? {
-                match word.as_str() {
-                    "-h" | "--help" => return Err(Exit::Help),
-                    _ => kids.push(known_kid(&word)?),
-                }
-            }
+        Command::Jwks { mut kids } => {
             if kids.is_empty() {
                 kids = serve::DEFAULT_KIDS.map(String::from).to_vec();
             }
@@ -151,66 +125,19 @@ fn run(args: Vec<String>) -> Result<(), Exit> {
             println!("{:#}", devkeys::jwks(&refs));
             Ok(())
         }
-        "serve" => serve::main(&mut args),
-        "sign-webhook" => webhook::main(&mut args),
-        "sendgrid-key" => sendgrid_key(&mut args),
-        other => Err(Exit::Usage(format!("unknown command '{other}'"))),
+        Command::Serve(o) => serve::main(o),
+        Command::SignWebhook(o) => webhook::main(o),
+        Command::SendgridKey { private, public } => {
+            // Neither flag: both keys.
+            sendgrid_key(private || !public, public || !private)
+        }
     }
 }
 
-/// The command-line words, with `--flag=value` taken as `--flag value`.
-struct Args {
-    words: std::vec::IntoIter<String>,
-    /// The value of the last `--flag=value`, until [`Args::value`] takes it.
-    inline: Option<(String, String)>,
-}
-
-impl Args {
-    fn new(words: Vec<String>) -> Args {
-        Args {
-            words: words.into_iter(),
-            inline: None,
-        }
-    }
-
-    /// The next flag or positional word.
-    fn next(&mut self) -> Result<Option<String>, Exit> {
-        if let Some((flag, _)) = self.inline.take() {
-            return Err(Exit::Usage(format!("{flag} takes no value")));
-        }
-        let Some(word) = self.words.next() else {
-            return Ok(None);
-        };
-        if let Some((flag, value)) = word.split_once('=').filter(|_| word.starts_with("--")) {
-            self.inline = Some((flag.to_string(), value.to_string()));
-            return Ok(Some(flag.to_string()));
-        }
-        Ok(Some(word))
-    }
-
-    /// The value of `flag`, just returned by [`Args::next`].
-    fn value(&mut self, flag: &str) -> Result<String, Exit> {
-        match self.inline.take() {
-            Some((_, value)) => Ok(value),
-            None => self
-                .words
-                .next()
-                .ok_or_else(|| Exit::Usage(format!("{flag} needs a value"))),
-        }
-    }
-
-    fn parsed<T: FromStr>(&mut self, flag: &str) -> Result<T, Exit> {
-        let value = self.value(flag)?;
-        value
-            .parse()
-            .map_err(|_| Exit::Usage(format!("{flag}: cannot read '{value}'")))
-    }
-}
-
-fn known_kid(kid: &str) -> Result<String, Exit> {
+fn known_kid(kid: &str) -> Result<String, String> {
     match KIDS.contains(&kid) {
         true => Ok(kid.to_string()),
-        false => Err(Exit::Usage(unknown_kid(kid))),
+        false => Err(unknown_kid(kid)),
     }
 }
 
@@ -229,83 +156,68 @@ fn unix_now() -> i64 {
 // token
 // ---------------------------------------------------------------------------
 
-#[derive(Debug)]
+#[derive(Debug, Args)]
 struct TokenOptions {
+    /// The dev key: rsa-1, rsa-2, ec-1 or ed-1
+    #[arg(long = "key", value_name = "KID", default_value = "rsa-1", value_parser = known_kid)]
     kid: String,
+    /// RS256..PS512, ES256, EdDSA [default: the key's own]; one the key cannot make gives a
+    /// bad signature
+    #[arg(long, value_parser = parse_alg)]
     alg: Option<Alg>,
+    /// The issuer
+    #[arg(long, value_name = "URL", default_value_t = serve::default_issuer())]
     iss: String,
+    /// The audience; repeatable, two or more make an array
+    #[arg(long, default_value = "orders-api", allow_hyphen_values = true)]
     aud: Vec<String>,
+    /// The subject
+    #[arg(long, default_value = "dev-user", allow_hyphen_values = true)]
     sub: String,
+    /// exp = now + SECONDS; negative makes an expired token
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        allow_negative_numbers = true
+    )]
     ttl: i64,
+    /// Leave exp out
+    #[arg(long = "no-exp", action = ArgAction::SetFalse)]
     exp: bool,
+    /// Add nbf = now + SECONDS
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     nbf_in: Option<i64>,
-    now: i64,
-    /// `--claim`/`--header` overrides in order; a null value removes the field.
+    /// Pin the clock (iat = now) [default: the system clock]
+    #[arg(long, value_name = "UNIX_SECONDS", allow_negative_numbers = true)]
+    now: Option<i64>,
+    /// Set a claim, repeatable; VALUE is JSON if it parses, else a string; null removes it
+    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = field)]
     claims: Vec<(String, Value)>,
+    /// The same for the JOSE header (kid=null, typ=at+jwt)
+    #[arg(long, value_name = "NAME=VALUE", value_parser = field)]
     header: Vec<(String, Value)>,
-    /// `--count N`: N tokens, one a line, with subjects `SUB-0` .. `SUB-(N-1)`.
+    /// Print N tokens, one a line, with subjects SUB-0 .. SUB-(N-1)
+    #[arg(long, value_name = "N", default_value_t = 1)]
     count: u32,
 }
 
-impl TokenOptions {
-    fn parse(args: &mut Args) -> Result<TokenOptions, Exit> {
-        let mut o = TokenOptions {
-            kid: "rsa-1".into(),
-            alg: None,
-            iss: serve::default_issuer(),
-            aud: Vec::new(),
-            sub: "dev-user".into(),
-            ttl: 3600,
-            exp: true,
-            nbf_in: None,
-            now: unix_now(),
-            claims: Vec::new(),
-            header: Vec::new(),
-            count: 1,
-        };
-        while let Some(flag) = args.next()? {
-            match flag.as_str() {
-                "-h" | "--help" => return Err(Exit::Help),
-                "--key" => o.kid = known_kid(&args.value(&flag)?)?,
-                "--alg" => {
-                    let name = args.value(&flag)?;
-                    let alg = Alg::parse(&name).ok_or_else(|| {
-                        let names: Vec<&str> = Alg::ALL.iter().map(|a| a.name()).collect();
-                        format!("--alg: unknown '{name}' (known: {})", names.join(", "))
-                    })?;
-                    o.alg = Some(alg);
-                }
-                "--iss" => o.iss = args.value(&flag)?,
-                "--aud" => o.aud.push(args.value(&flag)?),
-                "--sub" => o.sub = args.value(&flag)?,
-                "--ttl" => o.ttl = args.parsed(&flag)?,
-                "--no-exp" => o.exp = false,
-                "--nbf-in" => o.nbf_in = Some(args.parsed(&flag)?),
-                "--now" => o.now = args.parsed(&flag)?,
-                "--count" => o.count = args.parsed(&flag)?,
-                "--claim" => o.claims.push(field(&flag, &args.value(&flag)?)?),
-                "--header" => o.header.push(field(&flag, &args.value(&flag)?)?),
-                other => return Err(Exit::Usage(format!("token: unknown argument '{other}'"))),
-            }
-        }
-        if o.aud.is_empty() {
-            o.aud.push("orders-api".into());
-        }
-        Ok(o)
-    }
+fn parse_alg(name: &str) -> Result<Alg, String> {
+    Alg::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Alg::ALL.iter().map(|a| a.name()).collect();
+        format!("unknown algorithm (known: {})", names.join(", "))
+    })
 }
 
 /// `NAME=VALUE`, where VALUE is JSON if it parses and a plain string otherwise, so that
 /// `--claim scope=read write` and `--claim roles=["a"]` both do what they look like.
-fn field(flag: &str, spec: &str) -> Result<(String, Value), Exit> {
+fn field(spec: &str) -> Result<(String, Value), String> {
     match spec.split_once('=') {
         Some((name, value)) if !name.is_empty() => {
             let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
             Ok((name.to_string(), value))
         }
-        _ => Err(Exit::Usage(format!(
-            "{flag}: expected NAME=VALUE, got '{spec}'"
-        ))),
+        _ => Err("expected NAME=VALUE".to_string()),
     }
 }
 
@@ -318,12 +230,13 @@ fn token(o: &TokenOptions) -> Result<String, Exit> {
         many => json!(many),
     };
     claims.insert("aud".into(), aud);
-    claims.insert("iat".into(), json!(o.now));
+    let now = o.now.unwrap_or_else(unix_now);
+    claims.insert("iat".into(), json!(now));
     if o.exp {
-        claims.insert("exp".into(), json!(o.now.saturating_add(o.ttl)));
+        claims.insert("exp".into(), json!(now.saturating_add(o.ttl)));
     }
     if let Some(n) = o.nbf_in {
-        claims.insert("nbf".into(), json!(o.now.saturating_add(n)));
+        claims.insert("nbf".into(), json!(now.saturating_add(n)));
     }
     for (name, value) in &o.claims {
         match value {
@@ -362,20 +275,7 @@ fn sendgrid_key_pair() -> Result<(String, String), Exit> {
     Ok((private.to_string(), public))
 }
 
-fn sendgrid_key(args: &mut Args) -> Result<(), Exit> {
-    let (mut private, mut public) = (true, true);
-    while let Some(flag) = args.next()? {
-        match flag.as_str() {
-            "-h" | "--help" => return Err(Exit::Help),
-            "--private" => public = false,
-            "--public" => private = false,
-            other => {
-                return Err(Exit::Usage(format!(
-                    "sendgrid-key: unknown argument '{other}'"
-                )))
-            }
-        }
-    }
+fn sendgrid_key(private: bool, public: bool) -> Result<(), Exit> {
     let (private_pem, public_b64) = sendgrid_key_pair()?;
     if private {
         print!("{private_pem}");
@@ -391,15 +291,23 @@ mod tests {
     use super::*;
     use edge_gateway::jwt::{native, KeySet, Token};
 
-    fn words(line: &str) -> Args {
-        Args::new(line.split_whitespace().map(String::from).collect())
+    fn parse(line: &str) -> Result<Command, clap::Error> {
+        let words = ["dev-auth"].into_iter().chain(line.split_whitespace());
+        Cli::try_parse_from(words).map(|cli| cli.command)
     }
 
     fn mint(line: &str) -> Token {
-        let o = TokenOptions::parse(&mut words(line)).unwrap();
+        let Ok(Command::Token(o)) = parse(&format!("token {line}")) else {
+            panic!("token {line}")
+        };
         let raw = token(&o).unwrap();
         assert_eq!(raw.split('.').count(), 3, "{raw}");
         Token::parse(&raw, &Alg::ALL).unwrap()
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -443,25 +351,53 @@ mod tests {
     }
 
     #[test]
-    fn bad_token_arguments_are_usage_errors() {
+    fn bad_arguments_are_usage_errors() {
         for line in [
-            "--key nope",
-            "--alg HS256",
-            "--ttl soon",
-            "--claim novalue",
-            "--no-exp=1",
-            "--iss",
-            "--frobnicate",
+            "token --key nope",
+            "token --alg HS256",
+            "token --ttl soon",
+            "token --claim novalue",
+            "token --no-exp=1",
+            "token --iss",
+            "token --frobnicate",
+            "",
+            "mint",
+            "jwks rsa-9",
+            "serve --addr localhost",
+            "serve --keys rsa-1,rsa-9",
+            "sign-webhook --provider github",
+            "sign-webhook --provider nope --secret s",
+            "sign-webhook --provider github --secret s --body a --body-file b",
+            "sendgrid-key --private --public",
         ] {
-            let err = TokenOptions::parse(&mut words(line)).unwrap_err();
-            assert!(matches!(err, Exit::Usage(_)), "{line}: {err:?}");
+            let err = parse(line).expect_err(line);
+            assert_eq!(err.exit_code(), 2, "{line}: {err}");
         }
-        assert_eq!(run(vec!["token".into(), "-h".into()]), Err(Exit::Help));
-        assert!(matches!(run(vec![]), Err(Exit::Usage(_))));
-        assert!(matches!(run(vec!["mint".into()]), Err(Exit::Usage(_))));
-        assert!(matches!(
-            run(vec!["jwks".into(), "rsa-9".into()]),
-            Err(Exit::Usage(_))
-        ));
+        for line in ["--help", "token -h", "help sign-webhook", "--version"] {
+            let err = parse(line).expect_err(line);
+            assert_eq!(err.exit_code(), 0, "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_callers_command_lines_parse() {
+        // scripts/dev.sh, scripts/bench-access.sh, tests/support (stack.rs, scenario.rs), e2e.rs.
+        for line in [
+            "serve --addr 127.0.0.1:18200",
+            "serve --addr 127.0.0.1:0 --quiet",
+            "serve --keys rsa-1,ec-1 -q",
+            "token --sub alice",
+            "token --key ec-1 --sub u --count 100",
+            "sign-webhook --provider github --secret dev-webhook-secret --body {\"a\":1}",
+            "sign-webhook --provider twilio --secret s --body b=1 --timestamp 1 --id x --url u",
+            "sign-webhook --provider github --secret s --body-file -",
+            "jwks",
+            "jwks rsa-2 ed-1",
+            "sendgrid-key --public",
+        ] {
+            if let Err(e) = parse(line) {
+                panic!("{line}: {e}");
+            }
+        }
     }
 }

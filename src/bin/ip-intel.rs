@@ -2,7 +2,7 @@
 //! `kind: IPIntelligence` document for the gateway (docs/ip-intelligence.md).
 //!
 //! ```text
-//! ip-intel --name NAME --retrieved DATE  CATEGORY=FILE[@SOURCE_URL] ...
+//! ip-intel --name NAME --retrieved YYYY-MM-DD CATEGORY=FILE[@SOURCE_URL]...
 //! ```
 //!
 //! Each FILE is the provider's JSON (`{"prefixes": [{"ipv4Prefix": ...}]}`, as Google, Bing,
@@ -10,39 +10,46 @@
 //! where it was downloaded from, recorded next to the ranges. The document goes to stdout.
 //! It never downloads anything itself: fetch with curl first, so what is converted can be read.
 
+use clap::Parser;
 use edge_gateway::ipintel::{parse_published, range_yaml, API_VERSION, KIND};
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: ip-intel --name NAME --retrieved YYYY-MM-DD CATEGORY=FILE[@SOURCE_URL] ...";
+/// Convert published IP-range files into a `kind: IPIntelligence` document (on stdout).
+///
+/// Each FILE is the provider's JSON (`{"prefixes": [{"ipv4Prefix": ...}]}`, as Google, Bing,
+/// OpenAI, Perplexity and Apple publish) or a plain list, one range per line. Nothing is
+/// downloaded: fetch the files with curl first. Exit status: 0 written, 1 a file unreadable or
+/// without ranges, 2 a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "ip-intel", version)]
+struct Cli {
+    /// The document's metadata.name, e.g. openai-crawlers
+    #[arg(long)]
+    name: String,
+    /// When the files were downloaded, recorded with each category
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    retrieved: String,
+    /// A category and the file of its ranges; SOURCE_URL (default: FILE) is where it came from
+    #[arg(value_name = "CATEGORY=FILE[@SOURCE_URL]", required = true, value_parser = input)]
+    inputs: Vec<(String, String)>,
+}
+
+/// `CATEGORY=FILE[@SOURCE_URL]`, split at the first `=`.
+fn input(spec: &str) -> Result<(String, String), String> {
+    match spec.split_once('=') {
+        Some((category, file)) if !category.is_empty() && !file.is_empty() => {
+            Ok((category.to_string(), file.to_string()))
+        }
+        _ => Err("expected CATEGORY=FILE[@SOURCE_URL]".to_string()),
+    }
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut name = None;
-    let mut retrieved = None;
-    let mut inputs = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--name" => name = it.next().cloned(),
-            "--retrieved" => retrieved = it.next().cloned(),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => match other.split_once('=') {
-                Some((category, file)) => inputs.push((category.to_string(), file.to_string())),
-                None => {
-                    eprintln!("ip-intel: `{other}` is not CATEGORY=FILE\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-        }
-    }
-    let (Some(name), Some(retrieved), false) = (name, retrieved, inputs.is_empty()) else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
+    let Cli {
+        name,
+        retrieved,
+        inputs,
+    } = Cli::parse();
     let mut ranges = String::new();
     for (category, spec) in &inputs {
         let (file, source) = spec.split_once('@').unwrap_or((spec, spec));
@@ -69,4 +76,12 @@ fn main() -> ExitCode {
          apiVersion: {API_VERSION}\nkind: {KIND}\nmetadata:\n  name: {name}\nspec:\n  ranges:\n{ranges}"
     );
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -12,8 +12,10 @@
 //!
 //! Problems are printed like a compiler's (file:line:col, code, message, the source line with a
 //! caret, a hint; docs/validation.md). `--json` prints them as one JSON document instead (on
-//! stdout for `check`, on stderr otherwise).
+//! stdout for `check`, on stderr otherwise). Exit status: 0 clean, 1 errors found or an output
+//! not written, 2 a usage error (clap's).
 
+use clap::{Args, Parser, Subcommand};
 use edge_gateway::bundle::Bundle;
 use edge_gateway::compile::render::{self, Sources};
 use edge_gateway::files;
@@ -22,44 +24,69 @@ use edge_gateway::source::Severity;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: policy-check check [--strict] [--json] PATH...\n       policy-check bundle [--strict] --out FILE PATH...\n       policy-check deploy [--strict] --out DIR PATH...";
+/// Check Traffic Policy and endpoint files with the compiler the Worker runs, and pack them
+/// for upload.
+///
+/// Exit status: 0 when the files are clean (warnings allowed), 1 when there are errors or an
+/// output cannot be written, 2 on a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "policy-check", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Report every problem of the files; exit 1 if any is an error
+    Check {
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Check, and when clean write the KV bundle to FILE and print its version on stdout
+    /// (scripts/upload-policy.sh)
+    Bundle {
+        /// Where to write the bundle (JSON)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Check, and when clean write DIR/<cluster>/cloudflared.yaml for each cluster's tunnel
+    Deploy {
+        /// The directory to write the manifests under
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        input: Input,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Input {
+    /// Reject the deviations ngrok's validator rejects (e.g. a map for `on_http_request`)
+    /// instead of normalising them with a warning
+    #[arg(long)]
+    strict: bool,
+    /// Print the problems as one JSON document (on stdout for `check`, else on stderr)
+    #[arg(long)]
+    json: bool,
+    /// Policy and endpoint files, or directories to read them from
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first().map(String::as_str) else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
+    let (input, out, check) = match Cli::parse().command {
+        Command::Check { input } => (input, None, true),
+        Command::Bundle { out, input } => (input, Some(Output::Bundle(out)), false),
+        Command::Deploy { out, input } => (input, Some(Output::Deploy(out)), false),
     };
-    let mut strict = false;
-    let mut json = false;
-    let mut out = None;
-    let mut paths = Vec::new();
-    let mut rest = args[1..].iter();
-    while let Some(a) = rest.next() {
-        match a.as_str() {
-            "--strict" => strict = true,
-            "--json" => json = true,
-            "--out" => match rest.next() {
-                Some(f) => out = Some(PathBuf::from(f)),
-                None => return usage("--out needs a file"),
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            flag if flag.starts_with('-') => return usage(&format!("unknown flag `{flag}`")),
-            path => paths.push(PathBuf::from(path)),
-        }
-    }
-    match (command, &out) {
-        ("check", None) | ("bundle", Some(_)) | ("deploy", Some(_)) => {}
-        ("bundle", None) => return usage("bundle needs --out FILE"),
-        ("deploy", None) => return usage("deploy needs --out DIR"),
-        _ => return usage(&format!("unknown command `{command}`")),
-    }
-    if paths.is_empty() {
-        return usage("no files given");
-    }
+    let Input {
+        strict,
+        json,
+        paths,
+    } = input;
     let files = match files::expand(&paths) {
         Ok(f) => f,
         Err(e) => {
@@ -86,7 +113,7 @@ fn main() -> ExitCode {
             "diagnostics": diags.iter().map(|d| render::to_json(d, &mut sources)).collect::<Vec<_>>(),
         });
         let text = serde_json::to_string_pretty(&doc).expect("diagnostics serialise");
-        if command == "check" {
+        if check {
             println!("{text}");
         } else {
             eprintln!("{text}");
@@ -114,17 +141,26 @@ fn main() -> ExitCode {
         members,
         gateway.pools.len()
     );
-    if let (Some(dir), "deploy") = (&out, command) {
-        return write_deploy(&docs, dir);
+    match out {
+        None => ExitCode::SUCCESS,
+        Some(Output::Deploy(dir)) => write_deploy(&docs, &dir),
+        Some(Output::Bundle(out)) => write_bundle(&bundle, &out),
     }
-    if let Some(out) = out {
-        let json = serde_json::to_string(&bundle).expect("a bundle serialises");
-        if let Err(e) = std::fs::write(&out, json) {
-            eprintln!("policy-check: cannot write {}: {e}", out.display());
-            return ExitCode::from(1);
-        }
-        println!("{}", bundle.version);
+}
+
+enum Output {
+    Bundle(PathBuf),
+    Deploy(PathBuf),
+}
+
+/// The bundle at `out`, its version on stdout.
+fn write_bundle(bundle: &Bundle, out: &std::path::Path) -> ExitCode {
+    let json = serde_json::to_string(bundle).expect("a bundle serialises");
+    if let Err(e) = std::fs::write(out, json) {
+        eprintln!("policy-check: cannot write {}: {e}", out.display());
+        return ExitCode::from(1);
     }
+    println!("{}", bundle.version);
     ExitCode::SUCCESS
 }
 
@@ -151,11 +187,6 @@ fn write_deploy(docs: &[edge_gateway::manifest::SourceDoc], dir: &std::path::Pat
         println!("{} ({} route(s))", path.display(), routes.len());
     }
     ExitCode::SUCCESS
-}
-
-fn usage(why: &str) -> ExitCode {
-    eprintln!("policy-check: {why}\n{USAGE}");
-    ExitCode::from(2)
 }
 
 /// `YYYYMMDDTHHMMSSZ` from the system clock (native tool only: the core never reads a clock).
@@ -188,6 +219,11 @@ fn stamp_of(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
     #[test]
     fn stamps_are_utc_civil_time() {
         assert_eq!(super::stamp_of(0), "19700101T000000Z");

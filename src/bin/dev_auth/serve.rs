@@ -3,7 +3,7 @@
 //! key cache, refresh and `KeysUnavailable` paths. HTTP/1.1, one thread and one request per
 //! connection: the gateway fetches a JWKS rarely, and simplicity beats speed here.
 
-use crate::{unknown_kid, Args, Exit};
+use crate::{unknown_kid, Exit};
 use edge_gateway::devkeys::{self, KIDS};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -181,22 +181,37 @@ fn parse_kids(list: &str) -> Result<Vec<String>, String> {
 // Command line and sockets
 // ---------------------------------------------------------------------------
 
-pub fn main(args: &mut Args) -> Result<(), Exit> {
-    let mut addr = DEFAULT_ADDR.to_string();
-    let mut kids = DEFAULT_KIDS.map(String::from).to_vec();
-    let mut quiet = false;
-    while let Some(flag) = args.next()? {
-        match flag.as_str() {
-            "-h" | "--help" => return Err(Exit::Help),
-            "--addr" => addr = args.value(&flag)?,
-            "--keys" => kids = parse_kids(&args.value(&flag)?)?,
-            "--quiet" | "-q" => quiet = true,
-            other => return Err(Exit::Usage(format!("serve: unknown argument '{other}'"))),
-        }
-    }
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| Exit::Usage(format!("--addr: expected IP:PORT, got '{addr}'")))?;
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The first stdout line is `dev-auth: serving http://IP:PORT`. Routes:
+  GET  /.well-known/jwks.json      the active keys (503 while down)
+  GET  /.well-known/openid-configuration
+  POST /admin/keys?kids=KID,KID    switch the active keys
+  POST /admin/down, /admin/up      simulate an identity-provider outage and recovery
+  GET  /admin/stats                {\"jwks_fetches\", \"down\", \"kids\"}")]
+pub struct ServeOptions {
+    /// Where to listen; port 0 picks a free one
+    #[arg(long, value_name = "IP:PORT", default_value = DEFAULT_ADDR)]
+    addr: SocketAddr,
+    /// The keys served at first, comma-separated (may be empty) [default: rsa-1,ec-1,ed-1]
+    #[arg(long = "keys", value_name = "KID,KID", value_parser = kid_list)]
+    kids: Option<KidList>,
+    /// Do not log requests to stderr
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// `--keys`: one value that is a list, so that clap does not take it for a repeated flag.
+#[derive(Debug, Clone)]
+pub struct KidList(Vec<String>);
+
+fn kid_list(list: &str) -> Result<KidList, String> {
+    parse_kids(list).map(KidList)
+}
+
+pub fn main(o: ServeOptions) -> Result<(), Exit> {
+    let ServeOptions { addr, kids, quiet } = o;
+    let kids = kids.map_or_else(|| DEFAULT_KIDS.map(String::from).to_vec(), |k| k.0);
     let listener = TcpListener::bind(addr)
         .map_err(|e| Exit::Failed(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().unwrap_or(addr);

@@ -3,9 +3,10 @@
 //! `notes`) and checked against the documented vectors there, independently of the gateway's
 //! verifier, so that the two can catch each other's mistakes.
 
-use crate::{unix_now, Args, Exit};
+use crate::{unix_now, Exit};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -26,28 +27,52 @@ pub struct Delivery<'a> {
     pub url: Option<&'a str>,
 }
 
-pub fn main(args: &mut Args) -> Result<(), Exit> {
-    let (mut provider, mut secret, mut body, mut timestamp, mut id, mut url) =
-        (None, None, None, None, None, None);
-    while let Some(flag) = args.next()? {
-        match flag.as_str() {
-            "-h" | "--help" => return Err(Exit::Help),
-            "--provider" => provider = Some(args.value(&flag)?),
-            "--secret" => secret = Some(args.value(&flag)?),
-            "--body" => body = Some(args.value(&flag)?.into_bytes()),
-            "--body-file" => body = Some(read_body(&args.value(&flag)?)?),
-            "--timestamp" => timestamp = Some(args.parsed(&flag)?),
-            "--id" => id = Some(args.value(&flag)?),
-            "--url" => url = Some(args.value(&flag)?),
-            other => {
-                return Err(Exit::Usage(format!(
-                    "sign-webhook: unknown argument '{other}'"
-                )))
-            }
-        }
-    }
-    let provider = provider.ok_or("sign-webhook needs --provider")?;
-    let secret = secret.ok_or("sign-webhook needs --secret")?;
+#[derive(Debug, clap::Args)]
+pub struct SignOptions {
+    /// The provider whose headers to print
+    #[arg(long, value_name = "P", value_parser = providers())]
+    provider: String,
+    /// The shared secret; svix/standard: whsec_BASE64; sendgrid: a P-256 private key, PKCS#8
+    /// PEM or base64 DER (dev-auth sendgrid-key --private)
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    secret: String,
+    /// The raw body [default: empty]
+    #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
+    body: Option<String>,
+    /// Read the raw body from PATH (- is stdin)
+    #[arg(long, value_name = "PATH", conflicts_with = "body")]
+    body_file: Option<String>,
+    /// The signing time [default: now]
+    #[arg(long, value_name = "UNIX", allow_negative_numbers = true)]
+    timestamp: Option<i64>,
+    /// The delivery/message id [default: made from the time, in the provider's style]
+    #[arg(long)]
+    id: Option<String>,
+    /// twilio: the URL exactly as configured (required for twilio)
+    #[arg(long)]
+    url: Option<String>,
+}
+
+/// [`PROVIDERS`], and `standard-webhooks` (hidden) for `standard`.
+fn providers() -> PossibleValuesParser {
+    let alias = PossibleValue::new("standard-webhooks").hide(true);
+    PossibleValuesParser::new(PROVIDERS.map(PossibleValue::new).into_iter().chain([alias]))
+}
+
+pub fn main(o: SignOptions) -> Result<(), Exit> {
+    let SignOptions {
+        provider,
+        secret,
+        body,
+        body_file,
+        timestamp,
+        id,
+        url,
+    } = o;
+    let body = match body_file {
+        Some(path) => Some(read_body(&path)?),
+        None => body.map(String::into_bytes),
+    };
     let id = id.unwrap_or_else(|| default_id(&provider, clock_seed()));
     let delivery = Delivery {
         body: body.as_deref().unwrap_or_default(),
