@@ -5,7 +5,10 @@
 //!
 //! Exports plain functions over integers; no JS glue.
 
-#![allow(clippy::missing_safety_doc)]
+#![expect(
+    unsafe_code,
+    reason = "#[no_mangle] exports are what the node harness calls"
+)]
 
 #[path = "../waf_requests.rs"]
 mod waf_requests;

@@ -430,6 +430,10 @@ impl Drop for Stack {
 
 /// SIGTERM to the child's process group, then SIGKILL after 10 s (wrangler leaves workerd behind
 /// when only the parent is signalled).
+#[expect(
+    unsafe_code,
+    reason = "kill(2) on a process group: std has no call for it"
+)]
 fn stop_group(child: &mut Child) {
     let pgid = child.id() as i32;
     // SAFETY: signalling a process group this test created; no memory is involved.
