@@ -50,27 +50,15 @@ impl ActionType for Stamp {
 
 #[cfg(test)]
 mod tests {
-    use crate::actions::testing::TestPorts;
-    use crate::actions::Cx;
-    use crate::compile::{compile_policy, EndpointKind};
+    use crate::actions::testing::{compile_json, TestPorts};
+    use crate::compile::EndpointKind;
     use crate::eval::run_phase;
     use crate::exchange::{Exchange, Step};
     use crate::http::RequestHead;
     use crate::source::{Diagnostics, Severity};
-    use std::collections::HashSet;
 
     fn compile(policy: serde_json::Value) -> (Option<crate::program::Policy>, Diagnostics) {
-        let mut diags = Diagnostics::default();
-        let internal = HashSet::new();
-        let mut cx = Cx {
-            diags: &mut diags,
-            strict: false,
-            internal: &internal,
-            endpoint: "t",
-        };
-        let node = crate::source::from_json(&policy);
-        let compiled = compile_policy(&node, "policy", EndpointKind::Agent, &mut cx);
-        (compiled, diags)
+        compile_json(&policy, EndpointKind::Agent)
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! policies and requests.
 
 use super::*;
-use crate::actions::testing::TestPorts;
-use crate::actions::Cx;
-use crate::compile::{compile_policy, EndpointKind};
+use crate::actions::testing::{compile_node, TestPorts};
+use crate::compile::EndpointKind;
 use crate::error::GatewayError;
 use crate::eval::run_phase;
 use crate::exchange::Exchange;
@@ -12,27 +11,16 @@ use crate::exchange::Step;
 use crate::expr::Expr;
 use crate::http::Headers;
 use crate::program::RuleSet;
-use crate::source::Diagnostics;
 use serde_json::{json, Value};
-use std::collections::HashSet;
 
 /// Compiles a policy document as an endpoint of `kind` would; panics with its diagnostics.
-fn compile(node: &crate::source::Node, kind: EndpointKind) -> crate::program::Policy {
-    let mut diags = Diagnostics::default();
-    let internal = HashSet::new();
-    let mut cx = Cx {
-        diags: &mut diags,
-        strict: false,
-        internal: &internal,
-        endpoint: "t",
-    };
-    let compiled = compile_policy(node, "policy", kind, &mut cx);
+fn compile(policy: &crate::source::Node, kind: EndpointKind) -> crate::program::Policy {
+    let (compiled, diags) = compile_node(policy, kind);
     compiled.unwrap_or_else(|| panic!("{:?}", diags.items))
 }
 
 fn rules_of(policy: &Value) -> Vec<Rule> {
-    let node = crate::source::from_json(policy);
-    compile(&node, EndpointKind::Agent)
+    compile(&crate::source::from_json(policy), EndpointKind::Agent)
         .on_http_request
         .into_rules()
 }
