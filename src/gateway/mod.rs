@@ -1,20 +1,27 @@
 //! The compiled gateway (public endpoints + internal pools) and the request path through it.
+//!
+//! The request path: [`Gateway::handle`] and forwarding (`handle`), what the answer is
+//! ([`Reply`], `reply`), the platform ports ([`Upstream`], [`Trust`], [`RateLimiter`],
+//! [`Random`]: `ports`), and the [`crate::actions::Context`] actions see (`context`).
 
 pub mod balance;
+mod context;
 mod handle;
 pub mod health;
 #[cfg(not(target_arch = "wasm32"))]
 mod local;
 mod pool;
+mod ports;
 pub mod probe;
+mod reply;
 mod subrequest;
 
-pub use handle::{
-    Body, BodyError, Outbound, Random, RateLimiter, Reply, Trust, Upstream, UpstreamError, MAX_HOPS,
-};
+pub use handle::MAX_HOPS;
 #[cfg(not(target_arch = "wasm32"))]
 pub use local::LocalTrust;
 pub use pool::{Member, Pool, Want};
+pub use ports::{BodyError, Outbound, Random, RateLimiter, Trust, Upstream, UpstreamError};
+pub use reply::{Body, Reply};
 
 use crate::error::GatewayError;
 use crate::program::Policy;

@@ -2,12 +2,13 @@
 //! choice, failover, passive health, the member's own policy, response phases), starting at
 //! the internal endpoint instead of the public one, and ending with the body read (capped).
 
-use super::handle::{Body, Ports, RateLimiter, Reply, Trust, Upstream};
+use super::context::Ports;
+use super::ports::{BodyError, RateLimiter, Trust, Upstream};
+use super::reply::{Body, Reply};
 use super::Gateway;
 use crate::actions::{Step, Subrequest, SubrequestContext, Subresponse, MAX_SUBREQUEST_DEPTH};
 use crate::error::GatewayError;
 use crate::eval::Exchange;
-use crate::gateway::BodyError;
 use crate::http::RequestHead;
 
 /// The largest `http-request` response body (ngrok's 256 KB).
