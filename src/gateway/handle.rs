@@ -1,11 +1,12 @@
-//! The request path: public policy → forward-internal hops → member policy → upstream →
-//! response phases (innermost first). Platform work goes through the ports ([`super::ports`]).
+//! The request path: public policy → forward-internal hops ([`super::forward`]) → member
+//! policy → upstream → response phases (innermost first). Platform work goes through the
+//! ports ([`super::ports`]); every error becomes a response here.
 
-use super::balance::Balance;
 use super::context::Ports;
-use super::ports::{Lent, Outbound, Random, RateLimiter, Trust, Upstream};
-use super::reply::{discard, Body, Reply};
-use super::{Gateway, Member, Pool, Want};
+use super::forward::Forwarded;
+use super::ports::{Random, RateLimiter, Trust, Upstream};
+use super::reply::{discard, Reply};
+use super::Gateway;
 use crate::actions::Step;
 use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
@@ -13,35 +14,23 @@ use crate::eval::{run_phase, Exchange};
 use crate::expr::{EndpointInfo, Facts};
 use crate::http::RequestHead;
 use crate::program::Policy;
-use crate::proxy;
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// The most internal endpoints one request may pass through (ngrok's `ERR_NGROK_3501`).
 pub const MAX_HOPS: usize = 8;
 
-/// What forwarding to a pool came to: a reply (and the member policy whose response phase runs
-/// on it), or the member policy's own step (it answered, or forwarded further).
-enum Forwarded<'g, B> {
-    Reply(Reply<B>, Option<&'g Policy>),
-    Step(Step, &'g Policy),
-}
+/// The policies whose response phases run on a reply, outermost first, each with its
+/// `endpoint.*`.
+type ResponsePolicies<'g> = Vec<(&'g Policy, Arc<EndpointInfo>)>;
 
-/// Statuses that mean the member (not the request) failed: a gateway error, an overloaded
-/// service, a timeout, and Cloudflare's own answers when a tunnel or origin is unreachable
-/// (520-527 origin errors, 530 no tunnel connector).
-fn member_failed(status: u16) -> bool {
-    matches!(status, 502..=504 | 520..=527 | 530)
-}
-
-/// Methods that mean the same when sent twice (RFC 9110 §9.2.2): only these are retried.
-fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
-    )
+/// Where the hops ended.
+enum Hopped<B> {
+    /// A reply the response phases run on.
+    Answer(Reply<B>),
+    /// `deny` or `close-connection`: nothing else runs.
+    Final(Reply<B>),
 }
 
 impl Gateway {
@@ -66,7 +55,7 @@ impl Gateway {
             reply_body: None,
         };
         let mut ex = Exchange::new(req)
-            .with_secrets(std::sync::Arc::clone(&self.secrets))
+            .with_secrets(Arc::clone(&self.secrets))
             .with_facts(facts);
         let result = self.run(&mut ex, &ports).await;
         let mut reply = match result {
@@ -114,41 +103,15 @@ impl Gateway {
     /// response phases of `response_policies` and of every policy met, innermost first.
     pub(super) async fn follow<'g, U: Upstream, L: RateLimiter, T: Trust>(
         &'g self,
-        mut step: Step,
+        step: Step,
         ex: &mut Exchange,
         ports: &Ports<'_, U, L, T>,
-        mut response_policies: Vec<(&'g Policy, Arc<EndpointInfo>)>,
+        mut response_policies: ResponsePolicies<'g>,
     ) -> Result<Reply<U::Body>, GatewayError> {
-        let upstream = ports.upstream;
-        let mut hops = 0;
-        let reply = loop {
-            let key = match step {
-                Step::Forward(key) => key,
-                Step::Respond(s) => break Reply::synthetic(s),
-                Step::Deny(status) => return Ok(Reply::deny(status)),
-                Step::Close => return Ok(Reply::closed()),
-                Step::Continue => return Err(GatewayError::NotTerminated),
-            };
-            hops += 1;
-            if hops > MAX_HOPS {
-                return Err(GatewayError::TooManyHops { limit: MAX_HOPS });
-            }
-            let pool = self
-                .pools
-                .get(&key)
-                .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
-            match self.forward(pool, ex, upstream, ports).await? {
-                Forwarded::Reply(reply, policy) => {
-                    response_policies.extend(policy.map(|p| (p, Arc::clone(&pool.info))));
-                    break reply;
-                }
-                Forwarded::Step(next, policy) => {
-                    response_policies.push((policy, Arc::clone(&pool.info)));
-                    step = next;
-                }
-            }
+        let mut reply = match self.hops(step, ex, ports, &mut response_policies).await? {
+            Hopped::Answer(reply) => reply,
+            Hopped::Final(reply) => return Ok(reply),
         };
-        let mut reply = reply;
         let response_ports = Ports {
             can_forward: false,
             ..ports.clone()
@@ -159,205 +122,57 @@ impl Gateway {
                 now_ms: ports.trust.now_ms(),
                 ..ex.facts.clone()
             };
-            reply = respond(
-                policy,
-                &ex.req,
-                ex.subrequest.as_ref(),
-                reply,
-                &response_ports,
-                &mut ex.notes,
-                facts,
-            )
-            .await?;
+            let req = &ex.req;
+            let sub = ex.subrequest.as_ref();
+            let notes = &mut ex.notes;
+            reply = respond(policy, req, sub, reply, &response_ports, notes, facts).await?;
         }
         Ok(reply)
     }
 
-    /// Sends the request to a member of `pool` (running the member's own policy first) and,
-    /// when that fails in a way that is safe to retry, to another member: a connection error, a
-    /// timeout, or a 502/503/504, for an idempotent method whose body can be sent again, within
-    /// the isolate's retry budget. Every outcome feeds the member's passive health.
-    async fn forward<'g, U: Upstream, L: RateLimiter, T: Trust>(
+    /// Forward-internal hops from `step` to a reply, adding each pool's member policy to the
+    /// response phases to run.
+    async fn hops<'g, U: Upstream, L: RateLimiter, T: Trust>(
         &'g self,
-        pool: &'g Pool,
+        mut step: Step,
         ex: &mut Exchange,
-        upstream: &U,
         ports: &Ports<'_, U, L, T>,
-    ) -> Result<Forwarded<'g, U::Body>, GatewayError> {
-        let routing = &self.routing;
-        pool.retries.deposit();
-        // The request as it was, for a retry; only copied when one can happen (on the request
-        // path most pools never retry: one member, or a method that is not idempotent).
-        let original = (pool.members.len() > 1 && idempotent(&ex.req.method))
-            .then(|| (ex.req.clone(), ex.req_body.clone()));
-        let limits_before = ex.rate_limits.len();
-        let want = Want {
-            key: match &pool.settings.balance {
-                // A key that cannot be read (a header missing) falls back to random.
-                Balance::Hash(key) => ex.eval(key).ok().map(|v| crate::expr::to_text(&v)),
-                _ => None,
-            },
-            // A preference that cannot be rendered is no preference.
-            cluster: pool
-                .settings
-                .prefer_cluster
-                .as_ref()
-                .and_then(|t| ex.render(t, "forward-internal", "prefer-cluster").ok()),
-        };
-        let mut tried: Vec<usize> = Vec::new();
-        let mut last = None;
+        response_policies: &mut ResponsePolicies<'g>,
+    ) -> Result<Hopped<U::Body>, GatewayError> {
+        let mut hops = 0;
         loop {
-            let choice = pool.choose(&mut Lent(ports.rng), ports.trust.now_ms(), &tried, &want);
-            let Some(i) = choice else {
-                return match last {
-                    Some(failure) => failure,
-                    None => Err(GatewayError::PoolUnavailable {
-                        endpoint: pool.url.clone(),
-                        retry_after_s: pool.next_return_ms(ports.trust.now_ms()).map_or(30, |t| {
-                            t.saturating_sub(ports.trust.now_ms()).div_ceil(1000)
-                        }),
-                    }),
-                };
+            let key = match step {
+                Step::Forward(key) => key,
+                Step::Respond(s) => return Ok(Hopped::Answer(Reply::synthetic(s))),
+                Step::Deny(status) => return Ok(Hopped::Final(Reply::deny(status))),
+                Step::Close => return Ok(Hopped::Final(Reply::closed())),
+                Step::Continue => return Err(GatewayError::NotTerminated),
             };
-            if let Some(failure) = last.take() {
-                if !pool.retries.withdraw() {
-                    ex.note(format!("{}: retry budget spent; not retrying", pool.url));
-                    return failure;
-                }
-                if let Ok(Forwarded::Reply(reply, _)) = failure {
-                    if let Body::Upstream(body) = reply.body {
-                        upstream.discard(body);
-                    }
-                }
-                // A member policy's body rewrite is undone with the rest of its changes.
-                if let Some((req, body)) = &original {
-                    ex.req = req.clone();
-                    ex.req_body = body.clone();
-                }
-                // The failed attempt's member-policy rate limits are not reported twice.
-                ex.rate_limits.truncate(limits_before);
+            hops += 1;
+            if hops > MAX_HOPS {
+                return Err(GatewayError::TooManyHops { limit: MAX_HOPS });
             }
-            let member = &pool.members[i];
-            ex.enter_endpoint();
-            ex.set_endpoint(Arc::clone(&pool.info));
-            if let Some(policy) = &member.policy {
-                let step = run_phase(&policy.on_http_request, ex, ports).await?;
-                if step != Step::Continue {
-                    return Ok(Forwarded::Step(step, policy));
+            let pool = self
+                .pools
+                .get(&key)
+                .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
+            match self.forward(pool, ex, ports).await? {
+                Forwarded::Reply(reply, policy) => {
+                    response_policies.extend(policy.map(|p| (p, Arc::clone(&pool.info))));
+                    return Ok(Hopped::Answer(reply));
+                }
+                Forwarded::Step(next, policy) => {
+                    response_policies.push((policy, Arc::clone(&pool.info)));
+                    step = next;
                 }
             }
-            let mut credentials = Vec::with_capacity(member.origin_auth.len());
-            for (header, value) in &member.origin_auth {
-                credentials.push((
-                    *header,
-                    ex.render(value, "forward-internal", "origin auth")?,
-                ));
-            }
-            // A subrequest sends its own body, within what is left of its timeout; otherwise
-            // the body an action rewrote, if any (`None`: the client's).
-            let (body, timeout_ms) = match &ex.subrequest {
-                None => (ex.req_body.clone(), None),
-                Some(sub) => {
-                    let left = sub.deadline_ms.saturating_sub(ports.trust.now_ms());
-                    if left == 0 {
-                        return Err(GatewayError::UpstreamTimeout {
-                            endpoint: pool.url.clone(),
-                            after_ms: 0,
-                        });
-                    }
-                    (Some(Rc::clone(&sub.body)), Some(left))
-                }
-            };
-            // Counted in flight until the attempt ends, however it ends (even if the request
-            // is dropped mid-way: the guard's Drop).
-            let busy = pool.busy(i);
-            let result = self
-                .fetch(
-                    pool,
-                    member,
-                    &ex.req,
-                    &credentials,
-                    upstream,
-                    body,
-                    timeout_ms,
-                )
-                .await;
-            let failed = match result {
-                Ok(ref reply) => member_failed(reply.head.status),
-                Err(e @ GatewayError::BadRequest { .. }) => return Err(e),
-                Err(_) => true,
-            };
-            // A subrequest that ran out of the time its caller chose (`timeout`, 1 s to 30 s)
-            // says little about the member: only the shell's own timeout counts against it.
-            let budget_spent = ex.subrequest.is_some()
-                && matches!(result, Err(GatewayError::UpstreamTimeout { .. }));
-            if !budget_spent {
-                pool.record_attempt(&busy, !failed, ports.trust.now_ms(), &routing.health);
-            }
-            drop(busy);
-            tried.push(i);
-            let retryable = failed
-                && tried.len() < routing.max_attempts.min(pool.members.len())
-                && original.is_some()
-                && (ex.subrequest.is_some() || ex.req_body.is_some() || upstream.body_replayable());
-            if retryable {
-                ex.note(format!(
-                    "{}: member {} failed ({}); trying another",
-                    pool.url,
-                    member.name,
-                    match &result {
-                        Ok(r) => format!("status {}", r.head.status),
-                        Err(e) => e.to_string(),
-                    }
-                ));
-                last = Some(result.map(|r| Forwarded::Reply(r, member.policy.as_ref())));
-                continue;
-            }
-            let mut reply = result?;
-            if let Some(header) = &routing.member_header {
-                reply.head.headers.set(header, &member.name);
-            }
-            return Ok(Forwarded::Reply(reply, member.policy.as_ref()));
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch<U: Upstream>(
-        &self,
-        pool: &Pool,
-        member: &Member,
-        req: &RequestHead,
-        credentials: &[(&str, String)],
-        upstream: &U,
-        body: Option<Rc<[u8]>>,
-        timeout_ms: Option<u64>,
-    ) -> Result<Reply<U::Body>, GatewayError> {
-        let mut headers = proxy::forward_headers(req);
-        for (name, value) in credentials {
-            headers.set(name, value);
-        }
-        let out = Outbound {
-            method: &req.method,
-            url: member.origin.url_for(&req.uri()),
-            headers,
-            endpoint: &pool.url,
-            member: &member.name,
-            body,
-            timeout_ms,
-        };
-        match upstream.send(out).await {
-            Ok((mut head, body)) => {
-                proxy::clean_response_headers(&mut head.headers);
-                Ok(Reply::upstream(head, body))
-            }
-            Err(e) => Err(e.at(&pool.url)),
         }
     }
 }
 
 /// Runs a policy's `on_http_response` over a reply. The body stays as it is (streaming) unless
 /// an action reads it.
-pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
+async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
     policy: &Policy,
     req: &RequestHead,
     subrequest: Option<&crate::actions::SubrequestContext>,
@@ -382,7 +197,7 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
         ..ports.clone()
     };
     let mut ex = Exchange::new(req.clone())
-        .with_secrets(std::sync::Arc::clone(&ports.gateway.secrets))
+        .with_secrets(Arc::clone(&ports.gateway.secrets))
         .with_facts(facts);
     ex.res = Some(head);
     ex.compress = compress;
@@ -404,13 +219,6 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
         .res
         .take()
         .expect("the response phase keeps its response");
-    let body = match step {
-        Step::Continue => body,
-        _ => {
-            discard(upstream, body);
-            Body::Empty
-        }
-    };
     Ok(match step {
         Step::Continue => Reply {
             head,
@@ -418,10 +226,15 @@ pub(super) async fn respond<U: Upstream, L: RateLimiter, T: Trust>(
             notes: reply_notes,
             compress: ex.compress,
         },
-        Step::Respond(s) => Reply::synthetic(s),
-        Step::Deny(status) => Reply::deny(status),
-        // The compiler rejects these in on_http_response (ERR_NGROK_2202).
-        Step::Close => Reply::closed(),
-        Step::Forward(_) => return Err(GatewayError::NotTerminated),
+        replaced => {
+            discard(upstream, body);
+            match replaced {
+                Step::Respond(s) => Reply::synthetic(s),
+                Step::Deny(status) => Reply::deny(status),
+                // The compiler rejects these in on_http_response (ERR_NGROK_2202).
+                Step::Close => Reply::closed(),
+                Step::Forward(_) | Step::Continue => return Err(GatewayError::NotTerminated),
+            }
+        }
     })
 }

@@ -1,11 +1,15 @@
 //! The compiled gateway (public endpoints + internal pools) and the request path through it.
 //!
-//! The request path: [`Gateway::handle`] and forwarding (`handle`), what the answer is
-//! ([`Reply`], `reply`), the platform ports ([`Upstream`], [`Trust`], [`RateLimiter`],
-//! [`Random`]: `ports`), and the [`crate::actions::Context`] actions see (`context`).
+//! The request path, one room each: [`Gateway::handle`] and the hops between endpoints
+//! (`handle`), forwarding to a pool (`forward`: choose a member, one attempt, decide whether to
+//! try another), the attempt itself (`attempt`), what the answer is ([`Reply`], `reply`), the
+//! platform ports ([`Upstream`], [`Trust`], [`RateLimiter`], [`Random`]: `ports`), and the
+//! [`crate::actions::Context`] actions see (`context`).
 
+mod attempt;
 pub mod balance;
 mod context;
+mod forward;
 mod handle;
 pub mod health;
 #[cfg(not(target_arch = "wasm32"))]

@@ -37,6 +37,13 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Whether the member failed, not the request, so that another member may take it
+    /// (pingora's `Error::retry`): it could not be reached or did not answer in time. The
+    /// request path still decides whether the request can be sent again.
+    pub fn retry(&self) -> bool {
+        !matches!(self, UpstreamError::Invalid(_))
+    }
+
     /// The error the client gets, naming the internal endpoint.
     pub(super) fn at(self, endpoint: &str) -> GatewayError {
         match self {
