@@ -1,20 +1,31 @@
 //! The compiled gateway (public endpoints + internal pools) and the request path through it.
+//!
+//! The request path, one room each: [`Gateway::handle`] and the hops between endpoints
+//! (`handle`), forwarding to a pool (`forward`: choose a member, one attempt, decide whether to
+//! try another), the attempt itself (`attempt`), what the answer is ([`Reply`], `reply`), the
+//! platform ports ([`Upstream`], [`Trust`], [`RateLimiter`], [`Random`]: `ports`), and the
+//! [`crate::exchange::Context`] actions see (`context`).
 
+mod attempt;
 pub mod balance;
+mod context;
+mod forward;
 mod handle;
 pub mod health;
 #[cfg(not(target_arch = "wasm32"))]
 mod local;
 mod pool;
+mod ports;
 pub mod probe;
+mod reply;
 mod subrequest;
 
-pub use handle::{
-    Body, BodyError, Outbound, Random, RateLimiter, Reply, Trust, Upstream, UpstreamError, MAX_HOPS,
-};
+pub use handle::MAX_HOPS;
 #[cfg(not(target_arch = "wasm32"))]
 pub use local::LocalTrust;
 pub use pool::{Member, Pool, Want};
+pub use ports::{BodyError, Outbound, Random, RateLimiter, Trust, Upstream, UpstreamError};
+pub use reply::{Body, Reply};
 
 use crate::error::GatewayError;
 use crate::program::Policy;

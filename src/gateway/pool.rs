@@ -2,8 +2,8 @@
 //! members passive health has not ejected (see [`super::health`]).
 
 use super::balance::{rendezvous, Balance, PoolSettings};
-use super::handle::Random;
 use super::health::{HealthPolicy, MemberHealth, State};
+use super::ports::Random;
 use crate::endpoint_url::Origin;
 use crate::program::Policy;
 use std::cell::RefCell;

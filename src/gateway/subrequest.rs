@@ -2,18 +2,21 @@
 //! choice, failover, passive health, the member's own policy, response phases), starting at
 //! the internal endpoint instead of the public one, and ending with the body read (capped).
 
-use super::handle::{Body, Ports, RateLimiter, Reply, Trust, Upstream};
+use super::context::Ports;
+use super::ports::{BodyError, RateLimiter, Trust, Upstream};
+use super::reply::{Body, Reply};
 use super::Gateway;
 use crate::error::GatewayError;
 use crate::exchange::Exchange;
 use crate::exchange::{Step, Subrequest, SubrequestContext, Subresponse, MAX_SUBREQUEST_DEPTH};
-use crate::gateway::BodyError;
 use crate::http::RequestHead;
 
 /// The largest `http-request` response body (ngrok's 256 KB).
 const MAX_BODY: usize = crate::exchange::MAX_SUBREQUEST_BODY;
 
 impl Gateway {
+    /// Sends an `http-request` to the declared internal endpoint `sub.key` through its pool and
+    /// reads the answer (its body up to [`MAX_BODY`]).
     pub(super) async fn subrequest<U: Upstream, L: RateLimiter, T: Trust>(
         &self,
         sub: Subrequest,
@@ -63,33 +66,7 @@ impl Gateway {
         };
         ex.record_breakers(status, ports.trust.now_ms());
         let reply = result?;
-        let body = match reply.body {
-            Body::Empty => Vec::new(),
-            Body::Text(t) => t.into_bytes(),
-            Body::Bytes(b) => b.to_vec(),
-            // The target's policy ran close-connection: no response to read.
-            Body::Abort => {
-                return Err(GatewayError::UpstreamUnreachable {
-                    endpoint: reply_endpoint(&ex),
-                    detail: "the target closed the connection".into(),
-                })
-            }
-            Body::Upstream(b) => {
-                ports
-                    .upstream
-                    .read_body(b, MAX_BODY)
-                    .await
-                    .map_err(|e| match e {
-                        BodyError::TooLarge { limit } => {
-                            GatewayError::SubrequestBodyTooLarge { limit }
-                        }
-                        BodyError::Unreadable(detail) => GatewayError::UpstreamUnreachable {
-                            endpoint: reply_endpoint(&ex),
-                            detail,
-                        },
-                    })?
-            }
-        };
+        let body = read_body(reply.body, ports.upstream, &ex).await?;
         if body.len() > MAX_BODY {
             return Err(GatewayError::SubrequestBodyTooLarge { limit: MAX_BODY });
         }
@@ -117,6 +94,33 @@ fn reaching(e: &GatewayError) -> bool {
             | GatewayError::TooManyHops { .. }
             | GatewayError::BadRequest { .. }
     )
+}
+
+/// The target's response body, read whole up to [`MAX_BODY`].
+async fn read_body<U: Upstream>(
+    body: Body<U::Body>,
+    upstream: &U,
+    ex: &Exchange,
+) -> Result<Vec<u8>, GatewayError> {
+    Ok(match body {
+        Body::Empty => Vec::new(),
+        Body::Text(t) => t.into_bytes(),
+        Body::Bytes(b) => b.to_vec(),
+        // The target's policy ran close-connection: no response to read.
+        Body::Abort => {
+            return Err(GatewayError::UpstreamUnreachable {
+                endpoint: reply_endpoint(ex),
+                detail: "the target closed the connection".into(),
+            })
+        }
+        Body::Upstream(b) => upstream.read_body(b, MAX_BODY).await.map_err(|e| match e {
+            BodyError::TooLarge { limit } => GatewayError::SubrequestBodyTooLarge { limit },
+            BodyError::Unreadable(detail) => GatewayError::UpstreamUnreachable {
+                endpoint: reply_endpoint(ex),
+                detail,
+            },
+        })?,
+    })
 }
 
 fn reply_endpoint(ex: &Exchange) -> String {

@@ -25,7 +25,7 @@
 //!       log_contains: '"rule":"audit"'         # a line the shell would log (native runs)
 //!       aborted: true                          # the body aborts (close-connection)
 //! ```
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use edge_gateway::manifest::SourceDoc;
 use edge_gateway::source::{parse_yaml_documents, Node, Value};

@@ -1,7 +1,7 @@
 //! The same stack `scripts/dev.sh` runs, started by a test: the demo origins, the built Worker
 //! under `wrangler dev` (workerd) with its own local KV state, and policy uploads through
 //! `scripts/upload-policy.sh`. Every process runs in its own process group and is killed on drop.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use super::scenario::repo_root;
 use std::io::{BufRead, BufReader, Read};
