@@ -813,6 +813,15 @@ fn greet(layout: &Layout) {
             if let Some(api) = api {
                 all.push(("X-Acme-Api".into(), api.into()));
             }
+            // What the curl command shown sends too (the WAF scores a body without a type).
+            all.push(("User-Agent".into(), "curl/8 (devstack)".into()));
+            all.push(("Accept".into(), "*/*".into()));
+            if !body.is_empty() {
+                all.push((
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ));
+            }
             probe::status(
                 addr,
                 method,
@@ -845,7 +854,13 @@ fn greet(layout: &Layout) {
         .find(|(n, _)| n == "ACME__GITHUB_WEBHOOK_SECRET")
         .map_or(DEV_WEBHOOK_SECRET, |(_, v)| v.as_str())
         .to_string();
-    let webhook_body = r#"{"zen":"Keep it logically awesome."}"#;
+    // The replay log remembers deliveries across runs (the state persists), and the status
+    // shown is taken with a delivery of its own: the body a reader pastes is new both times.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let webhook_body = format!(r#"{{"zen":"Keep it logically awesome.","at":{now}}}"#);
+    let probe_body = format!(r#"{{"zen":"Keep it logically awesome.","at":{now},"probe":1}}"#);
     let signed: Vec<(String, String)> = run(&[
         "sign-webhook",
         "--provider",
@@ -853,7 +868,7 @@ fn greet(layout: &Layout) {
         "--secret",
         &webhook_secret,
         "--body",
-        webhook_body,
+        &probe_body,
     ])
     .lines()
     .filter_map(|l| l.split_once(':'))
@@ -941,7 +956,7 @@ devstack: edge-gateway is running on {base} (Ctrl-C stops it and everything it s
             "POST",
             "/hooks/github",
             &signed,
-            webhook_body
+            &probe_body
         ),
         unsigned = status(Some("webhook-gke"), "POST", "/hooks/github", &[], "{}"),
         unknown = status(Some("no-such-api"), "GET", "/", &[], ""),
