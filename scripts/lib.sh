@@ -7,6 +7,7 @@
 #   ensure_toolchain          Rust wasm32 target, rustfmt/clippy, worker-build,
 #                             wasm-bindgen-cli, node_modules (npm ci); idempotent
 #   ensure_node_modules       only the npm part of ensure_toolchain
+#   ensure_nextest            cargo-nextest, for scripts/test.sh
 #   cargo_target_dir          where cargo puts its output
 #   bench_policy              a load bench's policy, live on a running scripts/dev.sh
 # (The local stack itself, ports and process groups included, is src/bin/devstack.rs.)
@@ -182,6 +183,20 @@ ensure_toolchain() {
     # NO --locked: wasm-bindgen-cli 0.2.130's lock file does not resolve (toolchain.md, pitfall 4).
     _ensure_cargo_tool wasm-bindgen wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
     ensure_node_modules
+}
+
+# ensure_nextest: cargo-nextest (scripts/test.sh runs the tests with it); installed
+# with cargo when missing. Test priorities need 0.9.91 or later.
+ensure_nextest() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        verbose "ok: $(cargo nextest --version 2>/dev/null | head -n 1)"
+        return 0
+    fi
+    log "cargo-nextest not found: installing it (cargo install cargo-nextest --locked, a few minutes)"
+    cargo install cargo-nextest --locked ||
+        die "'cargo install cargo-nextest --locked' failed: no access to crates.io (network/proxy), or a compile error (see above)."
+    cargo nextest --version >/dev/null 2>&1 ||
+        die "installed cargo-nextest, but 'cargo nextest --version' still fails: is CARGO_HOME/bin in PATH?"
 }
 
 # check_wasm_bindgen_lock: the wasm-bindgen library in Cargo.lock must be the
