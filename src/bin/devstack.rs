@@ -19,8 +19,10 @@
 //!   uploaded, wrangler's output on this terminal, and a greeting with curl examples;
 //! - `--control --free-ports` (the tests): every port free and never handed out twice, no
 //!   policy, wrangler's output in `LOG_DIR/wrangler.log`; one JSON line on stdout describes the
-//!   stack once it answers, and stdin takes commands, one a line: `restart-wrangler` (stop
-//!   wrangler and start it again on the same state; answered by a new JSON line) and `stop`.
+//!   stack once it answers, and stdin takes commands, one a line, as words or as a JSON array
+//!   of strings: `upload PATH...` (through scripts/upload-policy.sh; answered by
+//!   `{"event":"uploaded"}` or `{"event":"error",...}`), `restart-wrangler` (stop wrangler and
+//!   start it again on the same state; answered by a new `ready` line) and `stop`.
 //!
 //! Exit status: 0 after a requested stop, 1 when the stack failed (a service did not start or
 //! died), 2 on a usage error.
@@ -102,8 +104,8 @@ struct Cli {
     #[arg(long = "var", value_name = "NAME:VALUE", value_parser = parse_var)]
     vars: Vec<(String, String)>,
     /// For programs: print the stack as one JSON line when it answers, read commands from stdin
-    /// (`restart-wrangler`, `stop`), stop at end of input; wrangler's output goes to
-    /// LOG_DIR/wrangler.log
+    /// (`upload PATH...`, `restart-wrangler`, `stop`), stop at end of input; wrangler's output
+    /// goes to LOG_DIR/wrangler.log
     #[arg(long)]
     control: bool,
     /// Only check that the fixed ports are free, then exit (0: all free, 1: one is taken)
