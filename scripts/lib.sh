@@ -7,11 +7,10 @@
 #   ensure_toolchain          Rust wasm32 target, rustfmt/clippy, worker-build,
 #                             wasm-bindgen-cli, node_modules (npm ci); idempotent
 #   ensure_node_modules       only the npm part of ensure_toolchain
-#   free_port / port_is_free  TCP port helpers (127.0.0.1)
-#   group_alive / kill_group  process-group helpers for background services
+#   ensure_nextest            cargo-nextest, for scripts/test.sh
 #   cargo_target_dir          where cargo puts its output
-#   write_nobuild_config      wrangler.toml without [build], for another directory
 #   bench_policy              a load bench's policy, live on a running scripts/dev.sh
+# (The local stack itself, ports and process groups included, is src/bin/devstack.rs.)
 # and exports the wrangler environment (no telemetry, no error-report prompt,
 # no Request.cf fetch, no banner) with node_modules/.bin first in PATH.
 
@@ -186,6 +185,20 @@ ensure_toolchain() {
     ensure_node_modules
 }
 
+# ensure_nextest: cargo-nextest (scripts/test.sh runs the tests with it); installed
+# with cargo when missing. Test priorities need 0.9.91 or later.
+ensure_nextest() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        verbose "ok: $(cargo nextest --version 2>/dev/null | head -n 1)"
+        return 0
+    fi
+    log "cargo-nextest not found: installing it (cargo install cargo-nextest --locked, a few minutes)"
+    cargo install cargo-nextest --locked ||
+        die "'cargo install cargo-nextest --locked' failed: no access to crates.io (network/proxy), or a compile error (see above)."
+    cargo nextest --version >/dev/null 2>&1 ||
+        die "installed cargo-nextest, but 'cargo nextest --version' still fails: is CARGO_HOME/bin in PATH?"
+}
+
 # check_wasm_bindgen_lock: the wasm-bindgen library in Cargo.lock must be the
 # version of the installed CLI, or wasm-bindgen fails on the module.
 check_wasm_bindgen_lock() {
@@ -227,78 +240,9 @@ EOF
     return "$rc"
 }
 
-# --- ports ---------------------------------------------------------------------
-
+# _python ARGS...: python3, or a clear error (bench-access.sh, the TOML and JSON reads here).
 _python() {
-    if command -v python3 >/dev/null 2>&1; then python3 "$@"; else die "python3 not found (needed for port checks)"; fi
-}
-
-# free_port: print a TCP port on 127.0.0.1 that is free right now.
-free_port() {
-    _python -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
-
-# port_is_free PORT: true when PORT can be bound on 127.0.0.1.
-port_is_free() {
-    _python - "$1" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as node does: TIME_WAIT is no conflict
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-    s.listen(1)
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-EOF
-}
-
-# port_owner PORT: best-effort description of who listens on PORT.
-port_owner() {
-    if command -v ss >/dev/null 2>&1; then
-        ss -Htlnp "sport = :$1" 2>/dev/null | awk '{ print $4, $6 }' | head -n 3
-    fi
-}
-
-# --- processes -----------------------------------------------------------------
-
-# group_alive PGID: true while a non-zombie process is in process group PGID.
-group_alive() {
-    ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
-}
-
-# wait_own_group PID: wait (≤ 2 s) until PID leads its own process group
-# (it was started with setsid); fails otherwise.
-wait_own_group() {
-    local pid=$1 i pgid
-    for ((i = 0; i < 40; i++)); do
-        pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || return 1
-        [[ $pgid == "$pid" ]] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-# kill_group PGID [NAME]: SIGTERM the whole group, SIGKILL after 10 s.
-# Never signals the caller's own group.
-kill_group() {
-    local pgid=$1 name=${2:-process group $1} own i
-    [[ $pgid =~ ^[0-9]+$ ]] && ((pgid > 1)) || return 0
-    own=$(ps -o pgid= -p $$ | tr -d ' ')
-    [[ $pgid != "$own" ]] || return 0
-    group_alive "$pgid" || return 0
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        group_alive "$pgid" || return 0
-        sleep 0.1
-    done
-    warn "$name did not stop within 10 s of SIGTERM: sending SIGKILL"
-    kill -KILL -- "-$pgid" 2>/dev/null || true
+    if command -v python3 >/dev/null 2>&1; then python3 "$@"; else die "python3 not found"; fi
 }
 
 # --- cargo / wrangler ------------------------------------------------------------
@@ -307,31 +251,6 @@ kill_group() {
 cargo_target_dir() {
     cargo metadata --format-version 1 --no-deps |
         _python -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
-}
-
-# write_nobuild_config SRC OUT: copy wrangler config SRC to OUT without the
-# [build] table (and its sub-tables), with `main` rewritten so it still points
-# at the same file when resolved relative to OUT's directory.
-write_nobuild_config() {
-    local src=$1 out=$2 out_dir main rel
-    out_dir=$(dirname "$out")
-    mkdir -p "$out_dir"
-    main=$(awk -F'"' '/^[[:space:]]*main[[:space:]]*=/ { print $2; exit }' "$src")
-    [[ -n $main ]] || die "no main = \"...\" in $src"
-    rel=$(realpath -m --relative-to="$out_dir" "$(dirname "$src")/$main") ||
-        die "cannot compute the path of $main relative to $out_dir"
-    awk -v main="$rel" -v src="$src" '
-        BEGIN { print "# GENERATED from " src " by scripts/ (no [build] table): do not edit." }
-        /^[[:space:]]*\[/ {
-            skip = ($0 ~ /^[[:space:]]*\[[[:space:]]*build([.][^]]*)?[[:space:]]*\]/ ||
-                    $0 ~ /^[[:space:]]*\[\[[[:space:]]*build[.]/)
-        }
-        skip { next }
-        !done && /^[[:space:]]*main[[:space:]]*=/ { print "main = \"" main "\""; done = 1; next }
-        { print }
-    ' "$src" >"$out.tmp" || die "cannot write $out.tmp"
-    mv "$out.tmp" "$out" || die "cannot write $out"
-    ! grep -Eq '^[[:space:]]*\[[[:space:]]*build[[:space:]]*\]' "$out" || die "failed to drop [build] from $out"
 }
 
 # bench_policy BASE FILE: for the load benches (scripts/bench-*.sh) against a running

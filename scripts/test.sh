@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # scripts/test.sh: every check CI runs, in one command from a fresh machine:
-# toolchain (scripts/setup.sh's checks), cargo fmt --check, clippy (host, all
-# targets), clippy (wasm32 lib), the Worker build (scripts/build-worker.sh),
-# cargo test --release (unit tests + the wrangler-dev end-to-end test, which is
-# told to run, not skip, by EDGE_GATEWAY_E2E=1). Stops at the first failure.
-# CI=true: no colors, nothing interactive.
+# toolchain (scripts/setup.sh's checks, and cargo-nextest), cargo fmt --check,
+# clippy (host, all targets), clippy (wasm32 lib), the Worker build
+# (scripts/build-worker.sh, release, as it ships), the test binaries (Cargo
+# profile `ci`: release without fat LTO), every test with cargo nextest (unit,
+# scenario and end-to-end tests, the latter told to run, not skip, by
+# EDGE_GATEWAY_E2E=1), and the doc tests. Prints each step's time; stops at the
+# first failure. CI=true: no colors, nothing interactive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -12,7 +14,7 @@ source scripts/lib.sh
 
 case ${1:-} in
     "") ;;
-    -h | --help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (test.sh takes none)" ;;
 esac
 
@@ -37,13 +39,19 @@ step() {
 
 log "── toolchain"
 ensure_toolchain
+ensure_nextest
 log "ok: toolchain ($((SECONDS - total_start)) s)"
 
+# The test targets: lib, bins (their unit tests; the e2e tests run demo-origins, dev-auth,
+# policy-check and devstack) and tests/. Examples and benches are not tests; clippy checks them.
+tests=(--cargo-profile ci --lib --bins --tests)
 step "rustfmt" cargo fmt --all -- --check
 step "clippy (host, all targets)" cargo clippy --all-targets -- -D warnings
 step "clippy (wasm32 lib)" cargo clippy --lib --target "$WASM_TARGET" -- -D warnings
 step "worker build" bash scripts/build-worker.sh
-step "cargo test" cargo test --release
+step "test build" cargo nextest run "${tests[@]}" --no-run
+step "tests" cargo nextest run "${tests[@]}"
+step "doc tests" cargo test --profile ci --doc
 
 summary=$(printf '%s, ' "${steps_done[@]}")
 log "PASSED: all ${#steps_done[@]} checks in $((SECONDS - total_start)) s (${summary%, })"

@@ -6,6 +6,7 @@
 # passes, publish it to the POLICY KV namespace: first bundle/<version>, then
 # `current` = <version> (the switch the Worker follows). Default: --local
 # (wrangler's local state, as `wrangler dev` uses). --strict: warnings fail too.
+# POLICY_CHECK_BIN=PATH: use that policy-check instead of building one.
 set -euo pipefail
 orig_pwd=$PWD
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 usage() {
-    sed -n '2,9s/^# \{0,1\}//p' "$0"
+    sed -n '2,10s/^# \{0,1\}//p' "$0"
 }
 usage_error() {
     usage >&2
@@ -91,12 +92,19 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 bundle=$tmp/bundle.json
 
-# 1. check + compile. cargo build keeps the binary fresh (quick when it is);
-# it runs from the caller's directory so paths in diagnostics are as given.
-cargo build --release --bin policy-check ||
-    die "building policy-check failed (cargo build --release --bin policy-check): nothing was uploaded"
-policy_check=$(cargo_target_dir)/release/policy-check || die "'cargo metadata' failed: nothing was uploaded"
-[[ -x $policy_check ]] || die "cargo built policy-check but $policy_check does not exist: nothing was uploaded"
+# 1. check + compile. cargo build keeps the binary fresh (quick when it is), unless
+# POLICY_CHECK_BIN names one already built (devstack passes its own build's, so a
+# test never starts a release build). policy-check runs from the caller's
+# directory so paths in diagnostics are as given.
+if [[ -n ${POLICY_CHECK_BIN:-} ]]; then
+    policy_check=$POLICY_CHECK_BIN
+    [[ -x $policy_check ]] || die "POLICY_CHECK_BIN=$policy_check is not an executable: nothing was uploaded"
+else
+    cargo build --release --bin policy-check ||
+        die "building policy-check failed (cargo build --release --bin policy-check): nothing was uploaded"
+    policy_check=$(cargo_target_dir)/release/policy-check || die "'cargo metadata' failed: nothing was uploaded"
+    [[ -x $policy_check ]] || die "cargo built policy-check but $policy_check does not exist: nothing was uploaded"
+fi
 log "checking ${inputs[*]}"
 rc=0
 version=$(cd "$orig_pwd" && "$policy_check" bundle "${strict[@]}" --out "$bundle" "${inputs[@]}") || rc=$?

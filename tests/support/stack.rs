@@ -1,20 +1,28 @@
-//! The same stack `scripts/dev.sh` runs, started by a test: the demo origins, the built Worker
-//! under `wrangler dev` (workerd) with its own local KV state, and policy uploads through
-//! `scripts/upload-policy.sh`. Every process runs in its own process group and is killed on drop.
+//! The stack `scripts/dev.sh` runs, started by a test through the same program: `devstack
+//! --control --free-ports` (src/bin/devstack.rs) starts the demo origins, the dev identity
+//! provider and the built Worker under `wrangler dev --env dev` (workerd) with its own local KV
+//! and Durable Object state, each in a process group of its own, on ports nothing else uses.
+//! Its first stdout line describes the stack (JSON); commands go to its stdin (`upload`,
+//! `restart-wrangler`). Closing stdin stops everything: `Drop` does, and so does the end of the
+//! test process, however it ends.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 use super::scenario::repo_root;
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct Stack {
     pub dir: PathBuf,
     pub port: u16,
+    /// The wrangler config and environment the stack runs (`wrangler.toml`, `dev`).
     pub config: PathBuf,
+    pub env: String,
+    /// wrangler's local state (`--persist-to`).
+    pub state: PathBuf,
+    /// wrangler dev's output.
     pub log: PathBuf,
     /// (port in policies/acme, port the test's demo origin listens on)
     pub origin_ports: Vec<(u16, u16)>,
@@ -22,9 +30,34 @@ pub struct Stack {
     pub idp: String,
     /// The demo origins' fault-control listener: `http://127.0.0.1:PORT`.
     pub faults: String,
-    vars: Vec<(String, String)>,
-    wrangler: Option<Child>,
-    children: Vec<Child>,
+    devstack: Child,
+    channel: Mutex<Channel>,
+}
+
+/// devstack's stdin (commands) and stdout (one JSON line per event).
+struct Channel {
+    commands: Option<ChildStdin>,
+    events: BufReader<ChildStdout>,
+}
+
+impl Channel {
+    /// The next JSON line devstack prints; panics when it stops first (its stderr says why).
+    fn event(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        let n = self.events.read_line(&mut line).unwrap_or(0);
+        assert!(n > 0, "devstack stopped; its output is above");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("devstack said {line:?}: {e}"))
+    }
+
+    /// Sends one command (a JSON array of words) and answers devstack's reply.
+    fn command(&mut self, words: &[String]) -> serde_json::Value {
+        let line = serde_json::to_string(words).unwrap();
+        let stdin = self.commands.as_mut().expect("devstack's stdin is open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .expect("devstack takes a command");
+        self.event()
+    }
 }
 
 /// A new client address for each call (198.18.0.0/15, the benchmarking range): the Acme policy
@@ -47,36 +80,14 @@ pub fn e2e_enabled() -> bool {
     on
 }
 
-/// A port nothing listens on now and that this process has not handed out before. The kernel
-/// may give a just-released ephemeral port to the next `bind(…:0)`, so two calls in a row can
-/// return the same port (CI once started demo-origins with one address twice); remember them.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
-fn path_env() -> String {
+fn wrangler_env(cmd: &mut Command) -> &mut Command {
     let bin = repo_root().join("node_modules/.bin");
-    format!(
+    let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-fn wrangler_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("PATH", path_env())
+    );
+    cmd.env("PATH", path)
         .env("WRANGLER_SEND_METRICS", "false")
         .env("WRANGLER_SEND_ERROR_REPORTS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
@@ -84,101 +95,18 @@ fn wrangler_env(cmd: &mut Command) -> &mut Command {
 }
 
 impl Stack {
-    /// Starts the demo origins and `wrangler dev` on the prebuilt Worker (no policy uploaded).
+    /// Starts the demo origins, the dev identity provider and `wrangler dev` on the prebuilt
+    /// Worker with these Worker variables (no policy uploaded).
     pub fn start(vars: &[(&str, &str)]) -> Stack {
-        let root = repo_root();
-        for needed in [
-            "build/index_bg.wasm",
-            "build/worker/shim.mjs",
-            "node_modules/.bin/wrangler",
-        ] {
-            assert!(
-                root.join(needed).exists(),
-                "{needed} is missing: run scripts/test.sh (it builds the Worker and installs wrangler)"
-            );
-        }
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "edge-gateway-e2e-{}-{}",
             std::process::id(),
-            free_port()
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
+        std::fs::remove_dir_all(&dir).ok();
         std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("wrangler.toml");
-        write_nobuild_config(&root.join("wrangler.toml"), &config);
-        let mut stack = Stack {
-            port: 0, // chosen just before wrangler starts, after the children bind theirs
-            log: dir.join("wrangler.log"),
-            config,
-            dir,
-            origin_ports: Vec::new(),
-            idp: String::new(),
-            faults: String::new(),
-            vars: Vec::new(),
-            wrangler: None,
-            children: Vec::new(),
-        };
-
-        // The demo origins of policies/acme (ports 18101..18108 there) on free ports, so the
-        // tests can run beside a developer's scripts/dev.sh.
-        let table = [
-            "catalog/eks/1",
-            "catalog/eks/2",
-            "orders/eks/1",
-            "orders/eks/2",
-            "inventory/gke/1",
-            "inventory/gke/2",
-            "webhook/gke/1",
-            "webhook/gke/2",
-        ];
-        let mut origin_args = Vec::new();
-        for (i, name) in table.iter().enumerate() {
-            let port = free_port();
-            stack.origin_ports.push((18101 + i as u16, port));
-            origin_args.push(format!("--origin=127.0.0.1:{port}={name}"));
-        }
-        let mut origins = Command::new(env!("CARGO_BIN_EXE_demo-origins"))
-            .arg("--quiet")
-            .args(&origin_args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("demo-origins starts");
-        let mut lines = BufReader::new(origins.stdout.take().unwrap()).lines();
-        let ready = lines.any(|l| {
-            let l = l.unwrap_or_default();
-            if let Some(addr) = l.strip_prefix("demo-origins: control ") {
-                stack.faults = addr.trim().to_string();
-            }
-            l.contains("demo-origins: ready")
-        });
-        if !ready {
-            let mut err = String::new();
-            origins.stderr.take().unwrap().read_to_string(&mut err).ok();
-            panic!("demo-origins did not start: {err}");
-        }
-        stack.children.push(origins);
-
-        // The dev identity provider policies/acme trusts (127.0.0.1:18200 there).
-        let mut idp = Command::new(env!("CARGO_BIN_EXE_dev-auth"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("dev-auth serve starts");
-        let mut first = String::new();
-        BufReader::new(idp.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        stack.idp = first
-            .trim()
-            .strip_prefix("dev-auth: serving ")
-            .unwrap_or_else(|| panic!("dev-auth serve said {first:?}"))
-            .to_string();
-        stack.children.push(idp);
-
-        stack.vars = vars
+        let mut vars: Vec<(String, String)> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -191,53 +119,99 @@ impl Stack {
             ("ACCESS__GKE_CLIENT_ID", "gke-id.access"),
             ("ACCESS__GKE_CLIENT_SECRET", "gke-secret"),
         ] {
-            if !stack.vars.iter().any(|(name, _)| name == k) {
-                stack.vars.push((k.into(), v.into()));
+            if !vars.iter().any(|(name, _)| name == k) {
+                vars.push((k.into(), v.into()));
             }
         }
-        // Chosen last so the children's own `:0` binds cannot take it before wrangler does.
-        stack.port = free_port();
-        stack.start_wrangler();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_devstack"));
+        cmd.args(["--control", "--free-ports", "--no-policy", "--state"])
+            .arg(dir.join("state"))
+            .arg("--log-dir")
+            .arg(&dir);
+        for (k, v) in &vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        let mut devstack = cmd
+            .current_dir(repo_root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // devstack's progress and what went wrong, in the test's output
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("devstack starts");
+        let mut channel = Channel {
+            commands: devstack.stdin.take(),
+            events: BufReader::new(devstack.stdout.take().unwrap()),
+        };
+        let ready = channel.event();
+        let mut stack = Stack {
+            dir,
+            port: 0,
+            config: PathBuf::new(),
+            env: String::new(),
+            state: PathBuf::new(),
+            log: PathBuf::new(),
+            origin_ports: Vec::new(),
+            idp: String::new(),
+            faults: String::new(),
+            devstack,
+            channel: Mutex::new(channel),
+        };
+        stack.describe(&ready);
         stack
+    }
+
+    /// Takes devstack's description of the stack (its `ready` line).
+    fn describe(&mut self, ready: &serde_json::Value) {
+        assert_eq!(ready["event"], "ready", "devstack said {ready}");
+        let text = |key: &str| {
+            ready[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key} in {ready}"))
+                .to_string()
+        };
+        self.port = ready["port"].as_u64().unwrap() as u16;
+        self.config = PathBuf::from(text("config"));
+        self.env = text("env");
+        self.state = PathBuf::from(text("state"));
+        self.log = PathBuf::from(text("wrangler_log"));
+        self.idp = text("idp");
+        self.faults = text("faults");
+        self.origin_ports = ready["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["policy_port"].as_u64().unwrap() as u16,
+                    o["port"].as_u64().unwrap() as u16,
+                )
+            })
+            .collect();
+    }
+
+    fn command(&self, words: &[String]) -> serde_json::Value {
+        self.channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .command(words)
     }
 
     /// Stops `wrangler dev` (its whole process group) and starts it again on the same state.
     pub fn restart_wrangler(&mut self) {
-        if let Some(mut child) = self.wrangler.take() {
-            stop_group(&mut child);
-        }
-        self.start_wrangler();
+        let ready = self.command(&["restart-wrangler".to_string()]);
+        self.describe(&ready);
     }
 
-    fn start_wrangler(&mut self) {
-        let root = repo_root();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let port = self.port.to_string();
-        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
-        cmd.args(["dev", "--config"])
-            .arg(&self.config)
-            .args(["--local", "--ip", "127.0.0.1", "--port", &port])
-            .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
-            .arg(self.dir.join("state"))
-            .arg("--show-interactive-dev-session=false")
-            // GET /__scheduled runs the Cron Trigger (active health probes).
-            .arg("--test-scheduled");
-        for (k, v) in &self.vars {
-            cmd.args(["--var", &format!("{k}:{v}")]);
-        }
-        wrangler_env(&mut cmd)
-            .current_dir(&root)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0);
-        self.wrangler = Some(cmd.spawn().expect("wrangler dev starts"));
-        self.wait_until("wrangler dev answers", Duration::from_secs(60), |s| {
-            s.get("/", &[]).is_ok()
-        });
+    /// Uploads through devstack, which runs scripts/upload-policy.sh as a user does.
+    pub fn upload(&self, paths: &[&Path]) {
+        let mut words = vec!["upload".to_string()];
+        words.extend(paths.iter().map(|p| p.display().to_string()));
+        let reply = self.command(&words);
+        assert_eq!(
+            reply["event"], "uploaded",
+            "upload failed (devstack's output above): {reply}"
+        );
     }
 
     /// Copies policies/acme into `name` under the stack's dir, pointing at this stack's origins,
@@ -350,27 +324,6 @@ impl Stack {
         })
     }
 
-    /// Uploads through the real script, as a user does.
-    pub fn upload(&self, paths: &[&Path]) {
-        let out = wrangler_env(&mut Command::new("bash"))
-            .arg(repo_root().join("scripts/upload-policy.sh"))
-            .args(["--local", "--persist-to"])
-            .arg(self.dir.join("state"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(paths)
-            .current_dir(repo_root())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "upload-policy.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Writes one KV key directly (to put values the upload script would refuse).
     pub fn kv_put(&self, key: &str, value: &str) {
         let file = self.dir.join("kv-value");
         std::fs::write(&file, value).unwrap();
@@ -381,8 +334,9 @@ impl Stack {
         .arg(&file)
         .args(["--local", "--preview", "--config"])
         .arg(&self.config)
+        .args(["--env", &self.env])
         .arg("--persist-to")
-        .arg(self.dir.join("state"))
+        .arg(&self.state)
         .current_dir(repo_root())
         .output()
         .unwrap();
@@ -417,34 +371,22 @@ impl Stack {
 }
 
 impl Drop for Stack {
+    /// Closes devstack's stdin: it stops everything it started and exits.
     fn drop(&mut self) {
-        if let Some(mut child) = self.wrangler.take() {
-            stop_group(&mut child);
+        let channel = self.channel.get_mut().unwrap_or_else(|e| e.into_inner());
+        drop(channel.commands.take());
+        let start = Instant::now();
+        while self.devstack.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(60) {
+                // Its children get SIGTERM when it dies (PR_SET_PDEATHSIG).
+                self.devstack.kill().ok();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        for child in &mut self.children {
-            stop_group(child);
-        }
+        self.devstack.wait().ok();
         std::fs::remove_dir_all(&self.dir).ok();
     }
-}
-
-/// SIGTERM to the child's process group, then SIGKILL after 10 s (wrangler leaves workerd behind
-/// when only the parent is signalled).
-#[expect(
-    unsafe_code,
-    reason = "kill(2) on a process group: std has no call for it"
-)]
-fn stop_group(child: &mut Child) {
-    let pgid = child.id() as i32;
-    // SAFETY: signalling a process group this test created; no memory is involved.
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
-    let start = Instant::now();
-    while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    child.wait().ok();
 }
 
 pub struct Reply {
@@ -464,32 +406,4 @@ impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
-}
-
-/// wrangler.toml without `[build]` (the test runs the prebuilt Worker) and with `main` absolute.
-fn write_nobuild_config(src: &Path, dst: &Path) {
-    let text = std::fs::read_to_string(src).unwrap();
-    let mut out = String::new();
-    let mut in_build = false;
-    for line in text.lines() {
-        if line.starts_with('[') {
-            in_build = line.trim() == "[build]";
-        }
-        if in_build {
-            continue;
-        }
-        if line.starts_with("main = ") {
-            out.push_str(&format!(
-                "main = {:?}\n",
-                repo_root()
-                    .join("build/worker/shim.mjs")
-                    .display()
-                    .to_string()
-            ));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    std::fs::write(dst, out).unwrap();
 }

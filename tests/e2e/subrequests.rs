@@ -5,10 +5,8 @@
 //! trips, answers 503 `ERR_NGROK_3202` without reaching the origin, and closes again once a
 //! probe succeeds after `tripped_duration`. Runs when `EDGE_GATEWAY_E2E=1`.
 
-mod support;
-
+use crate::support::stack::{next_client_ip, Stack};
 use std::time::Duration;
-use support::stack::{next_client_ip, Stack};
 
 /// The policy; `PORT_*` become the demo origins' ports.
 const GATEWAY: &str = r#"
@@ -92,7 +90,7 @@ fn port_of(stack: &Stack, acme_port: u16) -> String {
     port.to_string()
 }
 
-fn get(stack: &Stack, path: &str, extra: &[(&str, &str)]) -> support::stack::Reply {
+fn get(stack: &Stack, path: &str, extra: &[(&str, &str)]) -> crate::support::stack::Reply {
     let ip = next_client_ip();
     let mut headers = vec![("CF-Connecting-IP", ip.as_str())];
     headers.extend_from_slice(extra);
@@ -105,7 +103,7 @@ fn counter(stack: &Stack, replica: &str, name: &str) -> u64 {
 
 #[test]
 fn subrequests_and_breakers_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[("POLICY_REFRESH_SECONDS", "1")]);

@@ -3,11 +3,9 @@
 //! `capacity`; Retry-After is never early; buckets are independent; counts survive a restart.
 //! Runs when `EDGE_GATEWAY_E2E=1` (scripts/test.sh sets it).
 
-mod support;
-
+use crate::support::stack::Stack;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::stack::Stack;
 
 const CAPACITY: usize = 10;
 const RATE_MS: u64 = 2_000;
@@ -78,7 +76,7 @@ fn hammer(stack: &Stack, bucket: &str, until: Instant) -> Vec<Sample> {
 
 #[test]
 fn rate_limits_are_exact_across_concurrent_clients_and_restarts() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let mut stack = Stack::start(&[("POLICY_REFRESH_SECONDS", "1")]);

@@ -3,13 +3,11 @@
 //! of bad token refused with a 401, key rotation (a new `kid` is fetched), and an identity
 //! provider outage (the cached keys keep serving). Runs when `EDGE_GATEWAY_E2E=1`.
 
-mod support;
-
+use crate::support::stack::Stack;
 use edge_gateway::devkeys::mint;
 use edge_gateway::jwt::Alg;
 use serde_json::json;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use support::stack::Stack;
 
 fn now() -> i64 {
     SystemTime::now()
@@ -34,7 +32,7 @@ fn token(
 
 fn orders(stack: &Stack, token: &str) -> (u16, String, Option<String>) {
     let auth = format!("Bearer {token}");
-    let ip = support::stack::next_client_ip();
+    let ip = crate::support::stack::next_client_ip();
     let r = stack
         .get(
             "/orders",
@@ -57,7 +55,7 @@ fn fetches(stack: &Stack) -> u64 {
 
 #[test]
 fn jwt_validation_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[

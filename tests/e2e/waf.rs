@@ -6,11 +6,9 @@
 //! response leak (the origin's `/__body/echo` sends back a SQL error) refused with
 //! `ERR_NGROK_3702`. Runs when `EDGE_GATEWAY_E2E=1`.
 
-mod support;
-
+use crate::support::stack::{next_client_ip, Reply, Stack};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use support::stack::{next_client_ip, Reply, Stack};
 
 const POLICY: &str = r#"
 on_http_request:
@@ -82,7 +80,7 @@ fn assert_blocked(r: &Reply, code: &str, rule: &str, what: &str) {
 
 #[test]
 fn waf_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[("POLICY_REFRESH_SECONDS", "1")]);

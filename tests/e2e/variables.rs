@@ -4,11 +4,9 @@
 //! the clock, and the IP-intelligence list uploaded with the policy (policies/ip-intel), against
 //! which the reference policy's bot-blocking rule runs. Runs when `EDGE_GATEWAY_E2E=1`.
 
-mod support;
-
+use crate::support::scenario::repo_root;
+use crate::support::stack::Stack;
 use std::time::Duration;
-use support::scenario::repo_root;
-use support::stack::Stack;
 
 const POLICY: &str = r#"
 on_http_request:
@@ -29,7 +27,7 @@ on_http_request:
 
 #[test]
 fn variables_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[("POLICY_REFRESH_SECONDS", "1")]);

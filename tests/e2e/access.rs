@@ -3,11 +3,9 @@
 //! Worker secret; a policy version naming a secret the Worker lacks is rejected while the last
 //! good version keeps serving. Runs when `EDGE_GATEWAY_E2E=1` (scripts/test.sh sets it).
 
-mod support;
-
+use crate::support::stack::Stack;
 use base64::Engine;
 use std::time::Duration;
-use support::stack::Stack;
 
 const POLICY: &str = r#"
 on_http_request:
@@ -37,7 +35,7 @@ fn basic(user_pass: &str) -> String {
 
 #[test]
 fn access_control_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[

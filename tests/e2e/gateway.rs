@@ -2,15 +2,13 @@
 //! driven over real HTTP. Runs when `EDGE_GATEWAY_E2E=1` (scripts/test.sh sets it, after building
 //! the Worker); a plain `cargo test` says it skipped.
 
-mod support;
-
+use crate::support::scenario::{load, repo_root, Case, Observed, Scenario};
+use crate::support::stack::{Reply, Stack};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpListener;
 use std::time::Duration;
-use support::scenario::{load, repo_root, Case, Observed, Scenario};
-use support::stack::{Reply, Stack};
 
 fn routed(r: &Reply) -> String {
     let j = r.json();
@@ -115,7 +113,7 @@ fn tag_seen(stack: &Stack) -> Option<String> {
 
 #[test]
 fn acme_gateway_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[

@@ -5,12 +5,10 @@
 //! rewritten response body, also from an origin that gzips its responses (the Worker's fetch
 //! decodes it, the runtime encodes it again). Runs when `EDGE_GATEWAY_E2E=1`.
 
-mod support;
-
+use crate::support::stack::Stack;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::time::Duration;
-use support::stack::Stack;
 
 const POLICY: &str = r#"
 on_http_request:
@@ -63,7 +61,7 @@ fn send(stack: &Stack, method: &str, path: &str, headers: &[(&str, &str)], body:
     let mut req = ureq::http::Request::builder()
         .method(method)
         .uri(stack.url(path))
-        .header("CF-Connecting-IP", support::stack::next_client_ip())
+        .header("CF-Connecting-IP", crate::support::stack::next_client_ip())
         .header("X-Acme-Api", "catalog-eks");
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -116,7 +114,7 @@ fn unbrotli(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn body_actions_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[("POLICY_REFRESH_SECONDS", "1")]);

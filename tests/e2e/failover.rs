@@ -4,17 +4,15 @@
 //! `pool_unavailable` without trying; when the replicas return, traffic spreads again. Runs
 //! when `EDGE_GATEWAY_E2E=1`.
 
-mod support;
-
+use crate::support::stack::Stack;
 use std::time::{Duration, Instant};
-use support::stack::Stack;
 
 fn catalog(stack: &Stack) -> (u16, String) {
     catalog_with(stack, "GET")
 }
 
 fn catalog_with(stack: &Stack, method: &str) -> (u16, String) {
-    let ip = support::stack::next_client_ip();
+    let ip = crate::support::stack::next_client_ip();
     let headers = [
         ("X-Acme-Api", "catalog-eks"),
         ("CF-Connecting-IP", ip.as_str()),
@@ -66,7 +64,7 @@ fn survive(stack: &Stack, mode: &str, method: &str) {
 
 #[test]
 fn pools_survive_failures_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[

@@ -1,12 +1,10 @@
 //! End to end: redirect, url-rewrite, set-vars, log and close-connection through the real Worker
 //! in `wrangler dev`, in front of the demo origins. Runs when `EDGE_GATEWAY_E2E=1`.
 
-mod support;
-
+use crate::support::stack::Stack;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use support::stack::Stack;
 
 /// The policy under test; `MARKER` makes this run's log lines unique.
 const POLICY: &str = r#"
@@ -81,7 +79,7 @@ fn raw_get(stack: &Stack, path: &str) -> (Vec<u8>, Option<std::io::Error>) {
 
 #[test]
 fn actions_end_to_end() {
-    if !support::stack::e2e_enabled() {
+    if !crate::support::stack::e2e_enabled() {
         return;
     }
     let stack = Stack::start(&[("POLICY_REFRESH_SECONDS", "1")]);
