@@ -2,8 +2,8 @@
 # scripts/test.sh: every check CI runs, in one command from a fresh machine:
 # toolchain (scripts/setup.sh's checks, and cargo-nextest), cargo fmt --check,
 # clippy (host, all targets), clippy (wasm32 lib), the Worker build
-# (scripts/build-worker.sh, release, as it ships), the test binaries (Cargo
-# profile `ci`: release without fat LTO), every test with cargo nextest (unit,
+# (scripts/build-worker.sh, release, as it ships) alongside the test binaries
+# (Cargo profile `ci`, docs/development.md), every test with cargo nextest (unit,
 # scenario and end-to-end tests, the latter told to run, not skip, by
 # EDGE_GATEWAY_E2E=1), and the doc tests. Prints each step's time; stops at the
 # first failure. CI=true: no colors, nothing interactive.
@@ -48,8 +48,25 @@ tests=(--cargo-profile ci --lib --bins --tests)
 step "rustfmt" cargo fmt --all -- --check
 step "clippy (host, all targets)" cargo clippy --all-targets -- -D warnings
 step "clippy (wasm32 lib)" cargo clippy --lib --target "$WASM_TARGET" -- -D warnings
-step "worker build" bash scripts/build-worker.sh
+# The Worker (release, wasm32) and the test binaries (profile ci) lock different parts of
+# target/, so they build at once: on 2 cores each fills the other's single-threaded stretches
+# (the Worker's one codegen unit and LTO). The Worker's output is shown when it is done.
+worker_log=$(mktemp "${TMPDIR:-/tmp}/worker-build.XXXXXX")
+worker_start=$SECONDS
+log "── worker build: bash scripts/build-worker.sh (alongside the test build; output below when done)"
+setsid bash scripts/build-worker.sh >"$worker_log" 2>&1 &
+worker_pid=$!
+# shellcheck disable=SC2064 # expand now: the pid and log of this run
+trap "kill -TERM -- -$worker_pid 2>/dev/null; rm -f '$worker_log'" EXIT
 step "test build" cargo nextest run "${tests[@]}" --no-run
+worker_rc=0
+wait "$worker_pid" || worker_rc=$?
+sed 's/^/    /' "$worker_log" >&2
+if ((worker_rc != 0)); then
+    die "FAILED: worker build (exit $worker_rc, after $((SECONDS - worker_start)) s). Passed before it: ${steps_done[*]:-none}."
+fi
+log "ok: worker build ($((SECONDS - worker_start)) s, from the start of the test build)"
+steps_done+=("worker build")
 step "tests" cargo nextest run "${tests[@]}"
 step "doc tests" cargo test --profile ci --doc
 
