@@ -50,7 +50,8 @@ impl ActionType for Stamp {
 
 #[cfg(test)]
 mod tests {
-    use crate::actions::testing::{compile_json, TestPorts};
+    use crate::actions::testing::TestPorts;
+    use crate::compile::testing::compile_json;
     use crate::compile::EndpointKind;
     use crate::eval::run_phase;
     use crate::exchange::{Exchange, Step};

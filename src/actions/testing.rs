@@ -1,13 +1,9 @@
 //! A `Context` for unit tests of actions and rule evaluation: no ports (every platform call
 //! fails with "unused"), and request and response bodies as configured, with a read count.
 
-use crate::actions::Cx;
-use crate::compile::{compile_policy, EndpointKind};
 use crate::error::GatewayError;
 use crate::exchange::{Context, Subrequest, Subresponse};
-use crate::source::Diagnostics;
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::rc::Rc;
 
 pub(crate) struct TestPorts {
@@ -94,30 +90,4 @@ impl Context for TestPorts {
     fn decodes(&self, coding: &str) -> bool {
         matches!(coding, "gzip" | "br")
     }
-}
-
-/// Compiles a policy document as an endpoint of `kind` with no internal endpoints declared:
-/// the policy, when it compiled, and every diagnostic.
-pub(crate) fn compile_node(
-    policy: &crate::source::Node,
-    kind: EndpointKind,
-) -> (Option<crate::program::Policy>, Diagnostics) {
-    let mut diags = Diagnostics::default();
-    let internal = HashSet::new();
-    let mut cx = Cx {
-        diags: &mut diags,
-        strict: false,
-        internal: &internal,
-        endpoint: "t",
-    };
-    let compiled = compile_policy(policy, "policy", kind, &mut cx);
-    (compiled, diags)
-}
-
-/// [`compile_node`] for a JSON document.
-pub(crate) fn compile_json(
-    policy: &serde_json::Value,
-    kind: EndpointKind,
-) -> (Option<crate::program::Policy>, Diagnostics) {
-    compile_node(&crate::source::from_json(policy), kind)
 }

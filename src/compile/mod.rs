@@ -13,6 +13,8 @@ pub mod cost;
 pub mod render;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod schema;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod validate;
 
 use crate::actions::Action;

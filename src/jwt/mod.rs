@@ -1,6 +1,6 @@
 //! JSON Web Tokens for `jwt-validation`: parsing (RFC 7515/7519), public keys from JWKS
 //! (RFC 7517), the per-isolate key and verification caches, and the closed set of reasons a
-//! token is refused. Signatures are checked through the [`crate::exchange::Context`] port:
+//! token is refused. Signatures are checked through the actions' `Context` port (`exchange::Context`):
 //! WebCrypto in the Worker, [`native`] everywhere else.
 
 mod alg;

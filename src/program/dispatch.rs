@@ -243,4 +243,347 @@ impl Candidates<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    //! The index against the plain loop: recognisers, lookups, and a property test over random
+    //! policies and requests.
+
+    use super::*;
+    use crate::actions::testing::TestPorts;
+    use crate::compile::testing::compile_node;
+    use crate::compile::EndpointKind;
+    use crate::error::GatewayError;
+    use crate::eval::run_phase;
+    use crate::exchange::Exchange;
+    use crate::exchange::Step;
+    use crate::expr::Expr;
+    use crate::http::Headers;
+    use crate::program::RuleSet;
+    use serde_json::{json, Value};
+
+    /// Compiles a policy document as an endpoint of `kind` would; panics with its diagnostics.
+    fn compile(policy: &crate::source::Node, kind: EndpointKind) -> crate::program::Policy {
+        let (compiled, diags) = compile_node(policy, kind);
+        compiled.unwrap_or_else(|| panic!("{:?}", diags.items))
+    }
+
+    fn rules_of(policy: &Value) -> Vec<Rule> {
+        compile(&crate::source::from_json(policy), EndpointKind::Agent)
+            .on_http_request
+            .into_rules()
+    }
+
+    fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
+        let headers: Headers = headers.iter().copied().collect();
+        let url = format!("https://{host}{path}");
+        RequestHead::from_url(method, &url, headers, "192.0.2.1".parse().unwrap()).unwrap()
+    }
+
+    /// What a phase did: its result and the request headers after it (each rule records itself).
+    type Outcome = (Result<Step, GatewayError>, Vec<(String, String)>);
+
+    fn run(rules: &RuleSet, req: &RequestHead) -> Outcome {
+        let mut ex = Exchange::new(req.clone());
+        let result = pollster::block_on(run_phase(rules, &mut ex, &TestPorts::default()));
+        let headers = ex
+            .req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (result, headers)
+    }
+
+    fn keyed_rule(expr: &str, i: usize) -> Value {
+        json!({"expressions": [expr], "actions": [
+            {"type": "add-headers", "config": {"headers": {format!("x-hit-{i}"): "1"}}}]})
+    }
+
+    #[test]
+    fn candidates_are_found_by_lookup() {
+        let exprs = [
+            "req.url.path == '/a'",                        // 0
+            "req.url.path.startsWith('/a')",               // 1
+            "req.url.path.startsWith('/b')",               // 2
+            "req.host == 'h.example'",                     // 3
+            "req.method == 'POST'",                        // 4
+            "getReqHeader('X-Api')[0] == 'one'",           // 5
+            "'two' in getReqHeader('x-api')",              // 6
+            "hasReqHeader('x-api')",                       // 7: no key
+            "req.url.path == '/a' && req.method == 'GET'", // 8: keyed on GET (no other rule has it)
+            "req.url.path.startsWith('')",                 // 9
+        ];
+        let policy = json!({"on_http_request": exprs.iter().enumerate()
+            .map(|(i, e)| keyed_rule(e, i)).collect::<Vec<_>>()});
+        let set = RuleSet::indexed(rules_of(&policy));
+        let d = set.dispatch().unwrap();
+        let all = |req: &RequestHead| {
+            let mut c = d.candidates(req);
+            let mut out = Vec::new();
+            let mut pos = 0;
+            while let Some(c) = c.next_from(pos) {
+                out.push(c.position);
+                pos = c.position + 1;
+            }
+            out
+        };
+        let r = request(
+            "GET",
+            "h.example",
+            "/a",
+            &[("X-API", "one"), ("x-api", "two")],
+        );
+        assert_eq!(all(&r), vec![0, 1, 3, 5, 6, 7, 8, 9]);
+        let r = request("POST", "other", "/b/c", &[("x-api", "two")]);
+        assert_eq!(all(&r), vec![2, 4, 6, 7, 9]);
+        // No x-api header: rule 5 would raise an error, so it is a candidate.
+        let r = request("GET", "other", "/c", &[]);
+        assert_eq!(all(&r), vec![5, 7, 8, 9]);
+        // The decoded path is what `req.url.path` reads.
+        let r = request("GET", "other", "/%61", &[("x-api", "none")]);
+        assert_eq!(all(&r), vec![0, 1, 7, 8, 9]);
+    }
+
+    #[test]
+    fn small_phases_keep_the_plain_loop() {
+        let few = json!({"on_http_request": (0..MIN_KEYED - 1)
+            .map(|i| keyed_rule(&format!("req.url.path == '/{i}'"), i)).collect::<Vec<_>>()});
+        assert!(RuleSet::new(rules_of(&few)).dispatch().is_none());
+        let many = json!({"on_http_request": (0..MIN_KEYED)
+            .map(|i| keyed_rule(&format!("req.url.path == '/{i}'"), i)).collect::<Vec<_>>()});
+        assert!(RuleSet::new(rules_of(&many)).dispatch().is_some());
+    }
+
+    #[test]
+    fn keys_come_only_from_expressions_that_are_reached_without_error() {
+        let keys = |exprs: &[&str]| {
+            let rule = Rule {
+                name: None,
+                expressions: exprs.iter().map(|e| Expr::compile(e).unwrap()).collect(),
+                actions: Vec::new(),
+            };
+            eligible_keys(&rule)
+                .into_iter()
+                .map(|e| (e.test, e.expression, e.alone))
+                .collect::<Vec<_>>()
+        };
+        // After an expression that may error, later tests may not be keys.
+        assert_eq!(
+            keys(&["getReqHeader('x')[1] == 'v'", "req.url.path == '/a'"]),
+            vec![]
+        );
+        assert_eq!(
+            keys(&["getReqHeader('x')[0] == 'v'", "req.url.path == '/a'"]).len(),
+            1
+        );
+        assert_eq!(
+            keys(&["req.method == 'GET'", "req.url.path == '/a'"]),
+            vec![
+                (Test::Method("GET".into()), 0, true),
+                (Test::PathEq("/a".into()), 1, true)
+            ]
+        );
+    }
+
+    /// A mutation that changes what later rules see is followed by a new lookup.
+    #[test]
+    fn actions_that_change_headers_are_seen_by_later_rules() {
+        let mut rules: Vec<Value> = (0..10)
+            .map(|i| keyed_rule(&format!("getReqHeader('x-route')[0] == 'r{i}'"), i))
+            .collect();
+        rules.insert(
+            0,
+            json!({"actions": [
+                {"type": "remove-headers", "config": {"headers": ["x-route"]}},
+                {"type": "add-headers", "config": {"headers": {"x-route": "r7"}}}]}),
+        );
+        let policy = json!({ "on_http_request": rules });
+        let indexed = RuleSet::indexed(rules_of(&policy));
+        assert!(indexed.dispatch().is_some());
+        let (result, headers) = run(&indexed, &request("GET", "h", "/", &[("x-route", "r2")]));
+        assert_eq!(result, Ok(Step::Continue));
+        let hits: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(hits, vec!["x-route", "x-hit-7"]);
+    }
+
+    /// An absent header makes `getReqHeader(..)[0]` raise an error, indexed or not.
+    #[test]
+    fn errors_are_raised_as_before() {
+        let policy = json!({"on_http_request": (0..10)
+            .map(|i| keyed_rule(&format!("getReqHeader('x-route')[0] == 'r{i}'"), i))
+            .collect::<Vec<_>>()});
+        let indexed = RuleSet::indexed(rules_of(&policy));
+        let linear = RuleSet::linear(rules_of(&policy));
+        let req = request("GET", "h", "/", &[]);
+        let (result, _) = run(&indexed, &req);
+        assert!(
+            matches!(result, Err(GatewayError::Expression { .. })),
+            "{result:?}"
+        );
+        assert_eq!(run(&indexed, &req), run(&linear, &req));
+    }
+
+    const NAMES: &[&str] = &["x-a", "X-A", "x-b", "X-B"];
+    const VALUES: &[&str] = &["1", "2", "3"];
+    const PATHS: &[&str] = &[
+        "/",
+        "/a",
+        "/a/b",
+        "/api/x",
+        "/api/",
+        "/a%2Fb",
+        "/caf%C3%A9",
+        "/%zz",
+        "/A",
+    ];
+    const EQ_PATHS: &[&str] = &["/", "/a", "/a/b", "/api/x", "/café", "/%zz", "/A"];
+    const PREFIXES: &[&str] = &["", "/", "/a", "/a/", "/api/", "/caf", "/café", "/%"];
+    const HOSTS: &[&str] = &["h1.example", "h2.example"];
+    const METHODS: &[&str] = &["GET", "POST", "get"];
+
+    fn pick<'a>(rng: &mut fastrand::Rng, from: &[&'a str]) -> &'a str {
+        from[rng.usize(..from.len())]
+    }
+
+    fn leaf(rng: &mut fastrand::Rng) -> String {
+        let name = pick(rng, NAMES);
+        let lower = name.to_ascii_lowercase();
+        let v = pick(rng, VALUES);
+        match rng.u8(..40) {
+            0 => format!("req.url.path == '{}'", pick(rng, EQ_PATHS)),
+            1 => format!("'{}' == req.url.path", pick(rng, EQ_PATHS)),
+            2 => format!("req.url.path.startsWith('{}')", pick(rng, PREFIXES)),
+            3 => format!("req.host == '{}'", pick(rng, HOSTS)),
+            4 => format!("req.url.host == '{}'", pick(rng, HOSTS)),
+            5 => format!("req.method == '{}'", pick(rng, METHODS)),
+            6 => format!("getReqHeader('{name}')[0] == '{v}'"),
+            7 => format!("req.headers['{lower}'][0] == '{v}'"),
+            8 => format!("'{v}' in getReqHeader('{name}')"),
+            9 => format!("'{v}' in req.headers['{lower}']"),
+            // Not recognised: evaluated every time, some raise errors.
+            10 => format!("hasReqHeader('{name}')"),
+            11 => format!("getReqHeader('{name}')[1] == '{v}'"),
+            12 => format!("req.headers['{name}'][0] == '{v}'"),
+            13 => "req.url.path.endsWith('b')".into(),
+            14 => format!("req.url.path != '{}'", pick(rng, EQ_PATHS)),
+            15 => "req.url.query == ''".into(),
+            16 => "true".into(),
+            17 => "false".into(),
+            // The common routing shapes again, so that phases get deep before an error.
+            18 | 19 => format!("req.url.path == '{}'", pick(rng, EQ_PATHS)),
+            20 | 21 => format!("req.url.path.startsWith('{}')", pick(rng, PREFIXES)),
+            22 | 23 => format!("getReqHeader('{name}')[0] == '{v}'"),
+            24..=29 => format!("'{v}' in getReqHeader('{name}')"),
+            30..=34 => format!("req.method == '{}'", pick(rng, METHODS)),
+            _ => format!("req.host == '{}'", pick(rng, HOSTS)),
+        }
+    }
+
+    fn expression(rng: &mut fastrand::Rng) -> String {
+        match rng.u8(..6) {
+            0 => format!("{} && {}", leaf(rng), leaf(rng)),
+            1 => format!("{} || {}", leaf(rng), leaf(rng)),
+            2 => format!("{} && {} && {}", leaf(rng), leaf(rng), leaf(rng)),
+            _ => leaf(rng),
+        }
+    }
+
+    fn random_policy(rng: &mut fastrand::Rng) -> Value {
+        let n = rng.usize(1..40);
+        let rules: Vec<Value> = (0..n)
+            .map(|i| {
+                let exprs: Vec<String> = (0..rng.usize(..4)).map(|_| expression(rng)).collect();
+                let mut actions = vec![json!({"type": "add-headers",
+                    "config": {"headers": {format!("x-hit-{i}"): "1"}}})];
+                match rng.u8(..10) {
+                    0 => actions.push(json!({"type": "add-headers",
+                        "config": {"headers": {pick(rng, NAMES): pick(rng, VALUES)}}})),
+                    1 => actions.push(json!({"type": "remove-headers",
+                        "config": {"headers": [pick(rng, NAMES)]}})),
+                    // Terminating actions only where a rule has expressions (else later rules
+                    // are unreachable, a compile error).
+                    2 if !exprs.is_empty() => actions.push(json!({"type": "custom-response",
+                        "config": {"body": format!("r{i}")}})),
+                    3 if !exprs.is_empty() => actions.push(json!({"type": "deny"})),
+                    _ => {}
+                }
+                json!({"expressions": exprs, "actions": actions})
+            })
+            .collect();
+        json!({ "on_http_request": rules })
+    }
+
+    fn random_request(rng: &mut fastrand::Rng) -> RequestHead {
+        let mut headers = Vec::new();
+        for name in ["x-a", "X-B"] {
+            // Absent one time in five: `getReqHeader(..)[0]` then raises an error.
+            for _ in 0..[0, 1, 1, 1, 2][rng.usize(..5)] {
+                headers.push((name, pick(rng, VALUES)));
+            }
+        }
+        rng.shuffle(&mut headers);
+        request(
+            pick(rng, METHODS),
+            pick(rng, HOSTS),
+            pick(rng, PATHS),
+            &headers,
+        )
+    }
+
+    #[test]
+    fn indexed_dispatch_equals_the_plain_loop() {
+        let seed = std::env::var("DISPATCH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5eed);
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let (mut indexed_phases, mut skipped, mut errors, mut stops) = (0, 0, 0, 0);
+        for _ in 0..250 {
+            let policy = random_policy(&mut rng);
+            let linear = RuleSet::linear(rules_of(&policy));
+            let indexed = RuleSet::indexed(rules_of(&policy));
+            let Some(d) = indexed.dispatch() else {
+                continue;
+            };
+            indexed_phases += 1;
+            for _ in 0..20 {
+                let req = random_request(&mut rng);
+                let want = run(&linear, &req);
+                let got = run(&indexed, &req);
+                assert_eq!(got, want, "seed {seed}\npolicy {policy}\nrequest {req:?}");
+                let mut c = d.candidates(&req);
+                skipped += linear.len()
+                    - std::iter::successors(c.next_from(0), |p| c.next_from(p.position + 1))
+                        .count();
+                match &want.0 {
+                    Err(_) => errors += 1,
+                    Ok(Step::Continue) => {}
+                    Ok(_) => stops += 1,
+                }
+            }
+        }
+        eprintln!(
+            "{indexed_phases} indexed phases, {skipped} rules skipped, {errors} errors, {stops} stops"
+        );
+        // The generator must exercise what it claims to: indexes, skipped rules, errors, stops.
+        assert!(indexed_phases > 200, "{indexed_phases}");
+        assert!(skipped > 10_000, "{skipped}");
+        assert!(
+            errors > 300 && stops > 300,
+            "{errors} errors, {stops} stops"
+        );
+    }
+
+    /// tests/scenarios/dispatch.yaml runs through the index, not the plain loop.
+    #[test]
+    fn the_dispatch_scenario_is_indexed() {
+        let text = include_str!("../../tests/scenarios/dispatch.yaml");
+        let file = crate::source::parse_yaml_documents(text).unwrap().remove(0);
+        let policy = file.get("documents").and_then(|d| d.as_seq()).unwrap()[0]
+            .get("spec")
+            .and_then(|s| s.get("trafficPolicy"))
+            .and_then(|t| t.get("inline"))
+            .unwrap();
+        let policy = compile(policy, EndpointKind::Cloud);
+        assert!(policy.on_http_request.dispatch().is_some());
+    }
+}
