@@ -57,7 +57,9 @@ log "── worker build: bash scripts/build-worker.sh (alongside the test build
 setsid bash scripts/build-worker.sh >"$worker_log" 2>&1 &
 worker_pid=$!
 # shellcheck disable=SC2064 # expand now: the pid and log of this run
-trap "kill -TERM -- -$worker_pid 2>/dev/null; rm -f '$worker_log'" EXIT
+# `|| true`: under set -e a failing command in an EXIT trap becomes the script's exit
+# status, and the Worker's group has normally ended by then.
+trap "kill -TERM -- -$worker_pid 2>/dev/null || true; rm -f '$worker_log'" EXIT
 step "test build" cargo nextest run "${tests[@]}" --no-run
 worker_rc=0
 wait "$worker_pid" || worker_rc=$?
