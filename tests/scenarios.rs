@@ -11,7 +11,7 @@ use edge_gateway::manifest::{build_gateway, Options};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use support::scenario::{load_all, Case, Observed, Scenario};
+use support::scenario::{load_all, load_ngrok_docs, Case, Observed, Scenario};
 
 /// Records what would have been sent and answers like a demo origin. Port 9 refuses, port
 /// 8999 times out, port 8NNN answers status NNN (a 3xx with `location` = the `to` query
@@ -259,9 +259,21 @@ fn run_case(
 
 #[test]
 fn scenarios() {
+    let count = run_all(load_all());
+    assert!(count >= 20, "only {count} cases ran");
+}
+
+/// ngrok's own documented examples, each with the outcome its page states.
+#[test]
+fn ngrok_docs() {
+    run_all(load_ngrok_docs());
+}
+
+/// Runs every case of `scenarios`; fails listing every failing case. Returns the cases run.
+fn run_all(scenarios: Vec<Scenario>) -> usize {
     let mut failures = Vec::new();
     let mut count = 0;
-    for sc in load_all() {
+    for sc in scenarios {
         let (gw, diags) = build_gateway(&sc.source_docs(), Options::default(), "test");
         let mut gw = gw.unwrap_or_else(|| panic!("{}: does not compile: {diags:#?}", sc.file));
         gw.set_secrets(sc.secrets.iter().cloned().collect());
@@ -278,13 +290,13 @@ fn scenarios() {
             }
         }
     }
-    assert!(count >= 20, "only {count} cases ran");
     assert!(
         failures.is_empty(),
         "{} failing case(s):\n{}",
         failures.len(),
         failures.join("\n")
     );
+    count
 }
 
 /// Several rate-limit actions on one key cost one round trip to the bucket, not one each.

@@ -2,10 +2,13 @@
 //! the native scenario tests, the end-to-end tests against `wrangler dev`, and the benchmarks.
 //!
 //! ```yaml
+//! page: https://ngrok.com/docs/...  # optional: the page the cases come from (tests/scenarios/
+//!                                   # ngrok-docs/ requires one, here or per case)
 //! files: [policies/acme]            # documents from the repository, and/or
 //! documents: [ {kind: ...}, ... ]   # inline documents
 //! cases:
 //!   - name: routes catalog
+//!     page: https://ngrok.com/docs/...#anchor   # optional: overrides the file's page
 //!     e2e: false                    # optional: native only (default true when files-only)
 //!     at_ms: 60000                  # optional: the rate limiter's clock (native runs)
 //!     limiter: down                 # optional: the rate limiter is unreachable (native runs)
@@ -54,6 +57,8 @@ pub struct Scenario {
 #[derive(Debug, Clone)]
 pub struct Case {
     pub name: String,
+    /// The documentation page this case's outcome is taken from (the case's, else the file's).
+    pub page: Option<String>,
     pub e2e: bool,
     pub method: String,
     pub url: String,
@@ -112,10 +117,34 @@ fn list(n: Option<&Node>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The project's own scenarios: `tests/scenarios/*.yaml`.
 pub fn load_all() -> Vec<Scenario> {
-    let dir = repo_root().join("tests/scenarios");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/scenarios exists")
+    load_dir(&repo_root().join("tests/scenarios"))
+}
+
+/// The corpus of ngrok's documented examples (`tests/scenarios/ngrok-docs/*.yaml`); each case
+/// names its page.
+pub fn load_ngrok_docs() -> Vec<Scenario> {
+    let all = load_dir(&repo_root().join("tests/scenarios/ngrok-docs"));
+    for sc in &all {
+        for c in &sc.cases {
+            let page = c.page.as_deref().unwrap_or_default();
+            assert!(
+                page.starts_with("https://ngrok.com/docs/"),
+                "{}: case `{}` must cite its ngrok.com/docs page (`page:`), not `{page}`",
+                sc.file,
+                c.name
+            );
+        }
+    }
+    all
+}
+
+fn load_dir(dir: &Path) -> Vec<Scenario> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
@@ -136,6 +165,7 @@ pub fn load(path: &Path) -> Scenario {
         .map(<[Node]>::to_vec)
         .unwrap_or_default();
     let inline = !documents.is_empty();
+    let file_page = doc.get("page").map(s);
     let cases = doc
         .get("cases")
         .and_then(Node::as_seq)
@@ -147,6 +177,7 @@ pub fn load(path: &Path) -> Scenario {
             let exp = c.get("expect").expect("case.expect");
             Case {
                 name: s(c.get("name").expect("case.name")),
+                page: c.get("page").map(s).or_else(|| file_page.clone()),
                 e2e: c
                     .get("e2e")
                     .map_or(!inline, |v| v.value == Value::Bool(true)),
