@@ -185,6 +185,19 @@ impl GatewayError {
         }
     }
 
+    /// A forward that reached no answer: every member unreachable, timed out or out of
+    /// rotation. What `forward-internal`'s `on_error: continue` covers after the action ran
+    /// (ngrok: "if you take down either your upstream service or the internal Agent Endpoint").
+    pub fn is_forward_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::UpstreamUnreachable { .. }
+                | Self::UpstreamTimeout { .. }
+                | Self::PoolUnavailable { .. }
+                | Self::EndpointOffline { .. }
+        )
+    }
+
     pub fn status(&self) -> u16 {
         self.shape().status
     }

@@ -262,6 +262,12 @@ impl Exchange {
         self.set_result(action, fields);
     }
 
+    /// `forward-internal`'s results after a forward to `url` (`scheme://host:port`) failed.
+    pub fn set_forward_failure(&mut self, url: &str, e: &GatewayError) {
+        let fields = vec![("error", error_value(e)), ("url", Value::from(url))];
+        self.set_result("forward_internal", fields);
+    }
+
     fn results_value(&self) -> Value {
         let ngrok = map(self.results.iter().map(|(k, v)| (*k, v.clone())).collect());
         map(vec![("ngrok", ngrok)])

@@ -7,7 +7,7 @@ use super::ports::{Outbound, RateLimiter, Trust, Upstream};
 use super::reply::{self, Reply};
 use super::{Gateway, Member, Pool};
 use crate::error::GatewayError;
-use crate::eval::run_phase;
+use crate::eval::{run_phase_from, Stop};
 use crate::exchange::Exchange;
 use crate::exchange::Step;
 use crate::program::Policy;
@@ -20,7 +20,8 @@ use std::sync::Arc;
 /// on it), or the member policy's own step (it answered, or forwarded further).
 pub(super) enum Forwarded<'g, B> {
     Reply(Reply<B>, Option<&'g Policy>),
-    Step(Step, &'g Policy),
+    /// The member's policy made a step (answer or forward further), at this action.
+    Step(Step, &'g Policy, Option<Stop>),
 }
 
 /// Statuses that mean the member (not the request) failed: a gateway error, an overloaded
@@ -112,10 +113,10 @@ impl Gateway {
         ex.enter_endpoint();
         ex.set_endpoint(Arc::clone(&pool.info));
         if let Some(policy) = &member.policy {
-            let step = run_phase(&policy.on_http_request, ex, ports).await;
-            let step = step.map_err(Failure::fatal)?;
+            let ran = run_phase_from(&policy.on_http_request, None, ex, ports).await;
+            let (step, at) = ran.map_err(Failure::fatal)?;
             if step != Step::Continue {
-                return Ok(Forwarded::Step(step, policy));
+                return Ok(Forwarded::Step(step, policy, at));
             }
         }
         let out = outbound(pool, member, ex, ports.trust).map_err(Failure::fatal)?;

@@ -9,12 +9,12 @@ use super::reply::{discard, Reply};
 use super::Gateway;
 use crate::error::rate_limit_headers;
 use crate::error::GatewayError;
-use crate::eval::run_phase;
+use crate::eval::{run_phase, run_phase_from, Stop};
 use crate::exchange::Exchange;
 use crate::exchange::Step;
 use crate::expr::{EndpointInfo, Facts};
 use crate::http::RequestHead;
-use crate::program::Policy;
+use crate::program::{Policy, RuleSet};
 use std::cell::RefCell;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -25,6 +25,9 @@ pub const MAX_HOPS: usize = 8;
 /// The policies whose response phases run on a reply, outermost first, each with its
 /// `endpoint.*`.
 type ResponsePolicies<'g> = Vec<(&'g Policy, Arc<EndpointInfo>)>;
+
+/// Where a request-phase step was made: a forward from there that fails may resume the phase.
+pub(super) type Made<'g> = Option<(&'g RuleSet, Stop)>;
 
 /// Where the hops ended.
 enum Hopped<B> {
@@ -83,8 +86,10 @@ impl Gateway {
             Arc::new(EndpointInfo::new(&endpoint.name, &url))
         });
         ex.set_endpoint(Arc::clone(&public_info));
-        let step = run_phase(&endpoint.policy.on_http_request, ex, ports).await?;
-        self.follow(step, ex, ports, vec![(&endpoint.policy, public_info)])
+        let rules = &endpoint.policy.on_http_request;
+        let (step, at) = run_phase_from(rules, None, ex, ports).await?;
+        let made = at.map(|at| (rules, at));
+        self.follow(step, made, ex, ports, vec![(&endpoint.policy, public_info)])
             .await
     }
 
@@ -105,11 +110,13 @@ impl Gateway {
     pub(super) async fn follow<'g, U: Upstream, L: RateLimiter, T: Trust>(
         &'g self,
         step: Step,
+        made: Made<'g>,
         ex: &mut Exchange,
         ports: &Ports<'_, U, L, T>,
         mut response_policies: ResponsePolicies<'g>,
     ) -> Result<Reply<U::Body>, GatewayError> {
-        let mut reply = match self.hops(step, ex, ports, &mut response_policies).await? {
+        let hopped = self.hops(step, made, ex, ports, &mut response_policies);
+        let mut reply = match hopped.await? {
             Hopped::Answer(reply) => reply,
             Hopped::Final(reply) => return Ok(reply),
         };
@@ -132,10 +139,14 @@ impl Gateway {
     }
 
     /// Forward-internal hops from `step` to a reply, adding each pool's member policy to the
-    /// response phases to run.
+    /// response phases to run. A forward that fails (no member answered) made by a
+    /// `forward-internal` with `on_error: continue` resumes its phase after that action, with
+    /// the failure in `actions.ngrok.forward_internal.error`: ngrok's documented fallback to an
+    /// error page when the service is down.
     async fn hops<'g, U: Upstream, L: RateLimiter, T: Trust>(
         &'g self,
         mut step: Step,
+        mut made: Made<'g>,
         ex: &mut Exchange,
         ports: &Ports<'_, U, L, T>,
         response_policies: &mut ResponsePolicies<'g>,
@@ -157,14 +168,28 @@ impl Gateway {
                 .pools
                 .get(&key)
                 .ok_or_else(|| GatewayError::EndpointOffline { url: key.clone() })?;
-            match self.forward(pool, ex, ports).await? {
-                Forwarded::Reply(reply, policy) => {
+            match self.forward(pool, ex, ports).await {
+                Ok(Forwarded::Reply(reply, policy)) => {
                     response_policies.extend(policy.map(|p| (p, Arc::clone(&pool.info))));
                     return Ok(Hopped::Answer(reply));
                 }
-                Forwarded::Step(next, policy) => {
+                Ok(Forwarded::Step(next, policy, at)) => {
                     response_policies.push((policy, Arc::clone(&pool.info)));
                     step = next;
+                    made = at.map(|at| (&policy.on_http_request, at));
+                }
+                Err(e) => {
+                    let Some((rules, at)) = made.filter(|_| e.is_forward_failure()) else {
+                        return Err(e);
+                    };
+                    if rules[at.rule].actions[at.action].terminates() {
+                        return Err(e);
+                    }
+                    ex.note(format!("{}: {e}; on_error: continue", pool.url));
+                    ex.set_forward_failure(&key, &e);
+                    let (next, resumed) = run_phase_from(rules, Some(at), ex, ports).await?;
+                    step = next;
+                    made = resumed.map(|at| (rules, at));
                 }
             }
         }

@@ -52,7 +52,7 @@ impl Gateway {
             ..ports.clone()
         };
         let result = match self
-            .follow(Step::Forward(sub.key), &mut ex, &ports, Vec::new())
+            .follow(Step::Forward(sub.key), None, &mut ex, &ports, Vec::new())
             .await
         {
             // The target's policy refused (401, 403, 429, its own breaker's 503, ...): that is
