@@ -27,7 +27,6 @@ pub struct CircuitBreaker {
     circuit: Rc<Circuit>,
 }
 
-
 /// A duration field (`10s`, `2m`) within `min..=max` ms: `Ok(None)` when absent.
 pub(super) fn duration(
     c: &mut Config<'_, '_>,
@@ -120,10 +119,19 @@ impl ActionType for CircuitBreaker {
                 Err(()) => ok = false,
             }
         }
-        if let Some((node, v)) = c.int("num_buckets") {
-            if (1..=100).contains(&v) {
-                s.num_buckets = v as u32;
-            } else {
+        // ngrok's page: "Fixed at `10`". The key is accepted (a policy naming it runs
+        // unchanged), but another value changes nothing there, so it changes nothing here.
+        match c.int("num_buckets") {
+            None | Some((_, 10)) => {}
+            Some((node, v @ 1..=100)) => {
+                let path = crate::source::child(&c.path, "num_buckets");
+                let msg = format!(
+                    "`num_buckets` is fixed at 10 in ngrok's reference; 10 is used, not {v}"
+                );
+                c.diags
+                    .warning(BAD_CONFIG, crate::source::At::new(&path, node), msg);
+            }
+            Some((node, v)) => {
                 let msg = format!("`num_buckets` must be between 1 and 100, not {v}");
                 c.error_at(OUT_OF_RANGE, "num_buckets", node, msg);
                 ok = false;
@@ -148,4 +156,3 @@ impl ActionType for CircuitBreaker {
         }
     }
 }
-
