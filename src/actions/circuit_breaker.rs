@@ -156,3 +156,28 @@ impl ActionType for CircuitBreaker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::testing::compile_json;
+    use crate::compile::EndpointKind;
+    use crate::source::Severity;
+
+    /// ngrok's page: `num_buckets` is "Fixed at `10`". Naming it is accepted; another value in
+    /// range is a warning (10 is used), one out of range an error.
+    #[test]
+    fn num_buckets_is_fixed_at_ten() {
+        let diags = |n: i64| {
+            let policy = serde_json::json!({"on_http_request": [{"actions": [
+                {"type": "circuit-breaker", "config": {"error_threshold": 0, "num_buckets": n}},
+            ]}]});
+            let (policy, diags) = compile_json(&policy, EndpointKind::Agent);
+            let found: Vec<_> = diags.items.iter().map(|d| (d.severity, d.path.clone())).collect();
+            (policy.is_some(), found)
+        };
+        assert_eq!(diags(10), (true, vec![]));
+        let path = "policy.on_http_request[0].actions[0].config.num_buckets".to_string();
+        assert_eq!(diags(5), (true, vec![(Severity::Warning, path.clone())]));
+        assert_eq!(diags(0), (false, vec![(Severity::Error, path)]));
+    }
+}
