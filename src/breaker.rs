@@ -177,13 +177,7 @@ impl Breaker {
                 } else {
                     slot.ok += 1;
                 }
-                let (total, errors) = self.totals(settings, now_ms);
-                // A breaker never trips without errors, even with `error_threshold: 0`.
-                let trips = error
-                    && settings.enforce
-                    && total >= settings.volume_threshold
-                    && errors as f64 >= settings.error_threshold * total as f64;
-                if trips {
+                if settings.enforce && Self::over(settings, self.totals(settings, now_ms)) {
                     self.clear();
                     self.state = State::Open {
                         until_ms: now_ms + settings.tripped_ms,
@@ -191,6 +185,16 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// Whether a window's `(requests, errors)` trips the breaker: at least `volume_threshold`
+    /// requests, and an error share that meets `error_threshold` (`>=`, ngrok's "must be met").
+    /// Successes count too: with `error_threshold: 0` the breaker trips as soon as the volume is
+    /// reached, errors or not, as in ngrok's example (volume 1: the first request passes, the
+    /// second gets 503).
+    fn over(settings: &Settings, (total, errors): (u64, u64)) -> bool {
+        total >= settings.volume_threshold
+            && errors as f64 >= settings.error_threshold * total as f64
     }
 
     fn clear(&mut self) {
@@ -310,6 +314,78 @@ mod tests {
             b.record(&lax, true, false, t);
         }
         assert_eq!(b.admit(&lax, 30), Verdict::Pass { probe: false });
+    }
+
+    /// ngrok's circuit-breaker page: `error_threshold: 0, volume_threshold: 1,
+    /// window_duration: 60s, tripped_duration: 2m` "allows only 1 request every 60 seconds":
+    /// attempt 1 gets 200, attempt 2 gets 503. A share of 0 errors meets a threshold of 0.
+    #[test]
+    fn a_zero_error_threshold_trips_once_the_volume_is_reached_errors_or_not() {
+        let s = Settings {
+            error_threshold: 0.0,
+            volume_threshold: 1,
+            window_ms: 60_000,
+            tripped_ms: 120_000,
+            num_buckets: 10,
+            enforce: true,
+        };
+        let mut b = Breaker::new(&s);
+        assert_eq!(b.admit(&s, 0), Verdict::Pass { probe: false });
+        b.record(&s, false, false, 10);
+        assert_eq!(b.state, State::Open { until_ms: 120_010 });
+        assert_eq!(
+            b.admit(&s, 20),
+            Verdict::Refuse {
+                retry_after_ms: 119_990
+            }
+        );
+        // After tripped_duration a probe goes; its success closes the breaker, and the next
+        // outcome reaches the volume again.
+        assert_eq!(b.admit(&s, 120_010), Verdict::Pass { probe: true });
+        b.record(&s, false, true, 120_020);
+        assert_eq!(b.state, State::Closed);
+        assert_eq!(b.admit(&s, 120_030), Verdict::Pass { probe: false });
+        b.record(&s, false, false, 120_040);
+        assert!(matches!(b.state, State::Open { .. }));
+        // Below the volume, a zero threshold does not trip.
+        let s2 = Settings {
+            volume_threshold: 3,
+            ..s
+        };
+        let mut b = Breaker::new(&s2);
+        b.record(&s2, false, false, 0);
+        b.record(&s2, true, false, 1);
+        assert_eq!(b.state, State::Closed);
+        b.record(&s2, false, false, 2);
+        assert!(matches!(b.state, State::Open { .. }));
+    }
+
+    /// The threshold is met, not exceeded: 2 errors in 4 trip at 0.5, whichever outcome comes
+    /// last; a threshold of 1.0 needs every request to fail.
+    #[test]
+    fn the_error_share_must_meet_the_threshold() {
+        let s = settings();
+        let mut b = Breaker::new(&s);
+        for (t, e) in [(0, true), (1, true), (2, false)] {
+            b.record(&s, e, false, t);
+        }
+        assert_eq!(b.state, State::Closed);
+        b.record(&s, false, false, 3);
+        assert_eq!(b.state, State::Open { until_ms: 5_003 });
+        let all = Settings {
+            error_threshold: 1.0,
+            ..s
+        };
+        let mut b = Breaker::new(&all);
+        for (t, e) in [(0, true), (1, true), (2, true), (3, false), (4, true)] {
+            b.record(&all, e, false, t);
+        }
+        assert_eq!(b.state, State::Closed, "4 of 5 is below 1.0");
+        let mut b = Breaker::new(&all);
+        for t in 0..4 {
+            b.record(&all, true, false, t);
+        }
+        assert!(matches!(b.state, State::Open { .. }));
     }
 
     /// The bucketed window counts exactly the outcomes of the last `num_buckets` bucket periods

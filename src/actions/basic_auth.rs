@@ -70,35 +70,19 @@ impl ActionType for BasicAuth {
         if let Some((user, password)) = &presented {
             let digest = Sha256::digest(format!("{user}:{password}"));
             for credential in &self.credentials {
-                let expected: [u8; 32] = match credential {
-                    Credential::Fixed(d) => *d,
-                    Credential::Dynamic(t) => {
-                        let text = match ex.render(t, "basic-auth", "credentials") {
-                            Ok(text) => text,
-                            // An error ends the request (enforced or not); the results say why.
-                            Err(e) => {
-                                ex.set_outcome("basic_auth", Vec::new(), Some(&e));
-                                return Err(e);
-                            }
-                        };
-                        Sha256::digest(text.as_bytes()).into()
+                let expected = match credential.expected(ex) {
+                    Ok(expected) => expected,
+                    // An error ends the request (enforced or not); the results say why.
+                    Err(e) => {
+                        ex.set_outcome("basic_auth", results(&presented, false), Some(&e));
+                        return Err(e);
                     }
                 };
                 // Every configured credential is compared, whatever matched before.
-                authorized |= same(&digest, &expected);
+                authorized |= expected.is_some_and(|expected| same(&digest, &expected));
             }
         }
-        let mut fields = vec![
-            (
-                "credentials",
-                crate::expr::map(vec![("presented", cel::Value::Bool(presented.is_some()))]),
-            ),
-            ("authorized", cel::Value::Bool(authorized)),
-        ];
-        if let Some((user, _)) = &presented {
-            fields.push(("username", cel::Value::from(user.as_str())));
-        }
-        ex.set_result("basic_auth", fields);
+        ex.set_result("basic_auth", results(&presented, authorized));
         if !authorized && self.enforce {
             return Err(GatewayError::Unauthorized {
                 realm: self.realm.clone(),
@@ -108,14 +92,77 @@ impl ActionType for BasicAuth {
     }
 }
 
+/// `actions.ngrok.basic_auth.credentials.{presented, username, authorized}`, ngrok's documented
+/// shape; the username is empty when no credentials were presented.
+fn results<'a>(
+    presented: &Option<(String, String)>,
+    authorized: bool,
+) -> Vec<(&'a str, cel::Value)> {
+    let username = presented.as_ref().map_or("", |(user, _)| user.as_str());
+    vec![(
+        "credentials",
+        crate::expr::map(vec![
+            ("presented", cel::Value::Bool(presented.is_some())),
+            ("username", cel::Value::from(username)),
+            ("authorized", cel::Value::Bool(authorized)),
+        ]),
+    )]
+}
+
 /// A configured `user:password`: hashed once when literal, rendered per request when it reads a
 /// secret or a variable.
 #[derive(Debug)]
 enum Credential {
     Fixed([u8; 32]),
-    Dynamic(Template),
+    /// `user:password` with `${}` on either side of the literal `:`. A username that renders
+    /// with a `:` of its own never matches (ngrok: "the expression itself cannot introduce
+    /// another colon"; a client's first `:` would split it elsewhere).
+    Split { user: Template, password: Template },
+    /// `${expr}` alone: the whole credential, split at its first `:` like a client's.
+    Whole(Template),
 }
 
+impl Credential {
+    /// The digest of `user:password` for this request; `None` when it cannot match anything.
+    fn expected(&self, ex: &mut Exchange) -> Result<Option<[u8; 32]>, GatewayError> {
+        Ok(match self {
+            Credential::Fixed(d) => Some(*d),
+            Credential::Split { user, password } => {
+                let user = ex.render(user, "basic-auth", "credentials")?;
+                let password = ex.render(password, "basic-auth", "credentials")?;
+                (!user.contains(':')).then(|| Sha256::digest(format!("{user}:{password}")).into())
+            }
+            Credential::Whole(t) => {
+                let text = ex.render(t, "basic-auth", "credentials")?;
+                text.contains(':')
+                    .then(|| Sha256::digest(text.as_bytes()).into())
+            }
+        })
+    }
+}
+
+/// Where a credential is split: the byte index of its first `:` outside `${}` (`Ok(None)` when
+/// it has none), or `Err` for an unterminated `${` (the template compiler reports it).
+fn literal_colon(text: &str) -> Result<Option<usize>, ()> {
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with("${") {
+            i += 2 + crate::expr::closing_brace(&text[i + 2..]).ok_or(())? + 1;
+        } else if text[i..].starts_with(':') {
+            return Ok(Some(i));
+        } else {
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the credential is one `${expr}` and nothing else.
+fn whole_interpolation(text: &str) -> bool {
+    text.strip_prefix("${")
+        .and_then(|body| crate::expr::closing_brace(body).map(|end| end + 1 == body.len()))
+        .unwrap_or(false)
+}
 
 /// Constant-time equality of two digests.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -171,9 +218,21 @@ fn credentials(c: &mut Config<'_, '_>) -> Option<Vec<Credential>> {
             ok = false;
             continue;
         };
-        // The `:` must be literal; a literal password is checked for ngrok's 8..128 length.
-        let outside = text.split("${").next().unwrap_or(text);
-        match outside.split_once(':') {
+        // ngrok's valid patterns: `${expr}` (the whole credential), or a literal `:` with
+        // `${}` in the username, the password or both. A literal password has 8..128 chars.
+        let colon = match literal_colon(text) {
+            Ok(colon) => colon,
+            Err(()) => {
+                // An unterminated `${`: the template compiler says so.
+                c.template("credentials", item, text);
+                ok = false;
+                continue;
+            }
+        };
+        let credential = match colon {
+            None if whole_interpolation(text) => {
+                c.template("credentials", item, text).map(Credential::Whole)
+            }
             None => {
                 c.error_at(
                     MISSING,
@@ -181,26 +240,35 @@ fn credentials(c: &mut Config<'_, '_>) -> Option<Vec<Credential>> {
                     item,
                     "a credential needs a literal `:` between user and password".into(),
                 );
-                ok = false;
+                None
             }
-            Some((_, password))
-                if !text.contains("${") && !(8..=128).contains(&password.chars().count()) =>
-            {
-                c.error_at(
-                    OUT_OF_RANGE,
-                    &key,
-                    item,
-                    "a password must have 8 to 128 characters".into(),
-                );
-                ok = false;
+            Some(at) => {
+                let (user, password) = (&text[..at], &text[at + 1..]);
+                if !password.contains("${") && !(8..=128).contains(&password.chars().count()) {
+                    c.error_at(
+                        OUT_OF_RANGE,
+                        &key,
+                        item,
+                        "a password must have 8 to 128 characters".into(),
+                    );
+                    None
+                } else {
+                    let user = c.template("credentials", item, user);
+                    let password = c.template("credentials", item, password);
+                    user.zip(password).map(|(user, password)| {
+                        match (user.literal(), password.literal()) {
+                            (Some(u), Some(p)) => {
+                                Credential::Fixed(Sha256::digest(format!("{u}:{p}")).into())
+                            }
+                            _ => Credential::Split { user, password },
+                        }
+                    })
+                }
             }
-            Some(_) => match c.template("credentials", item, text) {
-                Some(t) => out.push(match t.literal() {
-                    Some(fixed) => Credential::Fixed(Sha256::digest(fixed.as_bytes()).into()),
-                    None => Credential::Dynamic(t),
-                }),
-                None => ok = false,
-            },
+        };
+        match credential {
+            Some(credential) => out.push(credential),
+            None => ok = false,
         }
     }
     ok.then_some(out)
@@ -224,6 +292,103 @@ mod tests {
         assert_eq!(decode(&format!("Bearer {b64}")), None);
         assert_eq!(decode("Basic !!!"), None);
         assert_eq!(decode("Basic"), None);
+    }
+
+    /// ngrok's page, "Using CEL in credentials": the valid and invalid patterns.
+    #[test]
+    fn where_a_credential_splits() {
+        let e = "${secrets.get('v', 'n')}";
+        for (text, colon, whole) in [
+            (e.to_string(), None, true),
+            (format!("{e}:password"), Some(e.len()), false),
+            (format!("{e}:{e}"), Some(e.len()), false),
+            (format!("user-prefix{e}:password"), Some(11 + e.len()), false),
+            (format!("admin:{e}"), Some(5), false),
+            // Invalid: no colon outside `${}`, and more than the interpolation.
+            (format!("{e}password"), None, false),
+            (format!("user-prefix{e}password-suffix"), None, false),
+            // A `:` inside the expression is not the separator.
+            ("${'a:b'}x".to_string(), None, false),
+            ("é:${'x'}".to_string(), Some(2), false),
+        ] {
+            assert_eq!(literal_colon(&text), Ok(colon), "{text}");
+            assert_eq!(whole_interpolation(&text), whole, "{text}");
+        }
+        assert_eq!(literal_colon("a${b:c"), Err(()));
+    }
+
+    /// ngrok's valid patterns compile; its invalid ones are refused at upload.
+    #[test]
+    fn credential_patterns_are_checked_at_upload() {
+        use crate::compile::testing::compile_json;
+        use crate::compile::EndpointKind;
+        let compile = |credential: &str| {
+            let policy = serde_json::json!({"on_http_request": [
+                {"actions": [{"type": "basic-auth", "config": {"credentials": [credential]}}]},
+            ]});
+            compile_json(&policy, EndpointKind::Agent)
+        };
+        let e = "${secrets.get('v', 'n')}";
+        for valid in [
+            e.to_string(),
+            format!("{e}:password"),
+            format!("{e}:{e}"),
+            format!("user-prefix{e}:password"),
+        ] {
+            let (policy, diags) = compile(&valid);
+            assert!(policy.is_some(), "{valid}: {:?}", diags.items);
+        }
+        for invalid in [format!("{e}password"), format!("user-prefix{e}password-suffix")] {
+            let (policy, diags) = compile(&invalid);
+            assert!(policy.is_none(), "{invalid}");
+            assert!(
+                diags.items.iter().any(|d| d.message.contains("literal `:`")),
+                "{invalid}: {:?}",
+                diags.items
+            );
+        }
+        let (policy, _) = compile("user:short");
+        assert!(policy.is_none(), "a literal password under 8 characters");
+    }
+
+    /// The checker knows ngrok's documented result shape, typed: the documented paths pass,
+    /// the old top-level `authorized` / `username` and a string compared with the bool do not.
+    #[test]
+    fn the_checker_knows_the_documented_results() {
+        use crate::compile::testing::compile_json;
+        use crate::compile::EndpointKind;
+        use crate::source::Severity;
+        let errors = |expr: &str| -> Vec<String> {
+            let policy = serde_json::json!({"on_http_request": [
+                {"actions": [{"type": "basic-auth", "config": {"credentials": ["a:12345678"]}}]},
+                {"expressions": [expr], "actions": [{"type": "deny"}]},
+            ]});
+            let (_, diags) = compile_json(&policy, EndpointKind::Agent);
+            diags
+                .items
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| d.message.clone())
+                .collect()
+        };
+        for ok in [
+            "actions.ngrok.basic_auth.credentials.authorized",
+            "!actions.ngrok.basic_auth.credentials.presented",
+            "actions.ngrok.basic_auth.credentials.username.startsWith('a')",
+        ] {
+            assert_eq!(errors(ok), Vec::<String>::new(), "{ok}");
+        }
+        for (bad, want) in [
+            ("actions.ngrok.basic_auth.authorized", "no field `authorized`"),
+            ("actions.ngrok.basic_auth.username == 'a'", "no field `username`"),
+            (
+                "actions.ngrok.basic_auth.credentials.authorized == 'yes'",
+                "compares a bool with a string",
+            ),
+        ] {
+            let got = errors(bad);
+            assert!(got.iter().any(|m| m.contains(want)), "{bad}: {got:?}");
+        }
     }
 
     #[test]

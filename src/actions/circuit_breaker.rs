@@ -27,7 +27,6 @@ pub struct CircuitBreaker {
     circuit: Rc<Circuit>,
 }
 
-
 /// A duration field (`10s`, `2m`) within `min..=max` ms: `Ok(None)` when absent.
 pub(super) fn duration(
     c: &mut Config<'_, '_>,
@@ -120,10 +119,19 @@ impl ActionType for CircuitBreaker {
                 Err(()) => ok = false,
             }
         }
-        if let Some((node, v)) = c.int("num_buckets") {
-            if (1..=100).contains(&v) {
-                s.num_buckets = v as u32;
-            } else {
+        // ngrok's page: "Fixed at `10`". The key is accepted (a policy naming it runs
+        // unchanged), but another value changes nothing there, so it changes nothing here.
+        match c.int("num_buckets") {
+            None | Some((_, 10)) => {}
+            Some((node, v @ 1..=100)) => {
+                let path = crate::source::child(&c.path, "num_buckets");
+                let msg = format!(
+                    "`num_buckets` is fixed at 10 in ngrok's reference; 10 is used, not {v}"
+                );
+                c.diags
+                    .warning(BAD_CONFIG, crate::source::At::new(&path, node), msg);
+            }
+            Some((node, v)) => {
                 let msg = format!("`num_buckets` must be between 1 and 100, not {v}");
                 c.error_at(OUT_OF_RANGE, "num_buckets", node, msg);
                 ok = false;
@@ -149,3 +157,27 @@ impl ActionType for CircuitBreaker {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use crate::compile::testing::compile_json;
+    use crate::compile::EndpointKind;
+    use crate::source::Severity;
+
+    /// ngrok's page: `num_buckets` is "Fixed at `10`". Naming it is accepted; another value in
+    /// range is a warning (10 is used), one out of range an error.
+    #[test]
+    fn num_buckets_is_fixed_at_ten() {
+        let diags = |n: i64| {
+            let policy = serde_json::json!({"on_http_request": [{"actions": [
+                {"type": "circuit-breaker", "config": {"error_threshold": 0, "num_buckets": n}},
+            ]}]});
+            let (policy, diags) = compile_json(&policy, EndpointKind::Agent);
+            let found: Vec<_> = diags.items.iter().map(|d| (d.severity, d.path.clone())).collect();
+            (policy.is_some(), found)
+        };
+        assert_eq!(diags(10), (true, vec![]));
+        let path = "policy.on_http_request[0].actions[0].config.num_buckets".to_string();
+        assert_eq!(diags(5), (true, vec![(Severity::Warning, path.clone())]));
+        assert_eq!(diags(0), (false, vec![(Severity::Error, path)]));
+    }
+}

@@ -201,12 +201,35 @@ impl UrlReplace {
             }
         })?;
         Ok(replaced.map(|mut r| {
-            if r.text.starts_with('/') && !(self.network_path && r.text.starts_with("//")) {
-                r.text = format!("{}://{}{}", ex.req.scheme, ex.req.authority(), r.text);
-            }
+            r.text = absolute(r.text, &ex.req.scheme, &ex.req.authority(), self.network_path);
             r
         }))
     }
+}
+
+/// The replaced URL with what it lacks taken from the request, as a path resolves against the
+/// page it is on: a path (`/api/v2/x`) gets the request's `scheme://authority`, and a URL whose
+/// authority the match consumed (`https:///products.php`, from ngrok's own url-rewrite example
+/// `from: ${req.url.authority}/products/?([.*]+)?`) gets the request's authority back. A
+/// network path (`//host/x`) is kept only when `to` was written as one.
+fn absolute(text: String, scheme: &str, authority: &str, network_path: bool) -> String {
+    if text.starts_with("//") && network_path {
+        return text;
+    }
+    if text.starts_with('/') {
+        return format!("{scheme}://{authority}{text}");
+    }
+    match text.split_once(":///") {
+        Some((s, path)) if is_scheme(s) => format!("{s}://{authority}/{path}"),
+        _ => text,
+    }
+}
+
+/// RFC 3986's `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_scheme(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 fn one_line(s: &str) -> String {
@@ -230,7 +253,26 @@ pub(super) fn encode_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::encode_url;
+    use super::{absolute, encode_url};
+
+    #[test]
+    fn what_a_replaced_url_lacks_comes_from_the_request() {
+        let abs = |t: &str, network_path| absolute(t.into(), "https", "a.example:8443", network_path);
+        assert_eq!(abs("/x?q=1", false), "https://a.example:8443/x?q=1");
+        // ngrok's url-rewrite example: the interpolated authority consumed the host.
+        assert_eq!(
+            abs("https:///products.php?query=123", false),
+            "https://a.example:8443/products.php?query=123"
+        );
+        assert_eq!(abs("http:///", false), "http://a.example:8443/");
+        assert_eq!(abs("https://b.example/x", false), "https://b.example/x");
+        // A network path only when `to` was written as one; otherwise it stays on this host.
+        assert_eq!(abs("//c.example/x", true), "//c.example/x");
+        assert_eq!(abs("//c.example/x", false), "https://a.example:8443//c.example/x");
+        // Not a scheme before `:///`: left alone (and refused later where a URL is needed).
+        assert_eq!(abs("a b:///x", false), "a b:///x");
+        assert_eq!(abs("not a url", false), "not a url");
+    }
 
     #[test]
     fn encoding() {

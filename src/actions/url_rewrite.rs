@@ -48,7 +48,11 @@ impl ActionType for UrlRewrite {
                 let Some(r) = replaced else {
                     return Ok((None, Vec::new()));
                 };
-                let url = encode_url(&r.text);
+                // A network path (`//host/x`, only when `to` is written so) keeps the scheme.
+                let url = match r.text.strip_prefix("//") {
+                    Some(rest) => encode_url(&format!("{}://{rest}", ex.req.scheme)),
+                    None => encode_url(&r.text),
+                };
                 if url == original {
                     return Ok((None, r.matches));
                 }

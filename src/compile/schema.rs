@@ -407,13 +407,61 @@ static RESULT_FIELDS: [(&str, F); RESULT_COUNT] = {
     let (mut i, mut n) = (0, 0);
     while i < crate::actions::ACTIONS.len() {
         if let Some(key) = crate::actions::ACTIONS[i].results {
-            fields[n] = (key, F::Dyn);
+            fields[n] = (key, result_shape(key));
             n += 1;
         }
         i += 1;
     }
     fields
 };
+/// The typed shape of an action's results, where it is known; others are `dyn`.
+const fn result_shape(key: &str) -> F {
+    if key.len() == 10 && eq_bytes(key.as_bytes(), b"basic_auth") {
+        F::Obj(&BASIC_AUTH_RESULTS)
+    } else {
+        F::Dyn
+    }
+}
+
+const fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// `actions.ngrok.basic_auth`: ngrok's documented `credentials.{presented, username,
+/// authorized}`, and `error` (set when a credential's interpolation fails).
+static BASIC_AUTH_RESULTS: Obj = Obj {
+    name: "actions.ngrok.basic_auth",
+    fields: &[
+        ("credentials", F::Obj(&BASIC_AUTH_CREDENTIALS)),
+        ("error", F::Obj(&BASIC_AUTH_ERROR)),
+    ],
+    string_like: false,
+    open: false,
+};
+static BASIC_AUTH_CREDENTIALS: Obj = Obj {
+    name: "actions.ngrok.basic_auth.credentials",
+    fields: &[
+        ("presented", F::Bool),
+        ("username", F::Str),
+        ("authorized", F::Bool),
+    ],
+    string_like: false,
+    open: false,
+};
+static BASIC_AUTH_ERROR: Obj = Obj {
+    name: "actions.ngrok.basic_auth.error",
+    fields: &[("code", F::Str), ("message", F::Str)],
+    string_like: false,
+    open: false,
+};
+
 static ACTIONS: Obj = Obj {
     name: "actions",
     fields: &[("ngrok", F::Obj(&NGROK_RESULTS))],

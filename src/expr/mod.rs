@@ -14,7 +14,6 @@ mod vars;
 pub use functions::parse_ip;
 pub use pattern::{replace, Pattern, PatternError, Replaced, Replacement, ResolveError, TooLong};
 pub use shape::{Shape, Test};
-#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use template::closing_brace;
 pub use template::{Part, Template};
 pub use vars::{map, EndpointInfo, Facts, Scope};
