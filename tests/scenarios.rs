@@ -285,8 +285,11 @@ fn run_all(scenarios: Vec<Scenario>) -> usize {
         let mut rng = Cycle(0);
         for case in &sc.cases {
             count += 1;
-            if let Err(e) = run_case(&gw, &sc, &limiter, &trust, &mut rng, case) {
-                failures.push(format!("{} / {}: {e}", sc.file, case.name));
+            for n in 1..=case.repeat {
+                if let Err(e) = run_case(&gw, &sc, &limiter, &trust, &mut rng, case) {
+                    failures.push(format!("{} / {} (#{n}): {e}", sc.file, case.name));
+                    break;
+                }
             }
         }
     }
