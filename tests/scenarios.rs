@@ -78,18 +78,22 @@ impl Upstream for FakeUpstream {
                 "x".repeat(300 << 10),
             ));
         }
-        // Body actions: `/echo` answers with the body it received (as rewritten, if it was);
-        // `/gzipped` and `/deflated` answer encoded responses (gzip arrives decoded, as from the
-        // Worker's fetch; deflate does not).
+        // Body actions: `/echo` answers with the body it received (as rewritten, if it was), with
+        // the status and content type the request's `x-echo-status` / `x-echo-content-type` name
+        // (default 200, text/plain); `/gzipped` and `/deflated` answer encoded responses (gzip
+        // arrives decoded, as from the Worker's fetch; deflate does not).
         if out.url.contains("/echo") {
             let body = out.body.as_deref().unwrap_or(&self.body);
             let mut headers = Headers::new();
-            headers.set("content-type", "text/plain");
+            let asked = |name: &str| out.headers.get(name).map(str::to_string);
+            let content_type = asked("x-echo-content-type").unwrap_or("text/plain".into());
+            headers.set("content-type", &content_type);
             headers.set("content-length", &body.len().to_string());
+            let status = asked("x-echo-status").and_then(|s| s.parse().ok());
             let body = String::from_utf8_lossy(body).into_owned();
             return Ok((
                 ResponseHead {
-                    status: 200,
+                    status: status.unwrap_or(200),
                     headers,
                 },
                 body,
