@@ -193,7 +193,9 @@ fn load_doc(path: &Path, doc: Node) -> Scenario {
         .unwrap_or_default();
     let inline = !documents.is_empty();
     let file_page = doc.get("page").map(s);
-    let file_e2e = doc.get("e2e").map_or(!inline, |v| v.value == Value::Bool(true));
+    let file_e2e = doc
+        .get("e2e")
+        .map_or(!inline, |v| v.value == Value::Bool(true));
     let cases = doc
         .get("cases")
         .and_then(Node::as_seq)
