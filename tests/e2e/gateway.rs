@@ -2,7 +2,8 @@
 //! driven over real HTTP. Runs when `EDGE_GATEWAY_E2E=1` (scripts/test.sh sets it, after building
 //! the Worker); a plain `cargo test` says it skipped.
 
-use crate::support::scenario::{load, repo_root, Case, Observed, Scenario};
+use crate::support::live::check_case;
+use crate::support::scenario::{load, repo_root};
 use crate::support::stack::{Reply, Stack};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -17,69 +18,6 @@ fn routed(r: &Reply) -> String {
         j["api"].as_str().unwrap_or("?"),
         j["cluster"].as_str().unwrap_or("?")
     )
-}
-
-/// Checks one scenario case against the live Worker; the demo origin's echo stands in for the
-/// fake upstream of the native run.
-fn check_case(stack: &Stack, scenario: &Scenario, case: &Case) -> Result<(), String> {
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let (url, filled, body) = scenario.request_at(case, now_s);
-    let path = url
-        .splitn(4, '/')
-        .nth(3)
-        .map_or("/".to_string(), |p| format!("/{p}"));
-    let mut headers: Vec<(&str, &str)> = filled
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    headers.push(("CF-Connecting-IP", case.client_ip.as_str()));
-    let r = stack
-        .send(
-            &Stack::agent(),
-            &case.method,
-            &path,
-            &headers,
-            body.as_bytes(),
-        )
-        .map_err(|e| e.to_string())?;
-    // The demo origin echoes who it is and what it received; a body without `api` and `cluster`
-    // was answered by the gateway itself.
-    let echo: Option<serde_json::Value> = serde_json::from_str(&r.body).ok();
-    let echo = echo.filter(|j| j["api"].is_string() && j["cluster"].is_string());
-    let seen = Observed {
-        status: r.status,
-        headers: r.headers.clone(),
-        forwarded_to: echo.as_ref().map(|j| {
-            format!(
-                "{}-{}",
-                j["api"].as_str().unwrap(),
-                j["cluster"].as_str().unwrap()
-            )
-        }),
-        upstream_headers: echo
-            .as_ref()
-            .and_then(|j| j["headers"].as_object())
-            .map(|h| {
-                h.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            }),
-        body: r.body,
-        ..Observed::default()
-    };
-    // Whatever reached an origin arrived byte for byte (signature checks buffer the body).
-    if let Some(sha) = echo.as_ref().and_then(|j| j["body_sha256"].as_str()) {
-        let want = format!("{:x}", Sha256::digest(body.as_bytes()));
-        if sha != want {
-            return Err(format!(
-                "the origin got a different body: sha256 {sha}, sent {want}"
-            ));
-        }
-    }
-    case.expect.check(&seen)
 }
 
 /// policies/acme with a changed tag and two extra pools: one whose origin refuses connections,

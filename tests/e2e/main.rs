@@ -12,6 +12,7 @@ mod bodies;
 mod failover;
 mod gateway;
 mod jwt;
+mod ngrok_docs;
 mod rate_limit;
 mod subrequests;
 mod variables;

@@ -1,2 +1,3 @@
+pub mod live;
 pub mod scenario;
 pub mod stack;

@@ -4,12 +4,15 @@
 //! ```yaml
 //! page: https://ngrok.com/docs/...  # optional: the page the cases come from (tests/scenarios/
 //!                                   # ngrok-docs/ requires one, here or per case)
+//! e2e: true                        # optional: the cases' default for `e2e` (below)
 //! files: [policies/acme]            # documents from the repository, and/or
 //! documents: [ {kind: ...}, ... ]   # inline documents
 //! cases:
 //!   - name: routes catalog
 //!     page: https://ngrok.com/docs/...#anchor   # optional: overrides the file's page
-//!     e2e: false                    # optional: native only (default true when files-only)
+//!     e2e: false                    # optional: native only (default: the file's `e2e`, else
+//!                                   # true when files-only)
+//!     repeat: 30                    # optional: sent this many times, each meeting `expect`
 //!     at_ms: 60000                  # optional: the rate limiter's clock (native runs)
 //!     limiter: down                 # optional: the rate limiter is unreachable (native runs)
 //!     request: {method: GET, url: https://api.acme.example/items, client_ip: 203.0.113.9,
@@ -28,6 +31,9 @@
 //!       log_contains: '"rule":"audit"'         # a line the shell would log (native runs)
 //!       aborted: true                          # the body aborts (close-connection)
 //! ```
+//!
+//! A file may hold several scenarios, one per YAML document (`---`): each is compiled and run on
+//! its own, as one upload (`load` reads the first; the directory loaders read them all).
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 use edge_gateway::manifest::SourceDoc;
@@ -60,6 +66,8 @@ pub struct Case {
     /// The documentation page this case's outcome is taken from (the case's, else the file's).
     pub page: Option<String>,
     pub e2e: bool,
+    /// `repeat: N`: the request is sent N times and each response must meet `expect`.
+    pub repeat: u32,
     pub method: String,
     pub url: String,
     pub client_ip: String,
@@ -149,12 +157,31 @@ fn load_dir(dir: &Path) -> Vec<Scenario> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     paths.sort();
-    paths.iter().map(|p| load(p)).collect()
+    paths.iter().flat_map(|p| load_each(p)).collect()
 }
 
+/// The file's first scenario.
 pub fn load(path: &Path) -> Scenario {
+    load_each(path).remove(0)
+}
+
+/// Every scenario in the file, one per YAML document; the Nth after the first is named `file#N`.
+pub fn load_each(path: &Path) -> Vec<Scenario> {
     let text = std::fs::read_to_string(path).unwrap();
-    let doc = parse_yaml_documents(&text).unwrap().remove(0);
+    let docs = parse_yaml_documents(&text).unwrap();
+    docs.into_iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            let mut sc = load_doc(path, doc);
+            if i > 0 {
+                sc.file = format!("{}#{}", sc.file, i + 1);
+            }
+            sc
+        })
+        .collect()
+}
+
+fn load_doc(path: &Path, doc: Node) -> Scenario {
     let files: Vec<PathBuf> = list(doc.get("files"))
         .iter()
         .map(|f| repo_root().join(f))
@@ -166,6 +193,9 @@ pub fn load(path: &Path) -> Scenario {
         .unwrap_or_default();
     let inline = !documents.is_empty();
     let file_page = doc.get("page").map(s);
+    let file_e2e = doc
+        .get("e2e")
+        .map_or(!inline, |v| v.value == Value::Bool(true));
     let cases = doc
         .get("cases")
         .and_then(Node::as_seq)
@@ -180,7 +210,8 @@ pub fn load(path: &Path) -> Scenario {
                 page: c.get("page").map(s).or_else(|| file_page.clone()),
                 e2e: c
                     .get("e2e")
-                    .map_or(!inline, |v| v.value == Value::Bool(true)),
+                    .map_or(file_e2e, |v| v.value == Value::Bool(true)),
+                repeat: c.get("repeat").map_or(1, |v| s(v).parse().unwrap()),
                 method: req.get("method").map_or("GET".into(), s),
                 url: req.get("url").map_or("https://api.acme.example/".into(), s),
                 // Each case is its own client unless it says otherwise (rate limits are per address).

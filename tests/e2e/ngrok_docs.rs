@@ -1,0 +1,207 @@
+//! End to end: ngrok's documented examples (tests/scenarios/ngrok-docs/) against the built Worker
+//! in `wrangler dev`. Each scenario's documents are uploaded the way users upload them
+//! (scripts/upload-policy.sh, through devstack), then its end-to-end cases are sent over HTTP.
+//! Runs when `EDGE_GATEWAY_E2E=1`.
+//!
+//! How the corpus maps onto the stack:
+//! - Each scenario has one CloudEndpoint, which serves every Host, so the Worker on
+//!   `127.0.0.1:PORT` answers for the page's public URL (`https://example.ngrok.app`). What a
+//!   case expects of that URL (a `Location`, an `X-Forwarded-Host`) is expected of the stack's.
+//! - Internal endpoints point at the demo origins' ports from policies/acme (`127.0.0.1:18101` is
+//!   a catalog-eks replica), moved to this stack's ports. The demo origin names itself
+//!   (`catalog-eks`), so a case that expects `forwarded_to: httpbin` expects the name of the origin
+//!   behind `https://httpbin.internal`.
+//! - What only a native run observes (`log_contains`) is not checked here.
+
+use crate::support::live::check_case;
+use crate::support::scenario::{load_ngrok_docs, repo_root, Case, Scenario};
+use crate::support::stack::Stack;
+use edge_gateway::source::Node;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const LIVE: &str = "is live";
+const REJECTED: &str = "rejected policy version";
+
+/// `(spec.url, upstream port)` of every AgentEndpoint among `docs`.
+fn agent_ports<'a>(docs: impl Iterator<Item = &'a Node>) -> Vec<(String, u16)> {
+    let text = |n: Option<&Node>| {
+        n.map(Node::to_json)
+            .and_then(|j| j.as_str().map(String::from))
+    };
+    docs.filter(|d| text(d.get("kind")).as_deref() == Some("AgentEndpoint"))
+        .filter_map(|d| {
+            let spec = d.get("spec")?;
+            let url = text(spec.get("url"))?;
+            let upstream = text(spec.get("upstream").and_then(|u| u.get("url")))?;
+            let port = upstream
+                .rsplit(':')
+                .next()?
+                .trim_end_matches('/')
+                .parse()
+                .ok()?;
+            Some((url, port))
+        })
+        .collect()
+}
+
+/// The demo origin's name (`catalog-eks`) for each of policies/acme's origin ports.
+fn demo_names() -> HashMap<u16, String> {
+    let files = edge_gateway::files::expand(&[repo_root().join("policies/acme")]).unwrap();
+    let (docs, _) = edge_gateway::files::load(&files);
+    agent_ports(docs.iter().map(|d| &d.node))
+        .into_iter()
+        .map(|(url, port)| {
+            let name = url
+                .trim_start_matches("https://")
+                .trim_end_matches(".internal");
+            (port, name.to_string())
+        })
+        .collect()
+}
+
+/// The case as the stack answers it: the public URL is the stack's, a pool is its demo origin.
+fn on_stack(case: &Case, sc: &Scenario, stack: &Stack, names: &HashMap<u16, String>) -> Case {
+    let mut case = case.clone();
+    let public = case
+        .url
+        .splitn(4, '/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/");
+    let host = public.split("://").nth(1).unwrap_or_default().to_string();
+    let local = stack.url("");
+    let local_host = local.trim_start_matches("http://").to_string();
+    // A whole value that is the public host (`X-Forwarded-Host`) is the stack's; elsewhere only
+    // the public origin is (`https://new.example.com` is another host).
+    let map = |v: &str| match v == host {
+        true => local_host.clone(),
+        false => v.replace(&public, &local),
+    };
+    let exp = &mut case.expect;
+    for (_, v) in exp
+        .headers
+        .iter_mut()
+        .chain(exp.upstream_headers.iter_mut())
+    {
+        *v = map(v);
+    }
+    exp.body_contains = exp.body_contains.as_deref().map(map);
+    exp.log_contains.clear();
+    let agents = agent_ports(sc.documents.iter());
+    exp.forwarded_to = exp.forwarded_to.as_ref().map(|pool| {
+        let url = format!("https://{pool}.internal");
+        agents
+            .iter()
+            .find(|(u, _)| *u == url)
+            .and_then(|(_, port)| names.get(port))
+            .cloned()
+            .unwrap_or_else(|| format!("{pool} (no demo origin behind it)"))
+    });
+    case
+}
+
+/// Writes the scenario's documents, pointed at this stack's origins, as one upload.
+fn write_upload(stack: &Stack, n: usize, sc: &Scenario) -> std::path::PathBuf {
+    let dir = stack.dir.join(format!("ngrok-docs-{n}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = sc
+        .documents
+        .iter()
+        .map(|d| serde_json::to_string_pretty(&d.to_json()).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    for (from, to) in &stack.origin_ports {
+        text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
+    }
+    std::fs::write(dir.join("endpoints.yaml"), text).unwrap();
+    dir
+}
+
+/// Runs the scenario's first end-to-end case until the request that runs it is served by the
+/// newly uploaded version (the Worker loads a version on the first request after its refresh
+/// interval and logs it live), so no probe request of our own touches the policy's state. The
+/// outer error: the version never went live.
+fn first_on_new_version(
+    stack: &Stack,
+    sc: &Scenario,
+    case: &Case,
+    (live_before, rejected_before): (usize, usize),
+) -> Result<Result<(), String>, String> {
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(1100));
+        let outcome = check_case(stack, sc, case);
+        let log = stack.log_text();
+        if log.matches(REJECTED).count() > rejected_before {
+            return Err("the Worker rejected the upload (see its log)".into());
+        }
+        if log.matches(LIVE).count() > live_before {
+            return Ok(outcome);
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err("the upload never went live".into());
+        }
+    }
+}
+
+#[test]
+fn ngrok_docs_end_to_end() {
+    if !crate::support::stack::e2e_enabled() {
+        return;
+    }
+    let corpus: Vec<Scenario> = load_ngrok_docs()
+        .into_iter()
+        .filter(|sc| sc.cases.iter().any(|c| c.e2e))
+        .collect();
+    let mut vars = vec![("POLICY_REFRESH_SECONDS".to_string(), "1".to_string())];
+    for sc in &corpus {
+        for ((vault, name), value) in &sc.secrets {
+            let binding = edge_gateway::secrets::binding_name(vault, name);
+            vars.push((binding, value.clone()));
+        }
+    }
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let stack = Stack::start(&vars);
+    let names = demo_names();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (n, sc) in corpus.iter().enumerate() {
+        let log = stack.log_text();
+        let before = (log.matches(LIVE).count(), log.matches(REJECTED).count());
+        stack.upload(&[&write_upload(&stack, n, sc)]);
+        let cases: Vec<Case> = sc
+            .cases
+            .iter()
+            .filter(|c| c.e2e)
+            .map(|c| on_stack(c, sc, &stack, &names))
+            .collect();
+        'cases: for (i, case) in cases.iter().enumerate() {
+            ran += 1;
+            for k in 1..=case.repeat {
+                let outcome = if i == 0 && k == 1 {
+                    match first_on_new_version(&stack, sc, case, before) {
+                        Ok(outcome) => outcome,
+                        Err(e) => {
+                            failures.push(format!("{}: {e}", sc.file));
+                            break 'cases;
+                        }
+                    }
+                } else {
+                    check_case(&stack, sc, case)
+                };
+                if let Err(e) = outcome {
+                    failures.push(format!("{} / {} (#{k}): {e}", sc.file, case.name));
+                    break;
+                }
+            }
+        }
+    }
+    println!("e2e: {ran} documented examples run against the Worker");
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
