@@ -249,3 +249,181 @@ pub(crate) fn always_ends(phase: Option<&Node>) -> bool {
         .filter_map(rule_shape)
         .any(|r| r.always && (r.ends_at.is_some() || r.unknown))
 }
+
+/// The IP-intelligence variables, which only a list in the bundle fills.
+pub const IP_INTEL_VARIABLES: &[&str] = &[
+    "conn.client_ip.categories",
+    "conn.client_ip.is_on_blocklist",
+    "conn.client_ip.is_tor_node",
+];
+
+/// Every read of an [`IP_INTEL_VARIABLES`] variable in a written policy: (path, node, variable),
+/// from rule expressions, `${}` in config strings and bare CEL config (bucket keys).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn ip_intel_reads<'a>(policy: &'a Node, path: &str) -> Vec<(String, &'a Node, &'static str)> {
+    let mut sources = Vec::new();
+    for (key, phase) in policy.as_map().unwrap_or_default() {
+        let p = child(path, key);
+        match &phase.value {
+            Value::Seq(rules) => {
+                for (i, r) in rules.iter().enumerate() {
+                    rule_cel(r, &index(&p, i), &mut sources);
+                }
+            }
+            Value::Map(_) => rule_cel(phase, &p, &mut sources),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (p, node, src) in sources {
+        let Ok(program) = crate::expr::ext::env().compile(&src) else {
+            continue;
+        };
+        let mut found = Vec::new();
+        reads(program.expression(), &mut found);
+        for var in found {
+            if !out.iter().any(|(q, _, v)| *q == p && *v == var) {
+                out.push((p.clone(), node, var));
+            }
+        }
+    }
+    out
+}
+
+/// The CEL sources of one rule (and of rules nested in its actions list).
+#[cfg(not(target_arch = "wasm32"))]
+fn rule_cel<'a>(rule: &'a Node, path: &str, out: &mut Vec<(String, &'a Node, String)>) {
+    if let Some(items) = rule.get("expressions").and_then(Node::as_seq) {
+        for (i, e) in items.iter().enumerate() {
+            if let Some(s) = e.as_str() {
+                out.push((index(&child(path, "expressions"), i), e, s.to_string()));
+            }
+        }
+    }
+    let actions_path = child(path, "actions");
+    for (i, a) in rule
+        .get("actions")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let p = index(&actions_path, i);
+        match a.get("type").and_then(Node::as_str).and_then(spec::find) {
+            Some(spec) => {
+                if let Some(config) = a.get("config") {
+                    config_cel(config, &spec.config, &child(&p, "config"), out);
+                }
+            }
+            None if a.get("type").is_none() && a.get("actions").is_some() => rule_cel(a, &p, out),
+            None => {}
+        }
+    }
+}
+
+/// The CEL sources of a config value, by its declared shape (as [`shape`] walks it).
+#[cfg(not(target_arch = "wasm32"))]
+fn config_cel<'a>(
+    node: &'a Node,
+    want: &ConfigShape,
+    path: &str,
+    out: &mut Vec<(String, &'a Node, String)>,
+) {
+    match (want, &node.value) {
+        (ConfigShape::Interpolated, Value::Str(s)) => {
+            let mut from = 0;
+            while let Some(start) = s[from..].find("${").map(|i| i + from) {
+                let body = &s[start + 2..];
+                let Some(end) = crate::expr::closing_brace(body) else {
+                    break;
+                };
+                out.push((path.to_string(), node, body[..end].to_string()));
+                from = start + 2 + end + 1;
+            }
+        }
+        (ConfigShape::Cel, Value::Str(s)) => out.push((path.to_string(), node, s.clone())),
+        (ConfigShape::Fields(fields), Value::Map(entries)) => {
+            for (k, v) in entries {
+                if let Some((_, s)) = fields.iter().find(|(name, _)| name == k) {
+                    config_cel(v, s, &child(path, k), out);
+                }
+            }
+        }
+        (ConfigShape::Fields(_), Value::Seq(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                config_cel(item, want, &index(path, i), out);
+            }
+        }
+        (ConfigShape::MapOf(s), Value::Map(entries)) => {
+            for (k, v) in entries {
+                config_cel(v, s, &child(path, k), out);
+            }
+        }
+        (ConfigShape::ListOf(s), Value::Seq(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                config_cel(item, s, &index(path, i), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The IP-intelligence variables an expression reads (plain selects and `has()` tests).
+#[cfg(not(target_arch = "wasm32"))]
+fn reads(e: &::cel::IdedExpr, out: &mut Vec<&'static str>) {
+    use ::cel::common::ast::{EntryExpr, Expr};
+    fn dotted(e: &::cel::IdedExpr) -> Option<String> {
+        match &e.expr {
+            Expr::Ident(n) => Some(n.clone()),
+            Expr::Select(s) => Some(format!("{}.{}", dotted(&s.operand)?, s.field)),
+            _ => None,
+        }
+    }
+    match &e.expr {
+        Expr::Select(s) => {
+            if let Some(var) = dotted(e)
+                .and_then(|d| IP_INTEL_VARIABLES.iter().find(|v| **v == d))
+                .filter(|v| !out.contains(v))
+            {
+                out.push(var);
+            }
+            reads(&s.operand, out);
+        }
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                reads(t, out);
+            }
+            for a in &c.args {
+                reads(a, out);
+            }
+        }
+        Expr::Comprehension(c) => {
+            for x in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                reads(x, out);
+            }
+        }
+        Expr::List(l) => l.elements.iter().for_each(|x| reads(x, out)),
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    reads(&me.key, out);
+                    reads(&me.value, out);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                if let EntryExpr::StructField(f) = &entry.expr {
+                    reads(&f.value, out);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
