@@ -329,3 +329,79 @@ fn reading_ip_intelligence_without_a_list_is_warned_where_it_is_read() {
         "{diags:#?}"
     );
 }
+
+/// Platform differences the checker names where a policy depends on them: `add-headers` of
+/// `host` on a request never reaches the upstream (in a map-shaped phase and a nested rule
+/// too, on any endpoint); a `compress-response` under expressions cannot keep Cloudflare from
+/// compressing what it does not match. Response headers named `host`, another header, and an
+/// unconditional `compress-response` are not warned about.
+#[test]
+fn platform_differences_are_warned_where_a_policy_depends_on_them() {
+    let policy = r#"on_http_request:
+  - actions:
+      - type: add-headers
+        config: {headers: {Host: "api.acme.example", x-host: "${req.host}"}}
+      - expressions: ["req.url.path == '/a'"]
+        actions:
+          - type: add-headers
+            config: {headers: {host: "${req.host}"}}
+  - actions: [{type: deny}]
+on_http_response:
+  - actions:
+      - type: add-headers
+        config: {headers: {host: x}}
+      - type: compress-response
+  - expressions: ["res.status_code == 200"]
+    actions:
+      - type: compress-response
+        config: {algorithms: [gzip, br]}
+"#;
+    let (gw, diags) = build_gateway(&inline(policy), Options::default(), "t");
+    assert!(gw.is_some(), "{diags:#?}");
+    assert_eq!(
+        lines(&diags)
+            .into_iter()
+            .filter(|l| !l.contains("ERR_NGROK_9026"))
+            .collect::<Vec<_>>(),
+        vec![
+            "warning - 4:34 on_http_request[0].actions[0].config.headers.Host",
+            "warning - 8:38 on_http_request[0].actions[1].actions[0].config.headers.host",
+            "warning - 17:15 on_http_response[1].actions[0]",
+        ],
+        "{diags:#?}"
+    );
+    let host = diags
+        .iter()
+        .find(|d| d.path.ends_with("headers.Host"))
+        .unwrap();
+    assert!(
+        host.message.contains("does not reach the upstream")
+            && host.hint.as_deref().unwrap().contains("X-Forwarded-Host"),
+        "{host:#?}"
+    );
+
+    // On an AgentEndpoint's own policy too.
+    let agent = r#"apiVersion: ngrok.k8s.ngrok.com/v1alpha1
+kind: AgentEndpoint
+metadata: {name: a}
+spec:
+  url: https://a.internal
+  bindings: [internal]
+  upstream: {url: "https://a.tunnel.example"}
+  trafficPolicy:
+    policy:
+      on_http_request:
+        - actions: [{type: add-headers, config: {headers: {host: public.example}}}]
+---
+on_http_request:
+  - actions: [{type: forward-internal, config: {url: "https://a.internal"}}]
+"#;
+    let (gw, diags) = build_gateway(&inline(agent), Options::default(), "t");
+    assert!(gw.is_some(), "{diags:#?}");
+    assert_eq!(
+        lines(&diags),
+        vec![
+            "warning - 11:66 spec.trafficPolicy.policy.on_http_request[0].actions[0].config.headers.host"
+        ]
+    );
+}

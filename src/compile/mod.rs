@@ -299,7 +299,10 @@ fn compile_rule(
                 ));
             }
             rules.extend(compile_rule(item, &p, phase, &expressions, cx));
-        } else if let Some(action) = compile_action(item, &p, phase, cx) {
+        } else if let Some(action) = {
+            validate::runtime_compression(item, &p, !expressions.is_empty(), cx);
+            compile_action(item, &p, phase, cx)
+        } {
             push_merging(&mut pending, action);
         }
     }

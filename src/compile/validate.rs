@@ -65,8 +65,37 @@ pub(crate) fn action(
             phase,
             cx,
         );
+        upstream_host(type_name, config, path, phase, cx);
     }
     true
+}
+
+/// Platform difference: on ngrok, `add-headers` of `host` in `on_http_request` overwrites the
+/// Host the upstream sees. Here the Worker's `fetch` sets Host to the upstream URL's host (the
+/// tunnel hostname) and drops any other, so the header never reaches the upstream.
+fn upstream_host(type_name: &str, config: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) {
+    if type_name != "add-headers" || phase != Phase::Request {
+        return;
+    }
+    let Some(headers) = config.get("headers").and_then(Node::as_map) else {
+        return;
+    };
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("host") {
+            cx.diags.warning_hint(
+                None,
+                At::new(
+                    &child(&child(&child(path, "config"), "headers"), name),
+                    value,
+                ),
+                "`host` does not reach the upstream here: the Worker's fetch sends the upstream \
+                 URL's own host (its tunnel hostname), where ngrok would send this value",
+                "the upstream finds the public host in `X-Forwarded-Host`; to serve another \
+                 host, point `spec.upstream.url` (or the tunnel's ingress) at it \
+                 (docs/ngrok-compatibility.md)",
+            );
+        }
+    }
 }
 
 /// The hint for an unknown action type (added to the compiler's `ERR_NGROK_2201`).
@@ -248,6 +277,32 @@ pub(crate) fn always_ends(phase: Option<&Node>) -> bool {
         .into_iter()
         .filter_map(rule_shape)
         .any(|r| r.always && (r.ends_at.is_some() || r.unknown))
+}
+
+/// Platform difference: Cloudflare compresses eligible responses (text, JSON, ... with status
+/// 200, 403 or 404) with gzip or br for clients that accept them, after the Worker and whatever
+/// it decided. So a `compress-response` whose rule has conditions cannot keep the responses it
+/// does not match uncompressed, as ngrok would.
+pub(crate) fn runtime_compression(item: &Node, path: &str, conditional: bool, cx: &mut Cx<'_>) {
+    let Some(type_node) = item
+        .get("type")
+        .filter(|t| t.as_str() == Some("compress-response"))
+    else {
+        return;
+    };
+    if !conditional {
+        return;
+    }
+    cx.diags.warning_hint(
+        None,
+        At::new(path, type_node),
+        "`compress-response` under expressions: Cloudflare compresses eligible responses (text \
+         and JSON types; status 200, 403 or 404) with gzip or br on its own for clients that \
+         accept them, so a response this rule does not match may still arrive compressed",
+        "the client still gets a coding it asked for; a zone Compression Rule, or \
+         `Cache-Control: no-transform` on the response, keeps Cloudflare from compressing \
+         (docs/ngrok-compatibility.md)",
+    );
 }
 
 /// The IP-intelligence variables, which only a list in the bundle fills.
