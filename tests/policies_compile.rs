@@ -405,3 +405,39 @@ on_http_request:
         ]
     );
 }
+
+/// A variable ngrok fills that a Worker is never told fails its rule on every request: warned
+/// at each read, below it too; an expression that tests it with `has()` is written for its
+/// absence and is left alone; a neighbour with a similar name is not confused with it.
+#[test]
+fn variables_a_worker_is_never_told_are_warned_where_read() {
+    let policy = r#"on_http_request:
+  - expressions:
+      - "conn.client_port > 1024"
+      - "has(conn.client_port) && conn.client_port > 1024"
+      - "conn.tls.client.san.dns_names.exists(n, n.endsWith('.acme.example'))"
+      - "conn.server_region == 'FRA'"
+    actions:
+      - type: custom-response
+        config: {body: "${conn.tls.sni}"}
+  - actions: [{type: deny}]
+"#;
+    let (gw, diags) = build_gateway(&inline(policy), Options::default(), "t");
+    assert!(gw.is_some(), "{diags:#?}");
+    assert_eq!(
+        lines(&diags),
+        vec![
+            "warning - 3:9 on_http_request[0].expressions[0]",
+            "warning - 5:9 on_http_request[0].expressions[2]",
+            "warning - 9:24 on_http_request[0].actions[0].config.body",
+        ],
+        "{diags:#?}"
+    );
+    assert!(
+        diags[0]
+            .message
+            .contains("`conn.client_port` is never set on Cloudflare Workers"),
+        "{diags:#?}"
+    );
+    assert!(diags[1].message.contains("`conn.tls.client.san`"));
+}

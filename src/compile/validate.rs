@@ -316,6 +316,112 @@ pub const IP_INTEL_VARIABLES: &[&str] = &[
 /// from rule expressions, `${}` in config strings and bare CEL config (bucket keys).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn ip_intel_reads<'a>(policy: &'a Node, path: &str) -> Vec<(String, &'a Node, &'static str)> {
+    variable_reads(policy, path, IP_INTEL_VARIABLES, true)
+}
+
+/// Variables ngrok documents that a Worker is never told (docs/variables.md, "Absent on
+/// Workers"), each with the reason.
+pub const NEVER_SET: &[(&str, &str)] = &[
+    (
+        "conn.client_port",
+        "a Worker is not told the client's TCP port",
+    ),
+    (
+        "conn.server_ip",
+        "a Worker is not told the address the client connected to",
+    ),
+    (
+        "conn.server_port",
+        "a Worker is not told the port the client connected to",
+    ),
+    (
+        "conn.bytes_in",
+        "the connection outlives the Worker's view of it",
+    ),
+    (
+        "conn.bytes_out",
+        "the connection outlives the Worker's view of it",
+    ),
+    (
+        "conn.ts.end",
+        "the connection outlives the Worker's view of it",
+    ),
+    ("conn.geo.radius", "Cloudflare gives no accuracy radius"),
+    (
+        "conn.client_ip.geo.registered_location",
+        "Cloudflare gives no registration-based location",
+    ),
+    (
+        "conn.tls.sni",
+        "Cloudflare's `request.cf` does not carry the TLS server name",
+    ),
+    (
+        "conn.tls.negotiated_alpn",
+        "Cloudflare's `request.cf` does not carry the ALPN protocol",
+    ),
+    (
+        "conn.tls.server",
+        "TLS ends at Cloudflare with Cloudflare's certificate",
+    ),
+    (
+        "conn.tls.client.san",
+        "Cloudflare's `tlsClientAuth` carries no SANs",
+    ),
+    (
+        "conn.tls.client.signature_algorithm",
+        "Cloudflare's `tlsClientAuth` does not carry it",
+    ),
+    (
+        "conn.tls.client.extensions",
+        "Cloudflare's `tlsClientAuth` does not carry them",
+    ),
+    (
+        "conn.tls.client.pem",
+        "Cloudflare's `tlsClientAuth` does not carry the certificate",
+    ),
+    (
+        "conn.k8s",
+        "there is no Kubernetes operator in front of a Worker",
+    ),
+    (
+        "req.ts.body_received",
+        "the body streams to the upstream, so it is never all received",
+    ),
+];
+
+/// Platform difference: a read of a [`NEVER_SET`] variable fails its rule on every request here
+/// (`no such key`), where ngrok fills it. An expression that tests it with `has()` is left
+/// alone: it is written for the variable being absent.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn never_set(policy: &Node, path: &str, cx: &mut Cx<'_>) {
+    let names: Vec<&'static str> = NEVER_SET.iter().map(|(v, _)| *v).collect();
+    for (p, node, var) in variable_reads(policy, path, &names, false) {
+        let why = NEVER_SET
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map_or("", |(_, w)| w);
+        cx.diags.warning_hint(
+            None,
+            At::new(&p, node),
+            format!(
+                "`{var}` is never set on Cloudflare Workers ({why}): reading it is an evaluation \
+                 error on every request here"
+            ),
+            format!("test `has({var})` first, or drop the test (docs/ngrok-compatibility.md)"),
+        );
+    }
+}
+
+/// The reads of `vars` (a variable, or a field below it) in a written policy. `has()` tests
+/// count as reads when `tests_read`; otherwise a source that tests a variable with `has()`
+/// does not report it.
+#[cfg(not(target_arch = "wasm32"))]
+fn variable_reads<'a>(
+    policy: &'a Node,
+    path: &str,
+    vars: &[&'static str],
+    tests_read: bool,
+) -> Vec<(String, &'a Node, &'static str)> {
     let mut sources = Vec::new();
     for (key, phase) in policy.as_map().unwrap_or_default() {
         let p = child(path, key);
@@ -334,11 +440,16 @@ pub fn ip_intel_reads<'a>(policy: &'a Node, path: &str) -> Vec<(String, &'a Node
         let Ok(program) = crate::expr::ext::env().compile(&src) else {
             continue;
         };
-        let mut found = Vec::new();
-        reads(program.expression(), &mut found);
-        for var in found {
-            if !out.iter().any(|(q, _, v)| *q == p && *v == var) {
-                out.push((p.clone(), node, var));
+        let mut selects = Vec::new();
+        select_paths(program.expression(), &mut selects);
+        for var in vars {
+            let hit = |d: &String| d == var || d.starts_with(&format!("{var}."));
+            let read = selects
+                .iter()
+                .any(|(d, test)| hit(d) && (tests_read || !test));
+            let tested = selects.iter().any(|(d, test)| *test && hit(d));
+            if read && (tests_read || !tested) && !out.iter().any(|(q, _, v)| *q == p && v == var) {
+                out.push((p.clone(), node, *var));
             }
         }
     }
@@ -423,9 +534,10 @@ fn config_cel<'a>(
     }
 }
 
-/// The IP-intelligence variables an expression reads (plain selects and `has()` tests).
+/// Every dotted select path in an expression (`conn.client_ip.categories`), and whether it is
+/// a `has()` test.
 #[cfg(not(target_arch = "wasm32"))]
-fn reads(e: &::cel::IdedExpr, out: &mut Vec<&'static str>) {
+fn select_paths(e: &::cel::IdedExpr, out: &mut Vec<(String, bool)>) {
     use ::cel::common::ast::{EntryExpr, Expr};
     fn dotted(e: &::cel::IdedExpr) -> Option<String> {
         match &e.expr {
@@ -436,20 +548,17 @@ fn reads(e: &::cel::IdedExpr, out: &mut Vec<&'static str>) {
     }
     match &e.expr {
         Expr::Select(s) => {
-            if let Some(var) = dotted(e)
-                .and_then(|d| IP_INTEL_VARIABLES.iter().find(|v| **v == d))
-                .filter(|v| !out.contains(v))
-            {
-                out.push(var);
+            if let Some(d) = dotted(e) {
+                out.push((d, s.test));
             }
-            reads(&s.operand, out);
+            select_paths(&s.operand, out);
         }
         Expr::Call(c) => {
             if let Some(t) = &c.target {
-                reads(t, out);
+                select_paths(t, out);
             }
             for a in &c.args {
-                reads(a, out);
+                select_paths(a, out);
             }
         }
         Expr::Comprehension(c) => {
@@ -460,22 +569,22 @@ fn reads(e: &::cel::IdedExpr, out: &mut Vec<&'static str>) {
                 &c.loop_step,
                 &c.result,
             ] {
-                reads(x, out);
+                select_paths(x, out);
             }
         }
-        Expr::List(l) => l.elements.iter().for_each(|x| reads(x, out)),
+        Expr::List(l) => l.elements.iter().for_each(|x| select_paths(x, out)),
         Expr::Map(m) => {
             for entry in &m.entries {
                 if let EntryExpr::MapEntry(me) = &entry.expr {
-                    reads(&me.key, out);
-                    reads(&me.value, out);
+                    select_paths(&me.key, out);
+                    select_paths(&me.value, out);
                 }
             }
         }
         Expr::Struct(s) => {
             for entry in &s.entries {
                 if let EntryExpr::StructField(f) = &entry.expr {
-                    reads(&f.value, out);
+                    select_paths(&f.value, out);
                 }
             }
         }
