@@ -299,8 +299,8 @@ pub(crate) fn runtime_compression(item: &Node, path: &str, conditional: bool, cx
         "`compress-response` under expressions: Cloudflare compresses eligible responses (text \
          and JSON types; status 200, 403 or 404) with gzip or br on its own for clients that \
          accept them, so a response this rule does not match may still arrive compressed",
-        "the client still gets a coding it asked for; a zone Compression Rule, or \
-         `Cache-Control: no-transform` on the response, keeps Cloudflare from compressing \
+        "the client still gets a coding it asked for; Cloudflare documents its Compression \
+         Rules and `Cache-Control: no-transform` for responses it must leave alone \
          (docs/ngrok-compatibility.md)",
     );
 }
