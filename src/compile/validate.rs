@@ -319,6 +319,12 @@ pub fn ip_intel_reads<'a>(policy: &'a Node, path: &str) -> Vec<(String, &'a Node
     variable_reads(policy, path, IP_INTEL_VARIABLES, true)
 }
 
+/// The Worker only loads bundles policy-check made: their warnings were reported there.
+#[cfg(target_arch = "wasm32")]
+pub fn ip_intel_reads<'a>(_: &'a Node, _: &str) -> Vec<(String, &'a Node, &'static str)> {
+    Vec::new()
+}
+
 /// Variables ngrok documents that a Worker is never told (docs/variables.md, "Absent on
 /// Workers"), each with the reason.
 pub const NEVER_SET: &[(&str, &str)] = &[
