@@ -380,14 +380,15 @@ on_http_response:
         "{host:#?}"
     );
 
-    // On an AgentEndpoint's own policy too.
+    // On an AgentEndpoint's own policy too; and its upstream's `protocol: http2` is not
+    // honoured (the Worker's fetch chooses).
     let agent = r#"apiVersion: ngrok.k8s.ngrok.com/v1alpha1
 kind: AgentEndpoint
 metadata: {name: a}
 spec:
   url: https://a.internal
   bindings: [internal]
-  upstream: {url: "https://a.tunnel.example"}
+  upstream: {url: "https://a.tunnel.example", protocol: http2}
   trafficPolicy:
     policy:
       on_http_request:
@@ -401,8 +402,10 @@ on_http_request:
     assert_eq!(
         lines(&diags),
         vec![
-            "warning - 11:66 spec.trafficPolicy.policy.on_http_request[0].actions[0].config.headers.host"
-        ]
+            "warning - 7:57 spec.upstream.protocol",
+            "warning - 11:66 spec.trafficPolicy.policy.on_http_request[0].actions[0].config.headers.host",
+        ],
+        "{diags:#?}"
     );
 }
 
