@@ -3,8 +3,9 @@
 # in one command: install/check the toolchain, build the native binaries and the Worker, then
 # run the local stack (target/release/devstack, src/bin/devstack.rs): the 8 demo origins
 # (127.0.0.1:18101..18108), the dev identity provider (JWKS on 127.0.0.1:18200), policies/acme
-# uploaded to local KV and `wrangler dev --env dev` on 127.0.0.1:8787 (policy refresh every
-# 2 s). Prints curl examples, a token and a signed webhook once it answers. Ctrl-C stops
+# uploaded to local KV with the shipped IP-intelligence list (policies/ip-intel/openai.yaml,
+# as every upload-policy.sh bundle) and `wrangler dev --env dev` on 127.0.0.1:8787 (policy
+# refresh every 2 s). Prints curl examples, a token and a signed webhook once it answers. Ctrl-C stops
 # everything it started. Options after --port go to devstack (see `devstack --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 usage() {
-    sed -n '2,8s/^# \{0,1\}//p' "$0"
+    sed -n '2,9s/^# \{0,1\}//p' "$0"
 }
 
 case ${1:-} in

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# scripts/upload-policy.sh [--local|--remote] [--strict] [--persist-to DIR]
-#                          [--config FILE] FILE|DIR...
+# scripts/upload-policy.sh [--local|--remote] [--strict] [--no-ip-intel]
+#                          [--persist-to DIR] [--config FILE] FILE|DIR...
 # Check the policy/endpoint files (a DIR means all *.yaml, *.yml, *.json in it),
 # compile them into one bundle with `policy-check bundle` and, only if that
 # passes, publish it to the POLICY KV namespace: first bundle/<version>, then
 # `current` = <version> (the switch the Worker follows). Default: --local
 # (wrangler's local state, as `wrangler dev` uses). --strict: warnings fail too.
-# POLICY_CHECK_BIN=PATH: use that policy-check instead of building one.
+# The bundle carries the shipped IP-intelligence list (policies/ip-intel/openai.yaml)
+# unless the files include IPIntelligence documents (they replace it) or
+# --no-ip-intel is given. POLICY_CHECK_BIN=PATH: use that policy-check.
 set -euo pipefail
 orig_pwd=$PWD
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 usage() {
-    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    sed -n '2,12s/^# \{0,1\}//p' "$0"
 }
 usage_error() {
     usage >&2
@@ -31,6 +33,7 @@ abspath() {
 
 where=local
 strict=()
+no_ip_intel=()
 persist_to=""
 config=""
 inputs=()
@@ -39,6 +42,7 @@ while (($#)); do
         --local) where=local ;;
         --remote) where=remote ;;
         --strict) strict=(--strict) ;;
+        --no-ip-intel) no_ip_intel=(--no-ip-intel) ;;
         --persist-to)
             (($# >= 2)) || usage_error "--persist-to needs a directory"
             persist_to=$(abspath "$2")
@@ -107,7 +111,7 @@ else
 fi
 log "checking ${inputs[*]}"
 rc=0
-version=$(cd "$orig_pwd" && "$policy_check" bundle "${strict[@]}" --out "$bundle" "${inputs[@]}") || rc=$?
+version=$(cd "$orig_pwd" && "$policy_check" bundle "${strict[@]}" "${no_ip_intel[@]}" --out "$bundle" "${inputs[@]}") || rc=$?
 case $rc in
     0) ;;
     1) die "the policy check failed (diagnostics above): nothing was uploaded" ;;

@@ -88,3 +88,45 @@ pub fn load(files: &[PathBuf]) -> (Vec<SourceDoc>, Vec<Diagnostic>) {
     }
     (docs, diags)
 }
+
+/// The IP-intelligence list every bundle carries unless the user gives one: the providers'
+/// published ranges as `policies/ip-intel/` keeps them (refreshed with `ip-intel`,
+/// docs/ip-intelligence.md), embedded when policy-check is built. `examples.yaml` there is not
+/// part of it: its documentation ranges only show the shape of a blocklist and a Tor list.
+pub const SHIPPED_IP_INTEL: &[(&str, &str)] = &[(
+    "policies/ip-intel/openai.yaml",
+    include_str!("../policies/ip-intel/openai.yaml"),
+)];
+
+/// Where a bundle's IP-intelligence list came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpIntelList {
+    /// The inputs had `kind: IPIntelligence` documents: they replace the shipped list.
+    Given,
+    /// The shipped list was added.
+    Shipped,
+    /// Left out on request (`--no-ip-intel`).
+    None,
+}
+
+/// Adds the shipped IP-intelligence list to `docs` unless they carry their own or `opt_out`.
+pub fn with_ip_intel(docs: &mut Vec<SourceDoc>, opt_out: bool) -> IpIntelList {
+    let given = docs.iter().any(|d| {
+        d.node.get("kind").and_then(crate::source::Node::as_str) == Some(crate::ipintel::KIND)
+    });
+    if given {
+        return IpIntelList::Given;
+    }
+    if opt_out {
+        return IpIntelList::None;
+    }
+    for (file, text) in SHIPPED_IP_INTEL {
+        // Embedded from files the tests load: they parse.
+        let nodes = parse_yaml_documents(text).unwrap_or_default();
+        docs.extend(nodes.into_iter().map(|node| SourceDoc {
+            file: (*file).to_string(),
+            node,
+        }));
+    }
+    IpIntelList::Shipped
+}

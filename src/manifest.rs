@@ -95,12 +95,19 @@ pub fn build_gateway(
         }
     }
 
+    // Every policy as written (node, path, file), for the checks that need the whole bundle.
+    let mut written: Vec<(&Node, String, String)> = Vec::new();
     let mut pools: BTreeMap<String, Pool> = BTreeMap::new();
     let mut public = Vec::new();
     let mut ok = true;
     for (doc, key, origin) in agents {
         let mut d = Diagnostics::default();
         let policy = endpoint_policy(&doc.node, &named, &mut d).map(|found| {
+            written.push((
+                found.0,
+                found.1.clone(),
+                found.2.clone().unwrap_or(doc.file.clone()),
+            ));
             // Named by the pool, not the member: the replicas of a pool share their rate-limit
             // buckets and replay logs, as one endpoint would.
             let (policy, diags) = compile_found(
@@ -163,6 +170,7 @@ pub fn build_gateway(
         };
         match found {
             Some(found) => {
+                written.push((found.0, found.1.clone(), found.2.clone().unwrap_or(doc.file.clone())));
                 let (policy, diags) = compile_found(found, &doc.file, &endpoint_id(if bare { "policy" } else { "CloudEndpoint" }, &doc.node), EndpointKind::Cloud, opts, &internal);
                 all.extend(diags);
                 match policy {
@@ -191,6 +199,9 @@ pub fn build_gateway(
         }
         d.set_file(&doc.file);
         all.extend(d.items);
+    }
+    if ip_intel.is_empty() {
+        all.extend(ip_intel_unfilled(&written));
     }
     if public.is_empty() && !all.iter().any(is_error) {
         all.push(Diagnostic {
@@ -233,6 +244,43 @@ pub fn build_gateway(
         ip_intel: std::sync::Arc::new(ip_intel),
     };
     (Some(gateway), all)
+}
+
+/// A warning at each read of `conn.client_ip.categories` (or a flag) in a bundle with no
+/// IP-intelligence list: ngrok always has its lists, so the policy expects them. A policy
+/// shared by several endpoints is reported once.
+fn ip_intel_unfilled(written: &[(&Node, String, String)]) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = Vec::new();
+    for (node, path, file) in written {
+        let mut d = Diagnostics::default();
+        for (p, at, var) in crate::compile::validate::ip_intel_reads(node, path) {
+            d.warning_hint(
+                None,
+                At::new(&p, at),
+                format!(
+                    "`{var}` is {} for every client here: this bundle has no IP-intelligence list",
+                    if var.ends_with("categories") {
+                        "`[]`"
+                    } else {
+                        "`false`"
+                    }
+                ),
+                "keep the shipped list (policy-check and upload-policy.sh add it unless \
+                 `--no-ip-intel`), or give `kind: IPIntelligence` documents \
+                 (docs/ip-intelligence.md)",
+            );
+        }
+        d.set_file(file);
+        for item in d.items {
+            if !out
+                .iter()
+                .any(|o| o.file == item.file && o.path == item.path && o.message == item.message)
+            {
+                out.push(item);
+            }
+        }
+    }
+    out
 }
 
 /// Compiles a policy found for an endpoint. Its diagnostics name the file the policy was written

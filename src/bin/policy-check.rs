@@ -14,11 +14,16 @@
 //! caret, a hint; docs/validation.md). `--json` prints them as one JSON document instead (on
 //! stdout for `check`, on stderr otherwise). Exit status: 0 clean, 1 errors found or an output
 //! not written, 2 a usage error (clap's).
+//!
+//! Every subcommand checks (and `bundle` packs) the shipped IP-intelligence list
+//! ([`files::SHIPPED_IP_INTEL`]) with the files, as ngrok's categories are always there, unless
+//! the files carry `kind: IPIntelligence` documents of their own (they replace it) or
+//! `--no-ip-intel` is given (docs/ip-intelligence.md).
 
 use clap::{Args, Parser, Subcommand};
 use edge_gateway::bundle::Bundle;
 use edge_gateway::compile::render::{self, Sources};
-use edge_gateway::files;
+use edge_gateway::files::{self, IpIntelList};
 use edge_gateway::manifest::{build_gateway, Options};
 use edge_gateway::source::Severity;
 use std::path::PathBuf;
@@ -71,6 +76,10 @@ struct Input {
     /// Print the problems as one JSON document (on stdout for `check`, else on stderr)
     #[arg(long)]
     json: bool,
+    /// Leave the shipped IP-intelligence list out: `conn.client_ip.categories` is then empty
+    /// for every address. (Giving `kind: IPIntelligence` documents replaces the list instead.)
+    #[arg(long)]
+    no_ip_intel: bool,
     /// Policy and endpoint files, or directories to read them from
     #[arg(value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
@@ -85,6 +94,7 @@ fn main() -> ExitCode {
     let Input {
         strict,
         json,
+        no_ip_intel,
         paths,
     } = input;
     let files = match files::expand(&paths) {
@@ -94,7 +104,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (docs, mut diags) = files::load(&files);
+    let (mut docs, mut diags) = files::load(&files);
+    match files::with_ip_intel(&mut docs, no_ip_intel) {
+        IpIntelList::Shipped => eprintln!(
+            "policy-check: IP intelligence: the shipped list ({}); give IPIntelligence documents to replace it, --no-ip-intel to leave it out",
+            files::SHIPPED_IP_INTEL
+                .iter()
+                .map(|(f, _)| *f)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        IpIntelList::Given => {
+            eprintln!("policy-check: IP intelligence: the IPIntelligence documents given")
+        }
+        IpIntelList::None => eprintln!("policy-check: IP intelligence: none (--no-ip-intel)"),
+    }
     let stamp = utc_stamp();
     let bundle = Bundle::pack(&docs, &stamp);
     let (gateway, more) = build_gateway(&docs, Options { strict }, &bundle.version);

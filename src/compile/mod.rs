@@ -155,6 +155,8 @@ pub fn compile_policy(
         }
     }
     validate::policy_cost(costs_before, path, node, cx);
+    #[cfg(not(target_arch = "wasm32"))]
+    validate::never_set(node, path, cx);
     (error_count(cx) == errors_before).then_some(policy)
 }
 
@@ -299,7 +301,10 @@ fn compile_rule(
                 ));
             }
             rules.extend(compile_rule(item, &p, phase, &expressions, cx));
-        } else if let Some(action) = compile_action(item, &p, phase, cx) {
+        } else if let Some(action) = {
+            validate::runtime_compression(item, &p, !expressions.is_empty(), cx);
+            compile_action(item, &p, phase, cx)
+        } {
             push_merging(&mut pending, action);
         }
     }

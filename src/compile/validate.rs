@@ -65,8 +65,37 @@ pub(crate) fn action(
             phase,
             cx,
         );
+        upstream_host(type_name, config, path, phase, cx);
     }
     true
+}
+
+/// Platform difference: on ngrok, `add-headers` of `host` in `on_http_request` overwrites the
+/// Host the upstream sees. Here the Worker's `fetch` sets Host to the upstream URL's host (the
+/// tunnel hostname) and drops any other, so the header never reaches the upstream.
+fn upstream_host(type_name: &str, config: &Node, path: &str, phase: Phase, cx: &mut Cx<'_>) {
+    if type_name != "add-headers" || phase != Phase::Request {
+        return;
+    }
+    let Some(headers) = config.get("headers").and_then(Node::as_map) else {
+        return;
+    };
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("host") {
+            cx.diags.warning_hint(
+                None,
+                At::new(
+                    &child(&child(&child(path, "config"), "headers"), name),
+                    value,
+                ),
+                "`host` does not reach the upstream here: the Worker's fetch sends the upstream \
+                 URL's own host (its tunnel hostname), where ngrok would send this value",
+                "the upstream finds the public host in `X-Forwarded-Host`; to serve another \
+                 host, point `spec.upstream.url` (or the tunnel's ingress) at it \
+                 (docs/ngrok-compatibility.md)",
+            );
+        }
+    }
 }
 
 /// The hint for an unknown action type (added to the compiler's `ERR_NGROK_2201`).
@@ -248,4 +277,323 @@ pub(crate) fn always_ends(phase: Option<&Node>) -> bool {
         .into_iter()
         .filter_map(rule_shape)
         .any(|r| r.always && (r.ends_at.is_some() || r.unknown))
+}
+
+/// Platform difference: Cloudflare compresses eligible responses (text, JSON, ... with status
+/// 200, 403 or 404) with gzip or br for clients that accept them, after the Worker and whatever
+/// it decided. So a `compress-response` whose rule has conditions cannot keep the responses it
+/// does not match uncompressed, as ngrok would.
+pub(crate) fn runtime_compression(item: &Node, path: &str, conditional: bool, cx: &mut Cx<'_>) {
+    let Some(type_node) = item
+        .get("type")
+        .filter(|t| t.as_str() == Some("compress-response"))
+    else {
+        return;
+    };
+    if !conditional {
+        return;
+    }
+    cx.diags.warning_hint(
+        None,
+        At::new(path, type_node),
+        "`compress-response` under expressions: Cloudflare compresses eligible responses (text \
+         and JSON types; status 200, 403 or 404) with gzip or br on its own for clients that \
+         accept them, so a response this rule does not match may still arrive compressed",
+        "the client still gets a coding it asked for; Cloudflare documents its Compression \
+         Rules and `Cache-Control: no-transform` for responses it must leave alone \
+         (docs/ngrok-compatibility.md)",
+    );
+}
+
+/// The IP-intelligence variables, which only a list in the bundle fills.
+pub const IP_INTEL_VARIABLES: &[&str] = &[
+    "conn.client_ip.categories",
+    "conn.client_ip.is_on_blocklist",
+    "conn.client_ip.is_tor_node",
+];
+
+/// Every read of an [`IP_INTEL_VARIABLES`] variable in a written policy: (path, node, variable),
+/// from rule expressions, `${}` in config strings and bare CEL config (bucket keys).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn ip_intel_reads<'a>(policy: &'a Node, path: &str) -> Vec<(String, &'a Node, &'static str)> {
+    variable_reads(policy, path, IP_INTEL_VARIABLES, true)
+}
+
+/// The Worker only loads bundles policy-check made: their warnings were reported there.
+#[cfg(target_arch = "wasm32")]
+pub fn ip_intel_reads<'a>(_: &'a Node, _: &str) -> Vec<(String, &'a Node, &'static str)> {
+    Vec::new()
+}
+
+/// Variables ngrok documents that a Worker is never told (docs/variables.md, "Absent on
+/// Workers"), each with the reason.
+pub const NEVER_SET: &[(&str, &str)] = &[
+    (
+        "conn.client_port",
+        "a Worker is not told the client's TCP port",
+    ),
+    (
+        "conn.server_ip",
+        "a Worker is not told the address the client connected to",
+    ),
+    (
+        "conn.server_port",
+        "a Worker is not told the port the client connected to",
+    ),
+    (
+        "conn.bytes_in",
+        "the connection outlives the Worker's view of it",
+    ),
+    (
+        "conn.bytes_out",
+        "the connection outlives the Worker's view of it",
+    ),
+    (
+        "conn.ts.end",
+        "the connection outlives the Worker's view of it",
+    ),
+    ("conn.geo.radius", "Cloudflare gives no accuracy radius"),
+    (
+        "conn.client_ip.geo.registered_location",
+        "Cloudflare gives no registration-based location",
+    ),
+    (
+        "conn.tls.sni",
+        "Cloudflare's `request.cf` does not carry the TLS server name",
+    ),
+    (
+        "conn.tls.negotiated_alpn",
+        "Cloudflare's `request.cf` does not carry the ALPN protocol",
+    ),
+    (
+        "conn.tls.server",
+        "TLS ends at Cloudflare with Cloudflare's certificate",
+    ),
+    (
+        "conn.tls.client.san",
+        "Cloudflare's `tlsClientAuth` carries no SANs",
+    ),
+    (
+        "conn.tls.client.signature_algorithm",
+        "Cloudflare's `tlsClientAuth` does not carry it",
+    ),
+    (
+        "conn.tls.client.extensions",
+        "Cloudflare's `tlsClientAuth` does not carry them",
+    ),
+    (
+        "conn.tls.client.pem",
+        "Cloudflare's `tlsClientAuth` does not carry the certificate",
+    ),
+    (
+        "conn.k8s",
+        "there is no Kubernetes operator in front of a Worker",
+    ),
+    (
+        "req.ts.body_received",
+        "the body streams to the upstream, so it is never all received",
+    ),
+];
+
+/// Platform difference: a read of a [`NEVER_SET`] variable fails its rule on every request here
+/// (`no such key`), where ngrok fills it. An expression that tests it with `has()` is left
+/// alone: it is written for the variable being absent.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn never_set(policy: &Node, path: &str, cx: &mut Cx<'_>) {
+    let names: Vec<&'static str> = NEVER_SET.iter().map(|(v, _)| *v).collect();
+    for (p, node, var) in variable_reads(policy, path, &names, false) {
+        let why = NEVER_SET
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map_or("", |(_, w)| w);
+        cx.diags.warning_hint(
+            None,
+            At::new(&p, node),
+            format!(
+                "`{var}` is never set on Cloudflare Workers ({why}): reading it is an evaluation \
+                 error on every request here"
+            ),
+            format!("test `has({var})` first, or drop the test (docs/ngrok-compatibility.md)"),
+        );
+    }
+}
+
+/// The reads of `vars` (a variable, or a field below it) in a written policy. `has()` tests
+/// count as reads when `tests_read`; otherwise a source that tests a variable with `has()`
+/// does not report it.
+#[cfg(not(target_arch = "wasm32"))]
+fn variable_reads<'a>(
+    policy: &'a Node,
+    path: &str,
+    vars: &[&'static str],
+    tests_read: bool,
+) -> Vec<(String, &'a Node, &'static str)> {
+    let mut sources = Vec::new();
+    for (key, phase) in policy.as_map().unwrap_or_default() {
+        let p = child(path, key);
+        match &phase.value {
+            Value::Seq(rules) => {
+                for (i, r) in rules.iter().enumerate() {
+                    rule_cel(r, &index(&p, i), &mut sources);
+                }
+            }
+            Value::Map(_) => rule_cel(phase, &p, &mut sources),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (p, node, src) in sources {
+        let Ok(program) = crate::expr::ext::env().compile(&src) else {
+            continue;
+        };
+        let mut selects = Vec::new();
+        select_paths(program.expression(), &mut selects);
+        for var in vars {
+            let hit = |d: &String| d == var || d.starts_with(&format!("{var}."));
+            let read = selects
+                .iter()
+                .any(|(d, test)| hit(d) && (tests_read || !test));
+            let tested = selects.iter().any(|(d, test)| *test && hit(d));
+            if read && (tests_read || !tested) && !out.iter().any(|(q, _, v)| *q == p && v == var) {
+                out.push((p.clone(), node, *var));
+            }
+        }
+    }
+    out
+}
+
+/// The CEL sources of one rule (and of rules nested in its actions list).
+#[cfg(not(target_arch = "wasm32"))]
+fn rule_cel<'a>(rule: &'a Node, path: &str, out: &mut Vec<(String, &'a Node, String)>) {
+    if let Some(items) = rule.get("expressions").and_then(Node::as_seq) {
+        for (i, e) in items.iter().enumerate() {
+            if let Some(s) = e.as_str() {
+                out.push((index(&child(path, "expressions"), i), e, s.to_string()));
+            }
+        }
+    }
+    let actions_path = child(path, "actions");
+    for (i, a) in rule
+        .get("actions")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let p = index(&actions_path, i);
+        match a.get("type").and_then(Node::as_str).and_then(spec::find) {
+            Some(spec) => {
+                if let Some(config) = a.get("config") {
+                    config_cel(config, &spec.config, &child(&p, "config"), out);
+                }
+            }
+            None if a.get("type").is_none() && a.get("actions").is_some() => rule_cel(a, &p, out),
+            None => {}
+        }
+    }
+}
+
+/// The CEL sources of a config value, by its declared shape (as [`shape`] walks it).
+#[cfg(not(target_arch = "wasm32"))]
+fn config_cel<'a>(
+    node: &'a Node,
+    want: &ConfigShape,
+    path: &str,
+    out: &mut Vec<(String, &'a Node, String)>,
+) {
+    match (want, &node.value) {
+        (ConfigShape::Interpolated, Value::Str(s)) => {
+            let mut from = 0;
+            while let Some(start) = s[from..].find("${").map(|i| i + from) {
+                let body = &s[start + 2..];
+                let Some(end) = crate::expr::closing_brace(body) else {
+                    break;
+                };
+                out.push((path.to_string(), node, body[..end].to_string()));
+                from = start + 2 + end + 1;
+            }
+        }
+        (ConfigShape::Cel, Value::Str(s)) => out.push((path.to_string(), node, s.clone())),
+        (ConfigShape::Fields(fields), Value::Map(entries)) => {
+            for (k, v) in entries {
+                if let Some((_, s)) = fields.iter().find(|(name, _)| name == k) {
+                    config_cel(v, s, &child(path, k), out);
+                }
+            }
+        }
+        (ConfigShape::Fields(_), Value::Seq(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                config_cel(item, want, &index(path, i), out);
+            }
+        }
+        (ConfigShape::MapOf(s), Value::Map(entries)) => {
+            for (k, v) in entries {
+                config_cel(v, s, &child(path, k), out);
+            }
+        }
+        (ConfigShape::ListOf(s), Value::Seq(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                config_cel(item, s, &index(path, i), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every dotted select path in an expression (`conn.client_ip.categories`), and whether it is
+/// a `has()` test.
+#[cfg(not(target_arch = "wasm32"))]
+fn select_paths(e: &::cel::IdedExpr, out: &mut Vec<(String, bool)>) {
+    use ::cel::common::ast::{EntryExpr, Expr};
+    fn dotted(e: &::cel::IdedExpr) -> Option<String> {
+        match &e.expr {
+            Expr::Ident(n) => Some(n.clone()),
+            Expr::Select(s) => Some(format!("{}.{}", dotted(&s.operand)?, s.field)),
+            _ => None,
+        }
+    }
+    match &e.expr {
+        Expr::Select(s) => {
+            if let Some(d) = dotted(e) {
+                out.push((d, s.test));
+            }
+            select_paths(&s.operand, out);
+        }
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                select_paths(t, out);
+            }
+            for a in &c.args {
+                select_paths(a, out);
+            }
+        }
+        Expr::Comprehension(c) => {
+            for x in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                select_paths(x, out);
+            }
+        }
+        Expr::List(l) => l.elements.iter().for_each(|x| select_paths(x, out)),
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    select_paths(&me.key, out);
+                    select_paths(&me.value, out);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                if let EntryExpr::StructField(f) = &entry.expr {
+                    select_paths(&f.value, out);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
 }
