@@ -39,8 +39,13 @@ fn check_cel(
         Kind::Template => INVALID_TEMPLATE,
     };
     for p in problems {
+        let (severity, code) = if p.warning {
+            (Severity::Warning, None)
+        } else {
+            (Severity::Error, code)
+        };
         cx.diags.push_full(Diagnostic {
-            severity: Severity::Error,
+            severity,
             code,
             file: None,
             pos: node.pos,

@@ -97,7 +97,8 @@ impl Scope {
     ) -> Scope {
         let data: RequestData = Arc::new(req.clone());
         let mut ctx = Context::with_env(super::ext::env());
-        functions::register(&mut ctx, Arc::clone(&data), secrets);
+        let res_headers = res.map(|r| Arc::new(r.headers.clone()));
+        functions::register(&mut ctx, Arc::clone(&data), res_headers, secrets);
         Scope {
             ctx: RefCell::new(ctx),
             req: data,
