@@ -312,12 +312,27 @@ static IP: Obj = Obj {
     string_like: true,
     open: false,
 };
-/// Certificate details are deep and sparsely documented: open below this level.
+/// A certificate's issuer or subject: its DN as the string, its attributes as fields.
+static DN: Obj = Obj {
+    name: "conn.tls.client.subject",
+    fields: &[
+        ("common_name", S),
+        ("country", LS),
+        ("locality", LS),
+        ("organization", LS),
+        ("organizational_unit", LS),
+        ("postal_code", LS),
+        ("province", LS),
+        ("street_address", LS),
+    ],
+    string_like: true,
+    open: false,
+};
 static CERT: Obj = Obj {
     name: "conn.tls.client",
     fields: &[
-        ("issuer", F::Dyn),
-        ("subject", F::Dyn),
+        ("issuer", F::Obj(&DN)),
+        ("subject", F::Obj(&DN)),
         // `cf.tlsClientAuth` carries the names, serial and dates, not the certificate itself.
         ("san", F::Absent(&F::Dyn)),
         ("serial_number", S),
