@@ -15,7 +15,8 @@ pub struct ConnFacts {
     pub client_port: Option<u16>,
     /// The Cloudflare data centre (`cf.colo`, an IATA code such as `FRA`).
     pub server_region: Option<String>,
-    /// `cf.httpProtocol` (`HTTP/1.1`, `HTTP/2`, `HTTP/3`).
+    /// `req.version` as ngrok gives it (Go's `Request.Proto`: `HTTP/1.1`, `HTTP/2.0`,
+    /// `HTTP/3.0`), from `cf.httpProtocol` (`HTTP/2`, `HTTP/3`).
     pub http_version: Option<String>,
     pub geo: Geo,
     /// `cf.asn` / `cf.asOrganization`.
@@ -149,12 +150,20 @@ impl ConnFacts {
         ConnFacts {
             client_port: None,
             server_region: text(cf, "colo"),
-            http_version: text(cf, "httpProtocol"),
+            http_version: text(cf, "httpProtocol").map(|v| go_proto(&v)),
             geo,
             asn: int(cf, "asn"),
             as_organization: text(cf, "asOrganization"),
             tls,
         }
+    }
+}
+
+/// Go's form of an HTTP version: a major version alone gets its `.0`.
+fn go_proto(v: &str) -> String {
+    match v {
+        "HTTP/2" | "HTTP/3" => format!("{v}.0"),
+        other => other.to_string(),
     }
 }
 
@@ -278,14 +287,20 @@ mod tests {
     fn special_country_codes_and_continents() {
         for code in ["XX", "T1"] {
             let f = ConnFacts::from_cf(&serde_json::json!({"country": code, "continent": "T1"}));
-            assert_eq!((f.geo.country_code, f.geo.country, f.geo.continent), (None, None, None));
+            assert_eq!(
+                (f.geo.country_code, f.geo.country, f.geo.continent),
+                (None, None, None)
+            );
         }
         let f = ConnFacts::from_cf(&serde_json::json!({"country": "US", "continent": "NA"}));
         assert_eq!(f.geo.country.as_deref(), Some("United States"));
         assert_eq!(f.geo.continent.as_deref(), Some("North America"));
         // A code the table lacks keeps its code, without a name.
         let f = ConnFacts::from_cf(&serde_json::json!({"country": "QQ"}));
-        assert_eq!((f.geo.country_code.as_deref(), f.geo.country), (Some("QQ"), None));
+        assert_eq!(
+            (f.geo.country_code.as_deref(), f.geo.country),
+            (Some("QQ"), None)
+        );
     }
 
     #[test]

@@ -624,7 +624,7 @@ static FUNCS: &[Func] = &[
     // lists
     f("slice", Method, &[2], R::List, F::Dyn),
     f("flatten", Method, &[0, 1], R::List, F::Dyn),
-    f("sort", Method, &[0, 3], R::List, F::Dyn),
+    f("sort", Method, &[0], R::List, F::Dyn),
     f("sortBy", Method, &[2], R::List, F::Dyn),
     // What the parser expands `sortBy`, two-variable comprehensions and `matches` into.
     f("@sortByAssociatedKeys", Method, &[1], R::List, F::Dyn),
@@ -632,8 +632,6 @@ static FUNCS: &[Func] = &[
     f("@ngrok_pairs_to_map", Global, &[1], R::Any, F::Dyn),
     f("@ngrok_matches", Global, &[2], R::Str, F::Bool),
     f("distinct", Method, &[0], R::List, F::Dyn),
-    f("first", Method, &[0], R::List, F::Dyn),
-    f("last", Method, &[0], R::List, F::Dyn),
     f("lists.range", Global, &[1], R::Any, F::List(&F::Int)),
     // reverse works on strings and lists
     f("reverse", Method, &[0], R::Any, F::Dyn),
@@ -663,7 +661,7 @@ static FUNCS: &[Func] = &[
     f(TIME_GETTERS[9], Method, &[0, 1], R::Time, F::Int),
     // random, secrets
     f("rand.double", Global, &[0], R::Any, F::Double),
-    f("rand.int", Global, &[0, 1, 2], R::Any, F::Int),
+    f("rand.int", Global, &[0, 2], R::Any, F::Int),
     f("secrets.get", Global, &[2], R::Str, S),
 ];
 

@@ -297,9 +297,9 @@ mod tests {
         // 249 ISO 3166-1 entries and Kosovo.
         assert_eq!(COUNTRIES.len(), 250);
         assert!(COUNTRIES.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(COUNTRIES
-            .iter()
-            .all(|(c, n)| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) && !n.is_empty()));
+        assert!(COUNTRIES.iter().all(|(c, n)| c.len() == 2
+            && c.bytes().all(|b| b.is_ascii_uppercase())
+            && !n.is_empty()));
     }
 
     #[test]

@@ -78,7 +78,9 @@ pub fn register(
         cookies::find_response_cookie(&h, &name).unwrap_or(Value::Null)
     });
     add(ctx, "hasResCookie", move |name: Arc<String>| -> bool {
-        cookies::response_cookies(&res).iter().any(|c| *c.name == *name)
+        cookies::response_cookies(&res)
+            .iter()
+            .any(|c| *c.name == *name)
     });
     add(
         ctx,

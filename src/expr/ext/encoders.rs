@@ -275,10 +275,12 @@ fn query_params(raw: &str) -> Value {
     Value::Map(Map { map: Arc::new(map) })
 }
 
+/// A query string parses (Go's `url.ParseQuery`) and holds no whitespace or control character,
+/// which a URL's query cannot carry unescaped: ngrok's page has `'not a query string'` false.
 fn is_qs(args: &[Value]) -> Result<Value, ExecutionError> {
-    Ok(Value::Bool(
-        parse_query(str_arg(args, 0, "isQueryString")?).is_ok(),
-    ))
+    let s = str_arg(args, 0, "isQueryString")?;
+    let clean = !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    Ok(Value::Bool(clean && parse_query(s).is_ok()))
 }
 
 /// Go's `url.Values.Encode`: keys sorted, each value (a string, or a list of them) escaped.
@@ -520,15 +522,26 @@ mod tests {
     #[test]
     fn query_strings() {
         // The page's own examples: values are strings; a repeated name keeps its first value.
-        assert_eq!(ok("queryString.decode('a=b&c=d')"), ok("{'a': 'b', 'c': 'd'}"));
+        assert_eq!(
+            ok("queryString.decode('a=b&c=d')"),
+            ok("{'a': 'b', 'c': 'd'}")
+        );
         assert_eq!(
             ok("queryString.decode('a=1&b=x%20y&a=2')"),
             ok("{'a': '1', 'b': 'x y'}")
         );
         assert_eq!(ok("'q=a+b'.decodeQueryString().q"), ok("'a b'"));
-        assert_eq!(ok("queryString.decode('q=hello')['q'] == 'hello'"), Value::Bool(true));
+        assert_eq!(
+            ok("queryString.decode('q=hello')['q'] == 'hello'"),
+            Value::Bool(true)
+        );
         assert_eq!(ok("'a=%zz'.isQueryString()"), Value::Bool(false));
         assert_eq!(ok("'a=1&b'.isQueryString()"), Value::Bool(true));
+        assert_eq!(
+            ok("'not a query string'.isQueryString()"),
+            Value::Bool(false)
+        );
+        assert_eq!(ok("'a=b\\nc'.isQueryString()"), Value::Bool(false));
         assert_eq!(
             s("queryString.encode({'b': 'x y', 'a': ['1', '&']})"),
             "a=1&a=%26&b=x+y"

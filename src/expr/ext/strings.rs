@@ -17,6 +17,9 @@ const MATCHES: &str = "@ngrok_matches";
 pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     member(env, "lower", STRING_TYPE, vec![], overload!(lower))?;
     member(env, "upper", STRING_TYPE, vec![], overload!(upper))?;
+    // ngrok's page documents `'hello mellow'.split()` → `['hello', 'mellow']`; the strings
+    // extension has only the one- and two-argument forms.
+    member(env, "split", STRING_TYPE, vec![], overload!(split_fields))?;
     global(
         env,
         MATCHES,
@@ -53,6 +56,15 @@ fn matches(args: &[Value]) -> Result<Value, ExecutionError> {
     let re = crate::expr::pattern::cached_regex(pattern)
         .map_err(|e| err(F, format!("'{pattern}' not a valid regex: {e}")))?;
     Ok(Value::Bool(re.is_match(text)))
+}
+
+/// `s.split()`: Go's `strings.Fields`, the words between runs of Unicode whitespace.
+fn split_fields(args: &[Value]) -> Result<Value, ExecutionError> {
+    let words = str_arg(args, 0, "split")?
+        .split_whitespace()
+        .map(string)
+        .collect();
+    Ok(Value::List(std::sync::Arc::new(words)))
 }
 
 fn lower(args: &[Value]) -> Result<Value, ExecutionError> {
@@ -171,6 +183,10 @@ mod tests {
         assert_eq!(ok("'hello mellow'.lastIndexOf('ello')"), Value::Int(7));
         assert_eq!(ok("'a,b,c'.split(',')"), ok("['a', 'b', 'c']"));
         assert_eq!(ok("'a,b,c'.split(',', 2)"), ok("['a', 'b,c']"));
+        assert_eq!(
+            ok("' hello \\t mellow\\n'.split()"),
+            ok("['hello', 'mellow']")
+        );
         assert_eq!(s("'aaa'.replace('a', 'b', 2)"), "bba");
         assert_eq!(s("'tacocat'.substring(4)"), "cat");
         assert_eq!(s("'tacocat'.substring(0, 4)"), "taco");
