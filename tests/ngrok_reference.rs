@@ -12,7 +12,7 @@
 //! All run against one sample exchange ([`Sample`]) shaped after the pages' own examples.
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr};
-use edge_gateway::compile::schema::{self, FunctionInfo, Problem};
+use edge_gateway::compile::schema::{self, FunctionInfo, Obj, Problem, F};
 use edge_gateway::conn::ConnFacts;
 use edge_gateway::exchange::Phase;
 use edge_gateway::expr::{EndpointInfo, Expr, Facts, Scope};
@@ -613,4 +613,48 @@ fn undocumented_namespaces_are_refused() {
         );
         assert!(Sample::new().eval(src, Phase::Request).is_err(), "{src}");
     }
+}
+
+/// Every field the checker's schema accepts under `req`, `res`, `conn`, `endpoint` and `time` is
+/// set at run time against the sample exchange, unless the schema marks it absent (then it is
+/// not): the checker's variables and the runtime's agree, as its functions do.
+#[test]
+fn every_variable_the_checker_accepts_is_set() {
+    fn walk(path: &str, obj: &Obj, out: &mut Vec<(String, bool)>) {
+        for (name, f) in obj.fields {
+            let here = format!("{path}.{name}");
+            match f {
+                F::Absent(_) => out.push((here, false)),
+                F::Obj(inner) => {
+                    out.push((here.clone(), true));
+                    walk(&here, inner, out);
+                }
+                _ => out.push((here, true)),
+            }
+        }
+    }
+    let sample = Sample::new();
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for (root, obj) in schema::ROOTS {
+        if obj.open {
+            continue; // `vars.*`, `actions.*`: whatever the policy's actions set
+        }
+        let mut paths = Vec::new();
+        walk(root, obj, &mut paths);
+        let phase = if *root == "res" {
+            Phase::Response
+        } else {
+            Phase::Request
+        };
+        for (path, set) in paths {
+            count += 1;
+            match sample.eval(&format!("has({path})"), phase) {
+                Ok(cel::Value::Bool(b)) if b == set => {}
+                other => failures.push(format!("{path}: want has() {set}, got {other:?}")),
+            }
+        }
+    }
+    assert!(count > 100, "{count} fields");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

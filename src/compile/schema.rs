@@ -381,7 +381,8 @@ static CONN: Obj = Obj {
         ("ts", F::Obj(&CONN_TS)),
         ("geo", F::Obj(&GEO)),
         ("tls", F::Obj(&TLS)),
-        ("k8s", F::Dyn),
+        // There is no Kubernetes operator in front of a Worker.
+        ("k8s", F::Absent(&F::Dyn)),
     ],
     string_like: false,
     open: false,
