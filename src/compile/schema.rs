@@ -1502,6 +1502,31 @@ mod tests {
         }
     }
 
+    /// A documented variable the platform cannot fill is a warning where it is read, and
+    /// nothing where `has()` tests for it.
+    #[test]
+    fn unfillable_variables_warn_unless_tested() {
+        let p = cel::Program::compile("conn.bytes_in > 1000").unwrap();
+        let (_, ps) = check(p.expression(), p.source_info(), Phase::Request);
+        assert!(
+            ps.len() == 1 && ps[0].warning && ps[0].message.contains("`conn.bytes_in`"),
+            "{ps:?}"
+        );
+        assert!(ps[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("has(conn.bytes_in)"));
+        for src in [
+            "has(conn.bytes_in) && conn.geo.country != ''",
+            "conn.server_port == 443",
+        ] {
+            let p = cel::Program::compile(src).unwrap();
+            let (_, ps) = check(p.expression(), p.source_info(), Phase::Request);
+            assert!(ps.is_empty(), "{src}: {ps:?}");
+        }
+    }
+
     #[test]
     fn problems_are_found() {
         let r = Phase::Request;
