@@ -429,8 +429,8 @@ fn tls_value(tls: &crate::conn::Tls, host: &str) -> Value {
 
 /// A certificate name: the DN as the string, its attributes as lists.
 fn dn_value(dn: &str) -> Value {
-    const FIELDS: [(&str, &str); 8] = [
-        ("CN", "common_name"),
+    // The list-valued attributes; `CN` is `common_name`, a string (below).
+    const FIELDS: [(&str, &str); 7] = [
         ("C", "country"),
         ("L", "locality"),
         ("O", "organization"),
@@ -444,7 +444,7 @@ fn dn_value(dn: &str) -> Value {
     // ngrok documents `common_name` as a string, the other attributes as lists.
     let cn = attrs.iter().find(|(k, _)| k == "CN").map_or("", |(_, v)| v);
     fields.push(("common_name", string(cn)));
-    for (short, name) in FIELDS.into_iter().filter(|(s, _)| *s != "CN") {
+    for (short, name) in FIELDS {
         let values: Vec<Value> = attrs
             .iter()
             .filter(|(k, _)| k == short)
