@@ -313,26 +313,33 @@ static IP: Obj = Obj {
     open: false,
 };
 /// A certificate's issuer or subject: its DN as the string, its attributes as fields.
-static DN: Obj = Obj {
+const DN_FIELDS: &[(&str, F)] = &[
+    ("common_name", S),
+    ("country", LS),
+    ("locality", LS),
+    ("organization", LS),
+    ("organizational_unit", LS),
+    ("postal_code", LS),
+    ("province", LS),
+    ("street_address", LS),
+];
+static ISSUER: Obj = Obj {
+    name: "conn.tls.client.issuer",
+    fields: DN_FIELDS,
+    string_like: true,
+    open: false,
+};
+static SUBJECT: Obj = Obj {
     name: "conn.tls.client.subject",
-    fields: &[
-        ("common_name", S),
-        ("country", LS),
-        ("locality", LS),
-        ("organization", LS),
-        ("organizational_unit", LS),
-        ("postal_code", LS),
-        ("province", LS),
-        ("street_address", LS),
-    ],
+    fields: DN_FIELDS,
     string_like: true,
     open: false,
 };
 static CERT: Obj = Obj {
     name: "conn.tls.client",
     fields: &[
-        ("issuer", F::Obj(&DN)),
-        ("subject", F::Obj(&DN)),
+        ("issuer", F::Obj(&ISSUER)),
+        ("subject", F::Obj(&SUBJECT)),
         // `cf.tlsClientAuth` carries the names, serial and dates, not the certificate itself.
         ("san", F::Absent(&F::Dyn)),
         ("serial_number", S),
