@@ -5,7 +5,8 @@
 //! give the same shape. Every field is optional: `wrangler dev` fills fewer than the edge, and a
 //! field of an unexpected type is dropped rather than failing the request.
 
-use crate::expr::countries;
+pub mod countries;
+
 use serde_json::Value as Json;
 
 /// The connection the request arrived on, as far as the platform says.

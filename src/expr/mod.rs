@@ -1,7 +1,6 @@
 //! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
 
 pub mod cookies;
-pub mod countries;
 pub mod ext;
 pub mod find_replace;
 mod functions;
