@@ -1,7 +1,7 @@
 //! ngrok's request helpers and IP macros, bound to the request they read.
 
 use super::{cookies, RequestData};
-use crate::http::{query_pairs, Headers};
+use crate::http::{query_pairs, ResponseHead};
 use crate::secrets::Secrets;
 use cel::extractors::Arguments;
 use cel::{Context, ExecutionError, Value};
@@ -18,7 +18,7 @@ type Result<T> = std::result::Result<T, ExecutionError>;
 pub fn register(
     ctx: &mut Context<'static, 'static>,
     req: RequestData,
-    res: Option<Arc<Headers>>,
+    res: Option<Arc<ResponseHead>>,
     secrets: Arc<Secrets>,
 ) {
     add(
@@ -64,21 +64,26 @@ pub fn register(
             .iter()
             .any(|(n, _)| *n == *name)
     });
-    let res = res.unwrap_or_default();
+    let res = res.unwrap_or_else(|| {
+        Arc::new(ResponseHead {
+            status: 0,
+            headers: Default::default(),
+        })
+    });
     let h = Arc::clone(&res);
     add(ctx, "getResHeader", move |name: Arc<String>| -> Value {
-        strings(h.get_all(&name).map(str::to_string))
+        strings(h.headers.get_all(&name).map(str::to_string))
     });
     let h = Arc::clone(&res);
     add(ctx, "hasResHeader", move |name: Arc<String>| -> bool {
-        h.contains(&name)
+        h.headers.contains(&name)
     });
     let h = Arc::clone(&res);
     add(ctx, "getResCookie", move |name: Arc<String>| -> Value {
-        cookies::find_response_cookie(&h, &name).unwrap_or(Value::Null)
+        cookies::find_response_cookie(&h.headers, &name).unwrap_or(Value::Null)
     });
     add(ctx, "hasResCookie", move |name: Arc<String>| -> bool {
-        cookies::response_cookies(&res)
+        cookies::response_cookies(&res.headers)
             .iter()
             .any(|c| *c.name == *name)
     });

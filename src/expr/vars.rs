@@ -80,7 +80,8 @@ impl EndpointInfo {
 pub struct Scope {
     ctx: RefCell<Context<'static, 'static>>,
     req: RequestData,
-    res: Option<ResponseHead>,
+    /// Shared with the response helpers (`getResHeader`, ...).
+    res: Option<Arc<ResponseHead>>,
     actions: Option<Value>,
     /// `vars.*` from `set-vars` (an empty map until one runs).
     vars: Option<Value>,
@@ -97,12 +98,12 @@ impl Scope {
     ) -> Scope {
         let data: RequestData = Arc::new(req.clone());
         let mut ctx = Context::with_env(super::ext::env());
-        let res_headers = res.map(|r| Arc::new(r.headers.clone()));
-        functions::register(&mut ctx, Arc::clone(&data), res_headers, secrets);
+        let res = res.map(|r| Arc::new(r.clone()));
+        functions::register(&mut ctx, Arc::clone(&data), res.clone(), secrets);
         Scope {
             ctx: RefCell::new(ctx),
             req: data,
-            res: res.cloned(),
+            res,
             actions,
             vars: None,
             facts: Facts::default(),
