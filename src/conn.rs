@@ -5,6 +5,8 @@
 //! give the same shape. Every field is optional: `wrangler dev` fills fewer than the edge, and a
 //! field of an unexpected type is dropped rather than failing the request.
 
+pub mod countries;
+
 use serde_json::Value as Json;
 
 /// The connection the request arrived on, as far as the platform says.
@@ -14,7 +16,8 @@ pub struct ConnFacts {
     pub client_port: Option<u16>,
     /// The Cloudflare data centre (`cf.colo`, an IATA code such as `FRA`).
     pub server_region: Option<String>,
-    /// `cf.httpProtocol` (`HTTP/1.1`, `HTTP/2`, `HTTP/3`).
+    /// `req.version` as ngrok gives it (Go's `Request.Proto`: `HTTP/1.1`, `HTTP/2.0`,
+    /// `HTTP/3.0`), from `cf.httpProtocol` (`HTTP/2`, `HTTP/3`).
     pub http_version: Option<String>,
     pub geo: Geo,
     /// `cf.asn` / `cf.asOrganization`.
@@ -28,8 +31,13 @@ pub struct ConnFacts {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Geo {
     pub city: Option<String>,
+    /// The continent's English name (`North America`), from `cf.continent`'s code.
     pub continent: Option<String>,
+    /// `cf.country`; absent for Cloudflare's `XX` (unknown) and `T1` (Tor), which name no
+    /// country.
     pub country_code: Option<String>,
+    /// The country's English name (`United States`), from the code.
+    pub country: Option<String>,
     /// `cf.region` (ISO 3166-2 name of the first-level region).
     pub subdivision: Option<String>,
     pub latitude: Option<String>,
@@ -42,8 +50,13 @@ pub struct Geo {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tls {
+    /// `1.2`, `1.3` (ngrok's form).
     pub version: Option<String>,
+    /// The IANA name ngrok (Go's `tls.CipherSuiteName`) gives, where Cloudflare's BoringSSL
+    /// name is known; else Cloudflare's.
     pub cipher_suite: Option<String>,
+    /// The ALPN protocol, inferred from `cf.httpProtocol` (Cloudflare does not expose ALPN).
+    pub alpn: String,
     /// `cf.botManagement.ja4` (only with Bot Management).
     pub ja4: Option<String>,
     /// The client certificate (mTLS, `cf.tlsClientAuth`), when one was presented.
@@ -91,10 +104,17 @@ impl ConnFacts {
             Some(Json::Bool(b)) => Some(*b),
             _ => None,
         };
+        let country_code = text(cf, "country").filter(|c| countries::is_country(c));
         let geo = Geo {
             city: text(cf, "city"),
-            continent: text(cf, "continent"),
-            country_code: text(cf, "country"),
+            continent: text(cf, "continent")
+                .and_then(|c| countries::continent_name(&c))
+                .map(str::to_string),
+            country: country_code
+                .as_deref()
+                .and_then(countries::country_name)
+                .map(str::to_string),
+            country_code,
             subdivision: text(cf, "region"),
             latitude: text(cf, "latitude"),
             longitude: text(cf, "longitude"),
@@ -120,22 +140,69 @@ impl ConnFacts {
             })
         });
         let version = text(cf, "tlsVersion");
-        let tls = version.as_ref().map(|_| Tls {
-            version: version.clone(),
-            cipher_suite: text(cf, "tlsCipher"),
+        let tls = version.as_ref().map(|v| Tls {
+            // ngrok writes `1.3`; Cloudflare `TLSv1.3`.
+            version: Some(v.trim_start_matches("TLSv").to_string()),
+            cipher_suite: text(cf, "tlsCipher").map(|c| iana_cipher(&c).unwrap_or(&c).to_string()),
+            alpn: alpn(text(cf, "httpProtocol").as_deref()),
             ja4: cf.get("botManagement").and_then(|b| text(b, "ja4")),
             client,
         });
         ConnFacts {
             client_port: None,
             server_region: text(cf, "colo"),
-            http_version: text(cf, "httpProtocol"),
+            http_version: text(cf, "httpProtocol").map(|v| go_proto(&v)),
             geo,
             asn: int(cf, "asn"),
             as_organization: text(cf, "asOrganization"),
             tls,
         }
     }
+}
+
+/// Go's form of an HTTP version: a major version alone gets its `.0`.
+fn go_proto(v: &str) -> String {
+    match v {
+        "HTTP/2" | "HTTP/3" => format!("{v}.0"),
+        other => other.to_string(),
+    }
+}
+
+/// The ALPN protocol ID a request's HTTP version implies: `h2` and `h3` are only negotiated
+/// that way; HTTP/1.1 over TLS is `http/1.1` for any client that offers ALPN (browsers, curl);
+/// anything else `""` (ngrok's value when none was negotiated).
+fn alpn(http_protocol: Option<&str>) -> String {
+    match http_protocol {
+        Some("HTTP/2") => "h2",
+        Some("HTTP/3") => "h3",
+        Some("HTTP/1.1") => "http/1.1",
+        _ => "",
+    }
+    .to_string()
+}
+
+/// BoringSSL's cipher names (Cloudflare's `cf.tlsCipher`) to the IANA names ngrok gives.
+fn iana_cipher(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "AEAD-AES128-GCM-SHA256" => "TLS_AES_128_GCM_SHA256",
+        "AEAD-AES256-GCM-SHA384" => "TLS_AES_256_GCM_SHA384",
+        "AEAD-CHACHA20-POLY1305-SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
+        "ECDHE-ECDSA-AES128-GCM-SHA256" => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256" => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384" => "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384" => "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305" => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-RSA-CHACHA20-POLY1305" => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE-ECDSA-AES128-SHA" => "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+        "ECDHE-RSA-AES128-SHA" => "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+        "ECDHE-ECDSA-AES256-SHA" => "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+        "ECDHE-RSA-AES256-SHA" => "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+        "AES128-GCM-SHA256" => "TLS_RSA_WITH_AES_128_GCM_SHA256",
+        "AES256-GCM-SHA384" => "TLS_RSA_WITH_AES_256_GCM_SHA384",
+        "AES128-SHA" => "TLS_RSA_WITH_AES_128_CBC_SHA",
+        "AES256-SHA" => "TLS_RSA_WITH_AES_256_CBC_SHA",
+        _ => return None,
+    })
 }
 
 /// A distinguished name's attributes (`CN=a,O=b,O=c`) in order, `\,`-escapes honoured.
@@ -204,12 +271,36 @@ mod tests {
         assert_eq!(f.geo.longitude.as_deref(), Some("13.4"));
         assert_eq!(f.geo.subdivision, None);
         assert_eq!(f.geo.is_eu, Some(true));
+        assert_eq!(f.geo.country.as_deref(), Some("Germany"));
         let tls = f.tls.unwrap();
-        assert_eq!(tls.version.as_deref(), Some("TLSv1.3"));
+        assert_eq!(tls.version.as_deref(), Some("1.3"));
+        assert_eq!(tls.cipher_suite.as_deref(), Some("TLS_AES_128_GCM_SHA256"));
+        assert_eq!(tls.alpn, "h2");
         assert!(tls.client.is_none(), "no certificate presented");
         assert_eq!(
             ConnFacts::from_cf(&serde_json::json!("x")),
             ConnFacts::default()
+        );
+    }
+
+    /// Cloudflare's `XX` (unknown) and `T1` (Tor) are not countries: no code, no name.
+    #[test]
+    fn special_country_codes_and_continents() {
+        for code in ["XX", "T1"] {
+            let f = ConnFacts::from_cf(&serde_json::json!({"country": code, "continent": "T1"}));
+            assert_eq!(
+                (f.geo.country_code, f.geo.country, f.geo.continent),
+                (None, None, None)
+            );
+        }
+        let f = ConnFacts::from_cf(&serde_json::json!({"country": "US", "continent": "NA"}));
+        assert_eq!(f.geo.country.as_deref(), Some("United States"));
+        assert_eq!(f.geo.continent.as_deref(), Some("North America"));
+        // A code the table lacks keeps its code, without a name.
+        let f = ConnFacts::from_cf(&serde_json::json!({"country": "QQ"}));
+        assert_eq!(
+            (f.geo.country_code.as_deref(), f.geo.country),
+            (Some("QQ"), None)
         );
     }
 

@@ -39,8 +39,13 @@ fn check_cel(
         Kind::Template => INVALID_TEMPLATE,
     };
     for p in problems {
+        let (severity, code) = if p.warning {
+            (Severity::Warning, None)
+        } else {
+            (Severity::Error, code)
+        };
         cx.diags.push_full(Diagnostic {
-            severity: Severity::Error,
+            severity,
             code,
             file: None,
             pos: node.pos,
@@ -187,4 +192,36 @@ pub(crate) fn policy_cost(mark: usize, path: &str, node: &Node, cx: &mut Cx<'_>)
     let hint = "see docs/validation.md#cost for the model; bound the inputs or drop regexes";
     cx.diags
         .warning_hint(None, At::new(path, node), message, hint);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::testing::compile_json;
+    use crate::compile::EndpointKind;
+    use crate::source::Severity;
+
+    /// A documented variable this platform cannot fill loads with a warning (the policy still
+    /// compiles); a misspelt one is an error.
+    #[test]
+    fn unfillable_variables_are_warnings_at_upload() {
+        let policy = |expr: &str| {
+            serde_json::json!({"on_http_request": [
+                {"expressions": [expr], "actions": [{"type": "deny"}]},
+                {"actions": [{"type": "deny", "config": {"status_code": 404}}]}
+            ]})
+        };
+        let (compiled, diags) = compile_json(&policy("conn.bytes_in > 1000"), EndpointKind::Cloud);
+        assert!(compiled.is_some(), "{:?}", diags.items);
+        assert!(
+            diags.items.iter().any(|d| d.severity == Severity::Warning
+                && d.message.contains("conn.bytes_in")
+                && d.code.is_none()),
+            "{:?}",
+            diags.items
+        );
+        let (compiled, diags) = compile_json(&policy("conn.bytes_inn > 1"), EndpointKind::Cloud);
+        assert!(compiled.is_none());
+        assert!(diags.items.iter().any(|d| d.severity == Severity::Error
+            && d.hint.as_deref() == Some("did you mean `conn.bytes_in`?")));
+    }
 }

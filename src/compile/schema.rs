@@ -61,11 +61,15 @@ pub enum F {
     List(&'static F),
     Map(&'static F),
     Obj(&'static Obj),
+    /// Documented by ngrok, but the platform cannot fill it: never set at run time, and the
+    /// checker warns where a policy reads it (docs/variables.md lists why, per variable).
+    Absent(&'static F),
 }
 
 impl F {
     pub fn ty(&self) -> Ty {
         match self {
+            F::Absent(f) => f.ty(),
             F::Dyn => Ty::Dyn,
             F::Bool => Ty::Bool,
             F::Int => Ty::Int,
@@ -143,7 +147,8 @@ static TS_REQ: Obj = Obj {
     name: "req.ts",
     fields: &[
         ("header_received", F::Timestamp),
-        ("body_received", F::Timestamp),
+        // Policies run before the body is read (it streams to the upstream).
+        ("body_received", F::Absent(&F::Timestamp)),
     ],
     string_like: false,
     open: false,
@@ -244,6 +249,8 @@ static RES: Obj = Obj {
     string_like: false,
     open: false,
 };
+/// Cloudflare gives no accuracy radius.
+const NO_RADIUS: F = F::Absent(&S);
 static GEO: Obj = Obj {
     name: "conn.geo",
     fields: &[
@@ -253,7 +260,7 @@ static GEO: Obj = Obj {
         ("subdivision", S),
         ("latitude", S),
         ("longitude", S),
-        ("radius", S),
+        ("radius", NO_RADIUS),
     ],
     string_like: false,
     open: false,
@@ -270,7 +277,7 @@ static LOCATION: Obj = Obj {
         ("longitude", S),
         ("metro_code", S),
         ("postal_code", S),
-        ("radius", S),
+        ("radius", NO_RADIUS),
         ("subdivision", S),
         ("timezone", S),
     ],
@@ -281,7 +288,8 @@ static IP_GEO: Obj = Obj {
     name: "ip.geo",
     fields: &[
         ("location", F::Obj(&LOCATION)),
-        ("registered_location", F::Obj(&LOCATION)),
+        // Cloudflare locates the address; it does not say where it is registered.
+        ("registered_location", F::Absent(&F::Obj(&LOCATION))),
     ],
     string_like: false,
     open: false,
@@ -304,18 +312,41 @@ static IP: Obj = Obj {
     string_like: true,
     open: false,
 };
-/// Certificate details are deep and sparsely documented: open below this level.
+/// A certificate's issuer or subject: its DN as the string, its attributes as fields.
+const DN_FIELDS: &[(&str, F)] = &[
+    ("common_name", S),
+    ("country", LS),
+    ("locality", LS),
+    ("organization", LS),
+    ("organizational_unit", LS),
+    ("postal_code", LS),
+    ("province", LS),
+    ("street_address", LS),
+];
+static ISSUER: Obj = Obj {
+    name: "conn.tls.client.issuer",
+    fields: DN_FIELDS,
+    string_like: true,
+    open: false,
+};
+static SUBJECT: Obj = Obj {
+    name: "conn.tls.client.subject",
+    fields: DN_FIELDS,
+    string_like: true,
+    open: false,
+};
 static CERT: Obj = Obj {
     name: "conn.tls.client",
     fields: &[
-        ("issuer", F::Dyn),
-        ("subject", F::Dyn),
-        ("san", F::Dyn),
+        ("issuer", F::Obj(&ISSUER)),
+        ("subject", F::Obj(&SUBJECT)),
+        // `cf.tlsClientAuth` carries the names, serial and dates, not the certificate itself.
+        ("san", F::Absent(&F::Dyn)),
         ("serial_number", S),
-        ("signature_algorithm", S),
+        ("signature_algorithm", F::Absent(&S)),
         ("validity", F::Dyn),
-        ("extensions", F::List(&F::Dyn)),
-        ("pem", S),
+        ("extensions", F::Absent(&F::List(&F::Dyn))),
+        ("pem", F::Absent(&S)),
     ],
     string_like: false,
     open: false,
@@ -330,14 +361,16 @@ static TLS: Obj = Obj {
         ("version", S),
         ("session_resumed", F::Bool),
         ("client", F::Obj(&CERT)),
-        ("server", F::Obj(&CERT)),
+        // Cloudflare's edge certificate is not visible to a Worker.
+        ("server", F::Absent(&F::Obj(&CERT))),
     ],
     string_like: false,
     open: false,
 };
 static CONN_TS: Obj = Obj {
     name: "conn.ts",
-    fields: &[("start", F::Timestamp), ("end", F::Timestamp)],
+    // The connection outlives the Worker's view of it: no end time.
+    fields: &[("start", F::Timestamp), ("end", F::Absent(&F::Timestamp))],
     string_like: false,
     open: false,
 };
@@ -345,16 +378,18 @@ static CONN: Obj = Obj {
     name: "conn",
     fields: &[
         ("client_ip", F::Obj(&IP)),
-        ("server_ip", F::Obj(&IP)),
-        ("client_port", F::Int),
+        // A Worker sees neither its own address nor the client's port nor byte counts.
+        ("server_ip", F::Absent(&F::Obj(&IP))),
+        ("client_port", F::Absent(&F::Int)),
         ("server_port", F::Int),
         ("server_region", S),
-        ("bytes_in", F::Int),
-        ("bytes_out", F::Int),
+        ("bytes_in", F::Absent(&F::Int)),
+        ("bytes_out", F::Absent(&F::Int)),
         ("ts", F::Obj(&CONN_TS)),
         ("geo", F::Obj(&GEO)),
         ("tls", F::Obj(&TLS)),
-        ("k8s", F::Dyn),
+        // There is no Kubernetes operator in front of a Worker.
+        ("k8s", F::Absent(&F::Dyn)),
     ],
     string_like: false,
     open: false,
@@ -492,6 +527,7 @@ const NAMESPACES: &[&str] = &[
     "secrets",
     "strings",
     "lists",
+    // Not documented by ngrok nor provided here: named so the message is "unknown function".
     "math",
     "sets",
 ];
@@ -594,9 +630,10 @@ static FUNCS: &[Func] = &[
     f("decodeJson", Method, &[0], R::Str, F::Dyn),
     f("isJson", Method, &[0], R::Str, F::Bool),
     f("encodeJson", Method, &[0], R::Any, S),
-    f("queryString.decode", Global, &[1], R::Str, F::Map(&LS)),
+    // Values are strings, as ngrok's page shows them (`{a:b,c:d}`, `...["q"] == "hello"`).
+    f("queryString.decode", Global, &[1], R::Str, F::Map(&S)),
     f("queryString.encode", Global, &[1], R::Any, S),
-    f("decodeQueryString", Method, &[0], R::Str, F::Map(&LS)),
+    f("decodeQueryString", Method, &[0], R::Str, F::Map(&S)),
     f("isQueryString", Method, &[0], R::Str, F::Bool),
     f("encodeQueryString", Method, &[0], R::Any, S),
     f("url.escape", Global, &[1], R::Str, S),
@@ -643,7 +680,7 @@ static FUNCS: &[Func] = &[
     // lists
     f("slice", Method, &[2], R::List, F::Dyn),
     f("flatten", Method, &[0, 1], R::List, F::Dyn),
-    f("sort", Method, &[0, 3], R::List, F::Dyn),
+    f("sort", Method, &[0], R::List, F::Dyn),
     f("sortBy", Method, &[2], R::List, F::Dyn),
     // What the parser expands `sortBy`, two-variable comprehensions and `matches` into.
     f("@sortByAssociatedKeys", Method, &[1], R::List, F::Dyn),
@@ -651,8 +688,6 @@ static FUNCS: &[Func] = &[
     f("@ngrok_pairs_to_map", Global, &[1], R::Any, F::Dyn),
     f("@ngrok_matches", Global, &[2], R::Str, F::Bool),
     f("distinct", Method, &[0], R::List, F::Dyn),
-    f("first", Method, &[0], R::List, F::Dyn),
-    f("last", Method, &[0], R::List, F::Dyn),
     f("lists.range", Global, &[1], R::Any, F::List(&F::Int)),
     // reverse works on strings and lists
     f("reverse", Method, &[0], R::Any, F::Dyn),
@@ -682,13 +717,36 @@ static FUNCS: &[Func] = &[
     f(TIME_GETTERS[9], Method, &[0, 1], R::Time, F::Int),
     // random, secrets
     f("rand.double", Global, &[0], R::Any, F::Double),
-    f("rand.int", Global, &[0, 1, 2], R::Any, F::Int),
+    f("rand.int", Global, &[0, 2], R::Any, F::Int),
     f("secrets.get", Global, &[2], R::Str, S),
 ];
 
-/// `math.*` and `sets.*` (cel-go extensions) take varied arguments: known, not arity-checked.
-fn lenient_namespace(name: &str) -> bool {
-    name.starts_with("math.") || name.starts_with("sets.")
+/// One function the checker accepts: tests hold the runtime to this same table
+/// (`tests/ngrok_reference.rs`), so the checker never passes what the runtime lacks.
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionInfo {
+    pub name: &'static str,
+    /// Callable as `f(x)`.
+    pub global: bool,
+    /// Callable as `x.f()`.
+    pub method: bool,
+    /// Allowed argument counts, the receiver (or a global form's first argument, for functions
+    /// that are both) not counted.
+    pub arity: &'static [usize],
+    /// Only in on_http_response.
+    pub response_only: bool,
+}
+
+/// Every function the checker accepts (including the internal names macros expand into, which
+/// start with `@`).
+pub fn documented_functions() -> impl Iterator<Item = FunctionInfo> {
+    FUNCS.iter().map(|f| FunctionInfo {
+        name: f.name,
+        global: matches!(f.style, Global | Both),
+        method: matches!(f.style, Method | Both),
+        arity: f.arity,
+        response_only: f.response,
+    })
 }
 
 // ---- the checker ----
@@ -699,6 +757,9 @@ pub struct Problem {
     pub message: String,
     pub hint: Option<String>,
     pub span: (u32, u32),
+    /// A warning (the policy loads), not an error: a documented variable this platform
+    /// cannot fill.
+    pub warning: bool,
 }
 
 /// Checks one parsed expression; returns its static type and the problems found.
@@ -737,6 +798,17 @@ impl Checker<'_> {
             message,
             hint,
             span,
+            warning: false,
+        });
+    }
+
+    fn warn(&mut self, at: &IdedExpr, message: String, hint: String) {
+        let span = self.span(at);
+        self.problems.push(Problem {
+            message,
+            hint: Some(hint),
+            span,
+            warning: true,
         });
     }
 
@@ -763,7 +835,7 @@ impl Checker<'_> {
             Expr::Ident(name) => self.ident(e, name),
             Expr::Select(s) => {
                 let operand = self.expr(&s.operand);
-                let ty = self.select(e, &s.operand, &operand, &s.field);
+                let ty = self.select(e, &s.operand, &operand, &s.field, s.test);
                 if s.test {
                     Ty::Bool
                 } else {
@@ -862,9 +934,31 @@ impl Checker<'_> {
         Ty::Dyn
     }
 
-    fn select(&mut self, at: &IdedExpr, operand_e: &IdedExpr, operand: &Ty, field: &str) -> Ty {
+    fn select(
+        &mut self,
+        at: &IdedExpr,
+        operand_e: &IdedExpr,
+        operand: &Ty,
+        field: &str,
+        test: bool,
+    ) -> Ty {
         match operand {
             Ty::Obj(obj) => match obj.fields.iter().find(|(n, _)| *n == field) {
+                // `has(conn.bytes_in)` is how a policy tests for it: no warning there.
+                Some((_, f @ F::Absent(_))) if !test => {
+                    let name = format!("{}.{field}", obj.name);
+                    self.warn(
+                        at,
+                        format!(
+                            "`{name}` is documented by ngrok, but a Cloudflare Worker cannot know \
+                             it: it is never set here, so reading it fails the expression"
+                        ),
+                        format!(
+                            "guard it with `has({name})`; docs/variables.md says why it is missing"
+                        ),
+                    );
+                    f.ty()
+                }
                 Some((_, f)) => f.ty(),
                 None if obj.open => Ty::Dyn,
                 None => {
@@ -1179,9 +1273,6 @@ impl Checker<'_> {
         args: &[Ty],
         arg_exprs: &[IdedExpr],
     ) -> Ty {
-        if lenient_namespace(name) {
-            return Ty::Dyn;
-        }
         let Some(func) = FUNCS.iter().find(|f| f.name == name) else {
             let hint = match crate::source::closest(name, FUNCS.iter().map(|f| f.name)) {
                 Some(c) => format!("did you mean `{c}`?"),
@@ -1463,6 +1554,31 @@ mod tests {
             "matches(req.url.path, '^/x')",
         ] {
             ok(src);
+        }
+    }
+
+    /// A documented variable the platform cannot fill is a warning where it is read, and
+    /// nothing where `has()` tests for it.
+    #[test]
+    fn unfillable_variables_warn_unless_tested() {
+        let p = cel::Program::compile("conn.bytes_in > 1000").unwrap();
+        let (_, ps) = check(p.expression(), p.source_info(), Phase::Request);
+        assert!(
+            ps.len() == 1 && ps[0].warning && ps[0].message.contains("`conn.bytes_in`"),
+            "{ps:?}"
+        );
+        assert!(ps[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("has(conn.bytes_in)"));
+        for src in [
+            "has(conn.bytes_in) && conn.geo.country != ''",
+            "conn.server_port == 443",
+        ] {
+            let p = cel::Program::compile(src).unwrap();
+            let (_, ps) = check(p.expression(), p.source_info(), Phase::Request);
+            assert!(ps.is_empty(), "{src}: {ps:?}");
         }
     }
 

@@ -30,15 +30,31 @@ pub fn request_cookies(headers: &Headers) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `req.cookies`: `map[name][]{name, value}`, in Cookie-header order.
+/// `req.cookies`: `map[name][]cookie`, in Cookie-header order.
 pub fn request_cookies_value(headers: &Headers) -> Value {
-    group(request_cookies(headers).into_iter().map(|(name, value)| {
-        let cookie = map(vec![
-            ("name", Value::from(name.as_str())),
-            ("value", Value::from(value)),
-        ]);
-        (name, cookie)
-    }))
+    group(
+        request_cookies(headers)
+            .into_iter()
+            .map(|(name, value)| (name.clone(), request_cookie_value(name, value))),
+    )
+}
+
+/// A request cookie: ngrok's cookie is Go's `http.Cookie`, so a request cookie has every field
+/// a response cookie has, at its zero value (`getReqCookie('s').secure` is documented).
+pub fn request_cookie_value(name: String, value: String) -> Value {
+    set_cookie_value(SetCookie {
+        name,
+        value,
+        ..SetCookie::default()
+    })
+}
+
+/// `getReqCookie(name)`: the first cookie of that name in Cookie-header order.
+pub fn find_request_cookie(headers: &Headers, name: &str) -> Option<Value> {
+    request_cookies(headers)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(n, v)| request_cookie_value(n, v))
 }
 
 /// One `Set-Cookie` header, parsed.
@@ -106,42 +122,62 @@ fn http_date(s: &str) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
-/// `res.cookies`: `map[name][]cookie`, same-name cookies longest path first.
-pub fn response_cookies_value(headers: &Headers) -> Value {
+/// The response's cookies, same-name cookies longest path first (header order otherwise).
+pub fn response_cookies(headers: &Headers) -> Vec<SetCookie> {
     let mut cookies: Vec<SetCookie> = headers
         .get_all("set-cookie")
         .filter_map(parse_set_cookie)
         .collect();
     // Stable: equal paths keep header order.
     cookies.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
-    group(cookies.into_iter().map(|c| {
-        let mut fields = vec![
-            ("name", Value::from(c.name.as_str())),
-            ("value", Value::from(c.value)),
-            ("domain", Value::from(c.domain)),
-            ("path", Value::from(c.path)),
-            ("secure", Value::Bool(c.secure)),
-            ("http_only", Value::Bool(c.http_only)),
-            ("same_site", Value::from(c.same_site)),
-        ];
-        if let Some(t) = c.expires.and_then(timestamp) {
-            fields.push(("expires", t));
-        }
-        if let Some(s) = c.max_age {
-            // Clamped: `Duration::seconds` panics past ±i64::MAX/1000, and the upstream's
-            // headers are not trusted.
-            let secs = s.clamp(-(i64::MAX / 1000), i64::MAX / 1000);
-            let d = chrono::Duration::try_seconds(secs).unwrap_or(chrono::Duration::MAX);
-            fields.push(("max_age", Value::Duration(d)));
-        }
-        let unparsed: Vec<(&str, Value)> = c
-            .unparsed
-            .iter()
-            .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
-            .collect();
-        fields.push(("unparsed_attributes", map(unparsed)));
-        (c.name, map(fields))
-    }))
+    cookies
+}
+
+/// `res.cookies`: `map[name][]cookie`, same-name cookies longest path first.
+pub fn response_cookies_value(headers: &Headers) -> Value {
+    group(
+        response_cookies(headers)
+            .into_iter()
+            .map(|c| (c.name.clone(), set_cookie_value(c))),
+    )
+}
+
+/// `getResCookie(name)`: of the cookies with that name, the one with the longest path.
+pub fn find_response_cookie(headers: &Headers, name: &str) -> Option<Value> {
+    response_cookies(headers)
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(set_cookie_value)
+}
+
+/// One cookie as ngrok's cookie object.
+fn set_cookie_value(c: SetCookie) -> Value {
+    let mut fields = vec![
+        ("name", Value::from(c.name)),
+        ("value", Value::from(c.value)),
+        ("domain", Value::from(c.domain)),
+        ("path", Value::from(c.path)),
+        ("secure", Value::Bool(c.secure)),
+        ("http_only", Value::Bool(c.http_only)),
+        ("same_site", Value::from(c.same_site)),
+    ];
+    if let Some(t) = c.expires.and_then(timestamp) {
+        fields.push(("expires", t));
+    }
+    if let Some(s) = c.max_age {
+        // Clamped: `Duration::seconds` panics past ±i64::MAX/1000, and the upstream's
+        // headers are not trusted.
+        let secs = s.clamp(-(i64::MAX / 1000), i64::MAX / 1000);
+        let d = chrono::Duration::try_seconds(secs).unwrap_or(chrono::Duration::MAX);
+        fields.push(("max_age", Value::Duration(d)));
+    }
+    let unparsed: Vec<(&str, Value)> = c
+        .unparsed
+        .iter()
+        .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
+        .collect();
+    fields.push(("unparsed_attributes", map(unparsed)));
+    map(fields)
 }
 
 /// A Unix time as a CEL timestamp (UTC).

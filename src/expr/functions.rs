@@ -1,7 +1,7 @@
 //! ngrok's request helpers and IP macros, bound to the request they read.
 
-use super::RequestData;
-use crate::http::query_pairs;
+use super::{cookies, RequestData};
+use crate::http::{query_pairs, ResponseHead};
 use crate::secrets::Secrets;
 use cel::extractors::Arguments;
 use cel::{Context, ExecutionError, Value};
@@ -12,8 +12,15 @@ use std::sync::Arc;
 
 type Result<T> = std::result::Result<T, ExecutionError>;
 
-/// Adds the request helpers (closures over this request's data) and the IP macros to `ctx`.
-pub fn register(ctx: &mut Context<'static, 'static>, req: RequestData, secrets: Arc<Secrets>) {
+/// Adds the request and response helpers (closures over this exchange's data) and the IP macros
+/// to `ctx`. `res` is `None` in on_http_request, where the checker refuses the response helpers;
+/// they still exist (no header, no cookie) so nothing the checker passes is undeclared here.
+pub fn register(
+    ctx: &mut Context<'static, 'static>,
+    req: RequestData,
+    res: Option<Arc<ResponseHead>>,
+    secrets: Arc<Secrets>,
+) {
     add(
         ctx,
         "secrets.get",
@@ -44,8 +51,41 @@ pub fn register(ctx: &mut Context<'static, 'static>, req: RequestData, secrets: 
                 .map(|(_, v)| v),
         )
     });
+    let r = Arc::clone(&req);
     add(ctx, "hasQueryParam", move |name: Arc<String>| -> bool {
-        query_pairs(&req.query).any(|(k, _)| k == *name)
+        query_pairs(&r.query).any(|(k, _)| k == *name)
+    });
+    let r = Arc::clone(&req);
+    add(ctx, "getReqCookie", move |name: Arc<String>| -> Value {
+        cookies::find_request_cookie(&r.headers, &name).unwrap_or(Value::Null)
+    });
+    add(ctx, "hasReqCookie", move |name: Arc<String>| -> bool {
+        cookies::request_cookies(&req.headers)
+            .iter()
+            .any(|(n, _)| *n == *name)
+    });
+    let res = res.unwrap_or_else(|| {
+        Arc::new(ResponseHead {
+            status: 0,
+            headers: Default::default(),
+        })
+    });
+    let h = Arc::clone(&res);
+    add(ctx, "getResHeader", move |name: Arc<String>| -> Value {
+        strings(h.headers.get_all(&name).map(str::to_string))
+    });
+    let h = Arc::clone(&res);
+    add(ctx, "hasResHeader", move |name: Arc<String>| -> bool {
+        h.headers.contains(&name)
+    });
+    let h = Arc::clone(&res);
+    add(ctx, "getResCookie", move |name: Arc<String>| -> Value {
+        cookies::find_response_cookie(&h.headers, &name).unwrap_or(Value::Null)
+    });
+    add(ctx, "hasResCookie", move |name: Arc<String>| -> bool {
+        cookies::response_cookies(&res.headers)
+            .iter()
+            .any(|c| *c.name == *name)
     });
     add(
         ctx,

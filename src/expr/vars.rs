@@ -80,7 +80,8 @@ impl EndpointInfo {
 pub struct Scope {
     ctx: RefCell<Context<'static, 'static>>,
     req: RequestData,
-    res: Option<ResponseHead>,
+    /// Shared with the response helpers (`getResHeader`, ...).
+    res: Option<Arc<ResponseHead>>,
     actions: Option<Value>,
     /// `vars.*` from `set-vars` (an empty map until one runs).
     vars: Option<Value>,
@@ -97,11 +98,12 @@ impl Scope {
     ) -> Scope {
         let data: RequestData = Arc::new(req.clone());
         let mut ctx = Context::with_env(super::ext::env());
-        functions::register(&mut ctx, Arc::clone(&data), secrets);
+        let res = res.map(|r| Arc::new(r.clone()));
+        functions::register(&mut ctx, Arc::clone(&data), res.clone(), secrets);
         Scope {
             ctx: RefCell::new(ctx),
             req: data,
-            res: res.cloned(),
+            res,
             actions,
             vars: None,
             facts: Facts::default(),
@@ -342,6 +344,7 @@ fn conn_value(req: &RequestHead, facts: &Facts) -> Value {
     opt(&mut location, "city", &c.geo.city);
     opt(&mut location, "continent", &c.geo.continent);
     opt(&mut location, "country_code", &c.geo.country_code);
+    opt(&mut location, "country", &c.geo.country);
     opt(&mut location, "subdivision", &c.geo.subdivision);
     opt(&mut location, "latitude", &c.geo.latitude);
     opt(&mut location, "longitude", &c.geo.longitude);
@@ -354,6 +357,7 @@ fn conn_value(req: &RequestHead, facts: &Facts) -> Value {
     let mut geo = Vec::new();
     opt(&mut geo, "city", &c.geo.city);
     opt(&mut geo, "country_code", &c.geo.country_code);
+    opt(&mut geo, "country", &c.geo.country);
     opt(&mut geo, "subdivision", &c.geo.subdivision);
     opt(&mut geo, "latitude", &c.geo.latitude);
     opt(&mut geo, "longitude", &c.geo.longitude);
@@ -374,9 +378,13 @@ fn conn_value(req: &RequestHead, facts: &Facts) -> Value {
     if let Some(port) = c.client_port {
         fields.push(("client_port", Value::Int(i64::from(port))));
     }
+    // The port the client connected to: the URL's, else its scheme's.
+    if let Some(port) = req.port.or(crate::http::default_port(&req.scheme)) {
+        fields.push(("server_port", Value::Int(i64::from(port))));
+    }
     opt(&mut fields, "server_region", &c.server_region);
     if let Some(tls) = &c.tls {
-        fields.push(("tls", tls_value(tls)));
+        fields.push(("tls", tls_value(tls, &req.host)));
     }
     if let Some(t) = cookies::timestamp_ms(facts.start_ms) {
         fields.push(("ts", map(vec![("start", t)])));
@@ -384,8 +392,14 @@ fn conn_value(req: &RequestHead, facts: &Facts) -> Value {
     map(fields)
 }
 
-fn tls_value(tls: &crate::conn::Tls) -> Value {
-    let mut fields = vec![("session_resumed", Value::Bool(false))];
+/// `conn.tls`. `sni` is the request's host: Cloudflare does not expose the SNI, and serves a
+/// request only when its SNI names a host of the same zone.
+fn tls_value(tls: &crate::conn::Tls, host: &str) -> Value {
+    let mut fields = vec![
+        ("session_resumed", Value::Bool(false)),
+        ("negotiated_alpn", string(&tls.alpn)),
+        ("sni", string(host)),
+    ];
     opt(&mut fields, "version", &tls.version);
     opt(&mut fields, "cipher_suite", &tls.cipher_suite);
     opt(&mut fields, "ja4_fingerprint", &tls.ja4);
@@ -416,8 +430,8 @@ fn tls_value(tls: &crate::conn::Tls) -> Value {
 
 /// A certificate name: the DN as the string, its attributes as lists.
 fn dn_value(dn: &str) -> Value {
-    const FIELDS: [(&str, &str); 8] = [
-        ("CN", "common_name"),
+    // The list-valued attributes; `CN` is `common_name`, a string (below).
+    const FIELDS: [(&str, &str); 7] = [
         ("C", "country"),
         ("L", "locality"),
         ("O", "organization"),
@@ -428,6 +442,9 @@ fn dn_value(dn: &str) -> Value {
     ];
     let attrs = crate::conn::dn_attributes(dn);
     let mut fields = vec![(TEXT, string(dn))];
+    // ngrok documents `common_name` as a string, the other attributes as lists.
+    let cn = attrs.iter().find(|(k, _)| k == "CN").map_or("", |(_, v)| v);
+    fields.push(("common_name", string(cn)));
     for (short, name) in FIELDS {
         let values: Vec<Value> = attrs
             .iter()

@@ -248,23 +248,39 @@ fn parse_query(s: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
     Ok(out)
 }
 
+/// `queryString.decode(s)` / `s.decodeQueryString()`: each name to its first value (Go's
+/// `url.Values.Get`), a plain string, as ngrok's page shows (`{a:b,c:d}`, and
+/// `queryString.decode(req.url.query)["q"] == "hello"`). Every value of a repeated name is in
+/// `req.url.query_params` and `url.parse(...).query_params`.
 fn qs_decode(args: &[Value]) -> Result<Value, ExecutionError> {
     const F: &str = "queryString.decode";
     let q = parse_query(str_arg(args, 0, F)?).map_err(|e| err(F, e))?;
     let map: HashMap<Key, Value> = q
+        .into_iter()
+        .filter_map(|(k, vs)| Some((Key::String(Arc::new(k)), string(vs.into_iter().next()?))))
+        .collect();
+    Ok(Value::Map(Map { map: Arc::new(map) }))
+}
+
+/// A query string as `map[string][]string` (a URL's `query_params`); a bad one is empty.
+fn query_params(raw: &str) -> Value {
+    let map: HashMap<Key, Value> = parse_query(raw)
+        .unwrap_or_default()
         .into_iter()
         .map(|(k, vs)| {
             let list = Value::List(Arc::new(vs.into_iter().map(string).collect()));
             (Key::String(Arc::new(k)), list)
         })
         .collect();
-    Ok(Value::Map(Map { map: Arc::new(map) }))
+    Value::Map(Map { map: Arc::new(map) })
 }
 
+/// A query string parses (Go's `url.ParseQuery`) and holds no whitespace or control character,
+/// which a URL's query cannot carry unescaped: ngrok's page has `'not a query string'` false.
 fn is_qs(args: &[Value]) -> Result<Value, ExecutionError> {
-    Ok(Value::Bool(
-        parse_query(str_arg(args, 0, "isQueryString")?).is_ok(),
-    ))
+    let s = str_arg(args, 0, "isQueryString")?;
+    let clean = !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    Ok(Value::Bool(clean && parse_query(s).is_ok()))
 }
 
 /// Go's `url.Values.Encode`: keys sorted, each value (a string, or a list of them) escaped.
@@ -433,11 +449,7 @@ fn url_parse(args: &[Value]) -> Result<Value, ExecutionError> {
         _ => (u.host, None),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let query_params = qs_decode(&[string(u.raw_query)]).unwrap_or_else(|_| {
-        Value::Map(Map {
-            map: Arc::new(HashMap::new()),
-        })
-    });
+    let query_params = query_params(u.raw_query);
     let uri = if u.raw_query.is_empty() {
         u.raw_path.to_string()
     } else {
@@ -509,13 +521,27 @@ mod tests {
 
     #[test]
     fn query_strings() {
+        // The page's own examples: values are strings; a repeated name keeps its first value.
+        assert_eq!(
+            ok("queryString.decode('a=b&c=d')"),
+            ok("{'a': 'b', 'c': 'd'}")
+        );
         assert_eq!(
             ok("queryString.decode('a=1&b=x%20y&a=2')"),
-            ok("{'a': ['1', '2'], 'b': ['x y']}")
+            ok("{'a': '1', 'b': 'x y'}")
         );
-        assert_eq!(ok("'q=a+b'.decodeQueryString().q[0]"), ok("'a b'"));
+        assert_eq!(ok("'q=a+b'.decodeQueryString().q"), ok("'a b'"));
+        assert_eq!(
+            ok("queryString.decode('q=hello')['q'] == 'hello'"),
+            Value::Bool(true)
+        );
         assert_eq!(ok("'a=%zz'.isQueryString()"), Value::Bool(false));
         assert_eq!(ok("'a=1&b'.isQueryString()"), Value::Bool(true));
+        assert_eq!(
+            ok("'not a query string'.isQueryString()"),
+            Value::Bool(false)
+        );
+        assert_eq!(ok("'a=b\\nc'.isQueryString()"), Value::Bool(false));
         assert_eq!(
             s("queryString.encode({'b': 'x y', 'a': ['1', '&']})"),
             "a=1&a=%26&b=x+y"

@@ -17,6 +17,9 @@ const MATCHES: &str = "@ngrok_matches";
 pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     member(env, "lower", STRING_TYPE, vec![], overload!(lower))?;
     member(env, "upper", STRING_TYPE, vec![], overload!(upper))?;
+    // ngrok's page documents `'hello mellow'.split()` → `['hello', 'mellow']`; the strings
+    // extension has only the one- and two-argument forms.
+    member(env, "split", STRING_TYPE, vec![], overload!(split_fields))?;
     global(
         env,
         MATCHES,
@@ -55,12 +58,65 @@ fn matches(args: &[Value]) -> Result<Value, ExecutionError> {
     Ok(Value::Bool(re.is_match(text)))
 }
 
+/// `s.split()`: Go's `strings.Fields`, the words between runs of Unicode whitespace.
+fn split_fields(args: &[Value]) -> Result<Value, ExecutionError> {
+    let words = str_arg(args, 0, "split")?
+        .split_whitespace()
+        .map(string)
+        .collect();
+    Ok(Value::List(std::sync::Arc::new(words)))
+}
+
 fn lower(args: &[Value]) -> Result<Value, ExecutionError> {
-    Ok(string(str_arg(args, 0, "lower")?.to_lowercase()))
+    Ok(string(go_lower(str_arg(args, 0, "lower")?)))
 }
 
 fn upper(args: &[Value]) -> Result<Value, ExecutionError> {
-    Ok(string(str_arg(args, 0, "upper")?.to_uppercase()))
+    Ok(string(go_upper(str_arg(args, 0, "upper")?)))
+}
+
+/// Go's `strings.ToLower`: each character mapped alone by Unicode's simple lowercase mapping,
+/// never to several characters and with no context (`Σ` is always `σ`). Rust's
+/// `str::to_lowercase` uses the full mappings: `İ` becomes `i̇` and a final `Σ` becomes `ς`.
+fn go_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut full = c.to_lowercase();
+            match (full.next(), full.next()) {
+                (Some(one), None) => one,
+                // The only character whose full lowercase is several: its simple one is `i`.
+                _ if c == '\u{130}' => 'i',
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Go's `strings.ToUpper`: simple uppercase mapping per character (`ß` stays `ß`, where Rust's
+/// `to_uppercase` gives `SS`).
+fn go_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut full = c.to_uppercase();
+            match (full.next(), full.next()) {
+                (Some(one), None) => one,
+                _ => simple_upper_of_expanding(c),
+            }
+        })
+        .collect()
+}
+
+/// The simple uppercase of a character whose full uppercase is several characters (UnicodeData's
+/// field 12): the Greek letters with ypogegrammeni map to their title-case forms; the rest (ß,
+/// ŉ, ǰ, ΐ, the ligatures ﬀ–ﬆ, ...) have none and stay as they are.
+fn simple_upper_of_expanding(c: char) -> char {
+    let cp = c as u32;
+    let mapped = match cp {
+        0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => cp + 8,
+        0x1FB3 | 0x1FC3 | 0x1FF3 => cp + 9,
+        _ => cp,
+    };
+    char::from_u32(mapped).unwrap_or(c)
 }
 
 #[cfg(test)]
@@ -88,10 +144,34 @@ mod tests {
         assert!(crate::expr::pattern::compiles() - before <= 1);
     }
 
+    /// ngrok's page: `"Ärger in Österreich, ÉCOLE, İSTANBUL, ЙОГА!".lower()` returns
+    /// `"ärger in österreich, école, istanbul, йога!"` and `.upper()` keeps `İ`.
+    #[test]
+    fn go_case_mapping() {
+        let text = "'Ärger in Österreich, ÉCOLE, İSTANBUL, ЙОГА!'";
+        assert_eq!(
+            s(&format!("{text}.lower()")),
+            "ärger in österreich, école, istanbul, йога!"
+        );
+        assert_eq!(
+            s(&format!("{text}.upper()")),
+            "ÄRGER IN ÖSTERREICH, ÉCOLE, İSTANBUL, ЙОГА!"
+        );
+        // Go maps rune by rune (unicode.ToLower/ToUpper): no final sigma, no expansion.
+        assert_eq!(s("'ΟΔΟΣ'.lower()"), "οδοσ");
+        assert_eq!(s("'straße'.upper()"), "STRAßE");
+        assert_eq!(s("'ﬁ ŉ ǰ'.upper()"), "ﬁ ŉ ǰ");
+        assert_eq!(s("'ᾳ ᾀ ᾈ'.upper()"), "ᾼ ᾈ ᾈ");
+        assert_eq!(s("'ẞ Ǆ ǅ'.lower()"), "ß ǆ ǆ");
+        assert_eq!(s("'ı ſ ǅ'.upper()"), "I S Ǆ");
+        // Where Rust's full mappings differ: the Go result is never longer than the input.
+        assert_ne!("İ".to_lowercase(), s("'İ'.lower()"));
+        assert_ne!("ß".to_uppercase(), s("'ß'.upper()"));
+    }
+
     #[test]
     fn unicode_and_ascii_case() {
         assert_eq!(s("'ÀbÇ'.lower()"), "àbç");
-        assert_eq!(s("'straße'.upper()"), "STRASSE");
         assert_eq!(s("'ÀBÇ'.lowerAscii()"), "ÀbÇ");
         assert_eq!(s("'ÀbÇ'.upperAscii()"), "ÀBÇ");
     }
@@ -103,6 +183,10 @@ mod tests {
         assert_eq!(ok("'hello mellow'.lastIndexOf('ello')"), Value::Int(7));
         assert_eq!(ok("'a,b,c'.split(',')"), ok("['a', 'b', 'c']"));
         assert_eq!(ok("'a,b,c'.split(',', 2)"), ok("['a', 'b,c']"));
+        assert_eq!(
+            ok("' hello \\t mellow\\n'.split()"),
+            ok("['hello', 'mellow']")
+        );
         assert_eq!(s("'aaa'.replace('a', 'b', 2)"), "bba");
         assert_eq!(s("'tacocat'.substring(4)"), "cat");
         assert_eq!(s("'tacocat'.substring(0, 4)"), "taco");
