@@ -422,7 +422,7 @@ fn variables_a_worker_is_never_told_are_warned_where_read() {
       - "conn.server_region == 'FRA'"
     actions:
       - type: custom-response
-        config: {body: "${conn.tls.sni}"}
+        config: {body: "${conn.tls.server.subject.common_name}"}
   - actions: [{type: deny}]
 "#;
     let (gw, diags) = build_gateway(&inline(policy), Options::default(), "t");
@@ -437,9 +437,9 @@ fn variables_a_worker_is_never_told_are_warned_where_read() {
         "{diags:#?}"
     );
     assert!(
-        diags[0]
-            .message
-            .contains("`conn.client_port` is never set on Cloudflare Workers"),
+        diags[0].message.contains(
+            "`conn.client_port` is documented by ngrok, but a Cloudflare Worker cannot know it"
+        ),
         "{diags:#?}"
     );
     assert!(diags[1].message.contains("`conn.tls.client.san`"));

@@ -155,8 +155,6 @@ pub fn compile_policy(
         }
     }
     validate::policy_cost(costs_before, path, node, cx);
-    #[cfg(not(target_arch = "wasm32"))]
-    validate::never_set(node, path, cx);
     (error_count(cx) == errors_before).then_some(policy)
 }
 

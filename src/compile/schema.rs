@@ -773,8 +773,17 @@ pub fn check(
         phase,
         scopes: Vec::new(),
         problems: Vec::new(),
+        absent_reads: Vec::new(),
+        absent_tested: Vec::new(),
     };
     let ty = c.expr(expr);
+    // An expression that tests an absent variable with `has()` anywhere (`has(x) && x > 1`) is
+    // written for its absence: its reads of that variable are not warned about.
+    for (name, problem) in std::mem::take(&mut c.absent_reads) {
+        if !c.absent_tested.contains(&name) {
+            c.problems.push(problem);
+        }
+    }
     (ty, c.problems)
 }
 
@@ -784,6 +793,11 @@ struct Checker<'a> {
     /// Comprehension variables in scope, innermost last.
     scopes: Vec<(String, Ty)>,
     problems: Vec<Problem>,
+    /// Warnings for reads of variables the platform never sets, by variable; kept unless
+    /// `absent_tested` names it.
+    absent_reads: Vec<(String, Problem)>,
+    /// The never-set variables the expression tests with `has()`.
+    absent_tested: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -799,16 +813,6 @@ impl Checker<'_> {
             hint,
             span,
             warning: false,
-        });
-    }
-
-    fn warn(&mut self, at: &IdedExpr, message: String, hint: String) {
-        let span = self.span(at);
-        self.problems.push(Problem {
-            message,
-            hint: Some(hint),
-            span,
-            warning: true,
         });
     }
 
@@ -945,18 +949,25 @@ impl Checker<'_> {
         match operand {
             Ty::Obj(obj) => match obj.fields.iter().find(|(n, _)| *n == field) {
                 // `has(conn.bytes_in)` is how a policy tests for it: no warning there.
-                Some((_, f @ F::Absent(_))) if !test => {
+                Some((_, f @ F::Absent(_))) => {
                     let name = format!("{}.{field}", obj.name);
-                    self.warn(
-                        at,
-                        format!(
-                            "`{name}` is documented by ngrok, but a Cloudflare Worker cannot know \
-                             it: it is never set here, so reading it fails the expression"
-                        ),
-                        format!(
-                            "guard it with `has({name})`; docs/variables.md says why it is missing"
-                        ),
-                    );
+                    if test {
+                        self.absent_tested.push(name);
+                    } else {
+                        let problem = Problem {
+                            message: format!(
+                                "`{name}` is documented by ngrok, but a Cloudflare Worker cannot \
+                                 know it: it is never set here, so reading it fails the expression"
+                            ),
+                            hint: Some(format!(
+                                "guard it with `has({name})`; docs/variables.md says why it is \
+                                 missing"
+                            )),
+                            span: self.span(at),
+                            warning: true,
+                        };
+                        self.absent_reads.push((name, problem));
+                    }
                     f.ty()
                 }
                 Some((_, f)) => f.ty(),

@@ -19,7 +19,7 @@ on_http_request:
     actions:
       - type: custom-response
         config:
-          body: "${conn.client_ip}|${has(conn.client_port)}|${conn.server_region.matches('^[A-Z]{3}$')}|${conn.client_ip.as.number > 0}|${conn.geo.country_code.matches('^[A-Z]{2}$')}|${conn.tls.version.startsWith('TLS')}|${has(conn.tls.client)}|${req.version.startsWith('HTTP/')}|${req.user_agent.name}/${req.user_agent.version}|${req.user_agent}|${req.cookies['a'][1].value}|${req.url.path}|${req.url.query_params['q'][0]}|${endpoint.protocol}|${conn.client_ip.categories}|${time.now}|${rand.int(1, 6) >= 1}"
+          body: "${conn.client_ip}|${has(conn.client_port)}|${conn.server_region.matches('^[A-Z]{3}$')}|${conn.client_ip.as.number > 0}|${conn.geo.country_code.matches('^[A-Z]{2}$')}|${conn.tls.version in ['1.0', '1.1', '1.2', '1.3']}|${has(conn.tls.client)}|${req.version.startsWith('HTTP/')}|${req.user_agent.name}/${req.user_agent.version}|${req.user_agent}|${req.cookies['a'][1].value}|${req.url.path}|${req.url.query_params['q'][0]}|${endpoint.protocol}|${conn.client_ip.categories}|${time.now}|${rand.int(1, 6) >= 1}"
   - actions:
       - type: custom-response
         config: {body: "VERSION"}
