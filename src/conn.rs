@@ -99,12 +99,14 @@ impl ConnFacts {
         if !cf.is_object() {
             return ConnFacts::default();
         }
+        let country_code = text(cf, "country").filter(|c| countries::is_country(c));
+        // Cloudflare sets `isEUCountry` only for EU countries; for any other known country
+        // ngrok's `is_eu` is false, not missing (the route-by-country guide compares it).
         let is_eu = match cf.get("isEUCountry") {
             Some(Json::String(s)) => Some(s == "1"),
             Some(Json::Bool(b)) => Some(*b),
-            _ => None,
+            _ => country_code.as_ref().map(|_| false),
         };
-        let country_code = text(cf, "country").filter(|c| countries::is_country(c));
         let geo = Geo {
             city: text(cf, "city"),
             continent: text(cf, "continent")
@@ -281,6 +283,16 @@ mod tests {
             ConnFacts::from_cf(&serde_json::json!("x")),
             ConnFacts::default()
         );
+    }
+
+    /// `isEUCountry` comes only with EU countries: elsewhere `is_eu` is false, and without a
+    /// known country it is unknown.
+    #[test]
+    fn is_eu_is_false_outside_the_eu() {
+        let us = ConnFacts::from_cf(&serde_json::json!({"country": "US"}));
+        assert_eq!(us.geo.is_eu, Some(false));
+        let none = ConnFacts::from_cf(&serde_json::json!({"country": "XX"}));
+        assert_eq!(none.geo.is_eu, None);
     }
 
     /// Cloudflare's `XX` (unknown) and `T1` (Tor) are not countries: no code, no name.

@@ -4,6 +4,7 @@ pub mod cookies;
 pub mod ext;
 pub mod find_replace;
 mod functions;
+mod header_keys;
 pub mod hybrid;
 mod pattern;
 mod shape;
@@ -95,7 +96,7 @@ impl Expr {
         let mut rewritten = program.expression().clone();
         needs.req_parsed =
             needs.req && hybrid::reads_fields(program.expression(), "req", vars::PARSED_REQ_FIELDS);
-        let changed = hybrid::rewrite(&mut rewritten);
+        let changed = header_keys::rewrite(&mut rewritten) | hybrid::rewrite(&mut rewritten);
         if needs.conn && hybrid::reads_only_client_ip(&rewritten) {
             needs.conn = false;
             needs.conn_ip = true;
@@ -161,6 +162,22 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 }
 
 /// Renders a value the way interpolation writes it into a string.
+/// A timestamp as Go writes it (`time.RFC3339Nano`, in UTC as cel-go's timestamps are): `Z`,
+/// and a fraction only when there is one, without trailing zeros. ngrok's pages show
+/// `2024-06-24T15:30:00Z`.
+pub fn go_time(t: &chrono::DateTime<chrono::FixedOffset>) -> String {
+    let t = t.with_timezone(&chrono::Utc);
+    let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let nanos = t.timestamp_subsec_nanos();
+    if nanos > 0 {
+        let fraction = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
 pub fn to_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.to_string(),
@@ -170,7 +187,7 @@ pub fn to_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Null => "null".to_string(),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::Timestamp(t) => t.to_rfc3339(),
+        Value::Timestamp(t) => go_time(t),
         Value::Duration(d) => format!("{}s", d.num_milliseconds() as f64 / 1000.0),
         Value::List(items) => {
             let parts: Vec<String> = items.iter().map(to_json_text).collect();
@@ -203,5 +220,24 @@ fn to_json_text(v: &Value) -> String {
     match v {
         Value::String(s) => serde_json::Value::String(s.to_string()).to_string(),
         other => to_text(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_time;
+    use chrono::DateTime;
+
+    /// Go's `time.RFC3339Nano` in UTC, as ngrok interpolates timestamps.
+    #[test]
+    fn timestamps_are_written_as_go_writes_them() {
+        let t = |s: &str| go_time(&DateTime::parse_from_rfc3339(s).unwrap());
+        assert_eq!(t("2024-06-24T15:30:00+00:00"), "2024-06-24T15:30:00Z");
+        assert_eq!(t("2024-06-24T17:30:00.5+02:00"), "2024-06-24T15:30:00.5Z");
+        assert_eq!(
+            t("2024-06-24T15:30:00.000001Z"),
+            "2024-06-24T15:30:00.000001Z"
+        );
+        assert_eq!(t("2024-06-24T15:30:00.120Z"), "2024-06-24T15:30:00.12Z");
     }
 }

@@ -192,8 +192,8 @@ fn first_header(e: &IdedExpr) -> Option<(String, bool)> {
 }
 
 /// `getReqHeader('h')` (never errors; empty when absent) or `req.headers['h']` (errors when
-/// absent). The map's keys are lower case, so `req.headers['X-A']` always errors: not
-/// recognised, left to CEL.
+/// absent). A literal name with upper case is lower-cased before it runs (header_keys.rs); it is
+/// not recognised here, only left unindexed.
 fn header_list(e: &IdedExpr) -> Option<(String, bool)> {
     let Ast::Call(call) = &e.expr else {
         return None;

@@ -35,10 +35,15 @@ pub struct Reply<B> {
 
 impl<B> Reply<B> {
     /// A response made by the gateway (custom-response, errors).
-    pub fn synthetic(s: Synthetic) -> Self {
+    pub fn synthetic(mut s: Synthetic) -> Self {
         let body = if s.body.is_empty() {
             Body::Empty
         } else {
+            // Known here, as the client will see it: `res.content_length` in the response
+            // phase reads it (ngrok's res variables page), and body actions keep it current.
+            if !s.headers.contains("content-length") {
+                s.headers.set("content-length", &s.body.len().to_string());
+            }
             Body::Text(s.body)
         };
         Reply::new(s.status, s.headers, body)

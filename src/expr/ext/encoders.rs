@@ -205,7 +205,7 @@ pub(crate) fn to_json(v: &Value) -> Result<serde_json::Value, String> {
             .ok_or_else(|| format!("{f} has no JSON form"))?,
         Value::String(s) => J::String(s.to_string()),
         Value::Bytes(b) => J::String(BASE64_STANDARD.encode(b.as_slice())),
-        Value::Timestamp(t) => J::String(t.to_rfc3339()),
+        Value::Timestamp(t) => J::String(crate::expr::go_time(t)),
         Value::Duration(d) => J::String(format!("{}s", d.num_milliseconds() as f64 / 1000.0)),
         Value::List(items) => J::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         Value::Map(m) => {
