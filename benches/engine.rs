@@ -65,7 +65,7 @@ impl Random for Cycle {
 fn benches(c: &mut Criterion) {
     let sc = scenario::load(&scenario::repo_root().join("tests/scenarios/acme.yaml"));
     let docs = sc.source_docs();
-    c.bench_function("compile acme gateway (3 files, 9 documents)", |b| {
+    c.bench_function("compile acme gateway (4 files, 10 documents)", |b| {
         b.iter(|| {
             build_gateway(black_box(&docs), Options::default(), "bench")
                 .0
@@ -264,7 +264,7 @@ fn parts(c: &mut Criterion) {
         b.iter(|| black_box(t.render(&scope).unwrap()))
     });
     // Variables are built on first read, per scope: each iteration is a new scope (compare with
-    // `part: Scope::new`). The IP list is the shipped one (policies/ip-intel).
+    // `part: Scope::new`). The IP lists are policies/ip-intel: the shipped one and the examples.
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let files = edge_gateway::files::expand(&[root.join("policies/ip-intel")]).unwrap();
     let (mut docs, _) = edge_gateway::files::load(&files);
