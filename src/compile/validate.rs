@@ -56,6 +56,7 @@ pub(crate) fn action(
         );
         return false;
     }
+    close_connection(type_name, type_node, path, cx);
     if let Some(config) = config {
         shape(
             config,
@@ -95,6 +96,21 @@ fn upstream_host(type_name: &str, config: &Node, path: &str, phase: Phase, cx: &
                  (docs/ngrok-compatibility.md)",
             );
         }
+    }
+}
+
+/// Platform difference: ngrok closes the client's connection before any response byte. A
+/// Worker cannot: the client gets a 502 head and a body that ends early (docs/actions.md).
+fn close_connection(type_name: &str, type_node: &Node, path: &str, cx: &mut Cx<'_>) {
+    if type_name == "close-connection" {
+        cx.diags.warning_hint(
+            None,
+            At::new(path, type_node),
+            "`close-connection` cannot close the connection on Cloudflare Workers: the client \
+             gets a 502 head whose body ends early, which most clients report as a failed \
+             request, where ngrok sends nothing",
+            "for a defined answer use `deny` or `custom-response` (docs/ngrok-compatibility.md)",
+        );
     }
 }
 
