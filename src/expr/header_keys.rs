@@ -5,6 +5,7 @@
 //! `req.headers['user-agent']`, and `'X-A' in req.headers` as `'x-a' in req.headers`. A key
 //! computed at run time is left as it is.
 
+use super::ast::children_mut;
 use cel::common::ast::{operators, Expr, LiteralValue};
 use cel::IdedExpr;
 
@@ -16,54 +17,18 @@ pub fn rewrite(expr: &mut IdedExpr) -> bool {
 }
 
 fn walk(e: &mut IdedExpr, changed: &mut bool) {
-    match &mut e.expr {
-        Expr::Call(call) => {
-            let key = match (call.func_name.as_str(), call.args.as_mut_slice()) {
-                (operators::INDEX | operators::OPT_INDEX, [map, key]) if is_headers(map) => {
-                    Some(key)
-                }
-                (operators::IN, [key, map]) if is_headers(map) => Some(key),
-                _ => None,
-            };
-            if let Some(key) = key {
-                lower(key, changed);
-            }
-            if let Some(t) = &mut call.target {
-                walk(t, changed);
-            }
-            for a in &mut call.args {
-                walk(a, changed);
-            }
+    if let Expr::Call(call) = &mut e.expr {
+        let key = match (call.func_name.as_str(), call.args.as_mut_slice()) {
+            (operators::INDEX | operators::OPT_INDEX, [map, key]) if is_headers(map) => Some(key),
+            (operators::IN, [key, map]) if is_headers(map) => Some(key),
+            _ => None,
+        };
+        if let Some(key) = key {
+            lower(key, changed);
         }
-        Expr::Select(sel) => walk(&mut sel.operand, changed),
-        Expr::Comprehension(c) => {
-            for x in [
-                &mut c.iter_range,
-                &mut c.accu_init,
-                &mut c.loop_cond,
-                &mut c.loop_step,
-                &mut c.result,
-            ] {
-                walk(x, changed);
-            }
-        }
-        Expr::List(l) => l.elements.iter_mut().for_each(|x| walk(x, changed)),
-        Expr::Map(m) => {
-            for entry in &mut m.entries {
-                if let cel::common::ast::EntryExpr::MapEntry(me) = &mut entry.expr {
-                    walk(&mut me.key, changed);
-                    walk(&mut me.value, changed);
-                }
-            }
-        }
-        Expr::Struct(s) => {
-            for entry in &mut s.entries {
-                if let cel::common::ast::EntryExpr::StructField(f) = &mut entry.expr {
-                    walk(&mut f.value, changed);
-                }
-            }
-        }
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+    for child in children_mut(e) {
+        walk(child, changed);
     }
 }
 

@@ -8,6 +8,7 @@
 //! `req.url.path`) is rewritten to read [`TEXT`]: comparisons, functions and `${}` see the
 //! string; field access sees the map. Nothing is added per request.
 
+use super::ast::children_mut;
 use cel::common::ast::operators;
 use cel::common::ast::{EntryExpr, Expr, SelectExpr};
 use cel::IdedExpr;
@@ -50,38 +51,11 @@ fn walk(e: &mut IdedExpr, selected: bool, changed: &mut bool) {
                 walk(a, index && i == 0, changed);
             }
         }
-        Expr::Comprehension(c) => {
-            for x in [
-                &mut c.iter_range,
-                &mut c.accu_init,
-                &mut c.loop_cond,
-                &mut c.loop_step,
-                &mut c.result,
-            ] {
+        _ => {
+            for x in children_mut(e) {
                 walk(x, false, changed);
             }
         }
-        Expr::List(l) => {
-            for x in &mut l.elements {
-                walk(x, false, changed);
-            }
-        }
-        Expr::Map(m) => {
-            for entry in &mut m.entries {
-                if let EntryExpr::MapEntry(me) = &mut entry.expr {
-                    walk(&mut me.key, false, changed);
-                    walk(&mut me.value, false, changed);
-                }
-            }
-        }
-        Expr::Struct(s) => {
-            for entry in &mut s.entries {
-                if let EntryExpr::StructField(f) = &mut entry.expr {
-                    walk(&mut f.value, false, changed);
-                }
-            }
-        }
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
     }
     if !selected && is_hybrid(e) {
         let inner = std::mem::take(e);

@@ -1,5 +1,6 @@
 //! CEL expressions and `${...}` templates: compiled once per policy version, evaluated per request.
 
+mod ast;
 pub mod cookies;
 pub mod ext;
 pub mod find_replace;
