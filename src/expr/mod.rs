@@ -51,6 +51,10 @@ pub struct Needs {
     pub conn_ip: bool,
     /// Reads the fields of `req` that cost a parse (`user_agent`, `cookies`).
     pub req_parsed: bool,
+    /// Calls a request-bound helper (`getReqHeader`, ..., [`functions::HELPERS`]): they are
+    /// registered in a scope when its first expression that calls one runs, not for every
+    /// request.
+    pub helpers: bool,
 }
 
 impl fmt::Debug for Expr {
@@ -93,6 +97,9 @@ impl Expr {
             time: refs.has_variable("time"),
             conn_ip: false,
             req_parsed: false,
+            // `secrets.get(...)` is seen as the function `get` on the name `secrets`.
+            helpers: functions::HELPERS.iter().any(|f| refs.has_function(f))
+                || refs.has_variable("secrets"),
         };
         let mut rewritten = program.expression().clone();
         needs.req_parsed =

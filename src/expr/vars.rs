@@ -85,6 +85,8 @@ pub struct Scope {
     actions: Option<Value>,
     /// `vars.*` from `set-vars` (an empty map until one runs).
     vars: Option<Value>,
+    /// For `secrets.get`, registered with the other helpers when first needed.
+    secrets: Arc<Secrets>,
     facts: Facts,
     built: Cell<Needs>,
 }
@@ -97,15 +99,15 @@ impl Scope {
         secrets: Arc<Secrets>,
     ) -> Scope {
         let data: RequestData = Arc::new(req.clone());
-        let mut ctx = Context::with_env(super::ext::env());
+        let ctx = Context::with_env(super::ext::env());
         let res = res.map(|r| Arc::new(r.clone()));
-        functions::register(&mut ctx, Arc::clone(&data), res.clone(), secrets);
         Scope {
             ctx: RefCell::new(ctx),
             req: data,
             res,
             actions,
             vars: None,
+            secrets,
             facts: Facts::default(),
             built: Cell::new(Needs::default()),
         }
@@ -165,8 +167,13 @@ impl Scope {
             || (needs.time && !built.time)
             || (needs.conn_ip && !built.conn_ip && !built.conn)
             || (needs.req_parsed && !built.req_parsed)
+            || (needs.helpers && !built.helpers)
         {
             let mut ctx = self.ctx.borrow_mut();
+            if needs.helpers && !built.helpers {
+                let (req, res) = (Arc::clone(&self.req), self.res.clone());
+                functions::register(&mut ctx, req, res, Arc::clone(&self.secrets));
+            }
             // `req` is (re)built when first read, and again, whole, when an expression first
             // reads a field that costs a parse.
             if (needs.req && !built.req) || (needs.req_parsed && !built.req_parsed) {
@@ -206,6 +213,7 @@ impl Scope {
                 time: built.time || needs.time,
                 conn_ip: built.conn_ip || needs.conn_ip,
                 req_parsed: built.req_parsed || needs.req_parsed,
+                helpers: built.helpers || needs.helpers,
             });
         }
         Value::resolve(program, &self.ctx.borrow())
