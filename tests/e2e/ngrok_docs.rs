@@ -353,6 +353,14 @@ fn ngrok_docs_end_to_end() {
                 }
             }
         }
+        // As it goes: a stack that dies part way still shows what ran before.
+        println!(
+            "e2e: {} ({} cases), {} failing so far, {:.0?}",
+            sc.file,
+            cases.len(),
+            failures.len(),
+            started.elapsed()
+        );
     }
     println!(
         "e2e: {ran} documented examples run against the Worker in {:.0?}",
