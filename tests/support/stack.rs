@@ -312,11 +312,14 @@ impl Stack {
                 )
             })
             .collect();
+        // Bytes, not text: a body the runtime encoded (a `Content-Encoding` the client did not
+        // ask to decode) is still a response whose status and headers can be checked.
         let body = resp
             .body_mut()
             .with_config()
             .limit(64 << 20)
-            .read_to_string()?;
+            .read_to_vec()?;
+        let body = String::from_utf8_lossy(&body).into_owned();
         Ok(Reply {
             status,
             headers,
