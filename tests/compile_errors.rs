@@ -5,23 +5,6 @@ mod support;
 use edge_gateway::files;
 use edge_gateway::manifest::{build_gateway, Options};
 use edge_gateway::source::{parse_yaml_documents, Node, Value};
-use edge_gateway::source::{Diagnostic, Severity};
-
-fn render(d: &Diagnostic) -> (String, String, String, String) {
-    let sev = match d.severity {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-    };
-    let pos = d
-        .pos
-        .map_or("-".into(), |p| format!("{}:{}", p.line, p.col));
-    (
-        sev.into(),
-        d.code.unwrap_or("-").into(),
-        pos,
-        d.path.clone(),
-    )
-}
 
 fn matches(want: &str, got: &(String, String, String, String)) -> bool {
     let w: Vec<&str> = want.splitn(4, ' ').collect();
@@ -50,7 +33,7 @@ fn diagnostics_have_code_position_and_path() {
             .is_some_and(|v| v.value == Value::Bool(true));
         let (docs, mut diags) = files::load(std::slice::from_ref(&file));
         diags.extend(build_gateway(&docs, Options { strict }, "t").1);
-        let got: Vec<_> = diags.iter().map(render).collect();
+        let got: Vec<_> = diags.iter().map(support::diag::parts).collect();
         for d in diags
             .iter()
             .filter(|d| !d.path.is_empty() || d.pos.is_some())

@@ -265,19 +265,7 @@ fn inline(yaml: &str) -> Vec<edge_gateway::manifest::SourceDoc> {
 
 /// "severity code line:col path" of each diagnostic (the compile_errors.yaml form).
 fn lines(diags: &[Diagnostic]) -> Vec<String> {
-    diags
-        .iter()
-        .map(|d| {
-            let sev = match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            let pos = d
-                .pos
-                .map_or("-".into(), |p| format!("{}:{}", p.line, p.col));
-            format!("{sev} {} {pos} {}", d.code.unwrap_or("-"), d.path)
-        })
-        .collect()
+    diags.iter().map(support::diag::line).collect()
 }
 
 /// Each read of an IP-intelligence variable, in expressions, `${}` and bucket keys, in a

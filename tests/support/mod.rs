@@ -1,3 +1,4 @@
+pub mod diag;
 pub mod live;
 pub mod scenario;
 pub mod stack;
