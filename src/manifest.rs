@@ -95,22 +95,17 @@ pub fn build_gateway(
         }
     }
 
-    // Every policy as written (node, path, file), for the checks that need the whole bundle.
-    let mut written: Vec<(&Node, String, String)> = Vec::new();
+    // Warnings that hold only if the bundle has no IP-intelligence list.
+    let mut ip_intel_reads: Vec<Diagnostic> = Vec::new();
     let mut pools: BTreeMap<String, Pool> = BTreeMap::new();
     let mut public = Vec::new();
     let mut ok = true;
     for (doc, key, origin) in agents {
         let mut d = Diagnostics::default();
         let policy = endpoint_policy(&doc.node, &named, &mut d).map(|found| {
-            written.push((
-                found.0,
-                found.1.clone(),
-                found.2.clone().unwrap_or(doc.file.clone()),
-            ));
             // Named by the pool, not the member: the replicas of a pool share their rate-limit
             // buckets and replay logs, as one endpoint would.
-            let (policy, diags) = compile_found(
+            let (policy, diags, reads) = compile_found(
                 found,
                 &doc.file,
                 &format!("internal endpoint {key}"),
@@ -119,6 +114,7 @@ pub fn build_gateway(
                 &internal,
             );
             all.extend(diags);
+            ip_intel_reads.extend(reads);
             policy
         });
         let annotations = meta(&doc.node, "annotations");
@@ -170,9 +166,9 @@ pub fn build_gateway(
         };
         match found {
             Some(found) => {
-                written.push((found.0, found.1.clone(), found.2.clone().unwrap_or(doc.file.clone())));
-                let (policy, diags) = compile_found(found, &doc.file, &endpoint_id(if bare { "policy" } else { "CloudEndpoint" }, &doc.node), EndpointKind::Cloud, opts, &internal);
+                let (policy, diags, reads) = compile_found(found, &doc.file, &endpoint_id(if bare { "policy" } else { "CloudEndpoint" }, &doc.node), EndpointKind::Cloud, opts, &internal);
                 all.extend(diags);
+                ip_intel_reads.extend(reads);
                 match policy {
                     Some(policy) => {
                         let (url, host) = if bare {
@@ -200,8 +196,17 @@ pub fn build_gateway(
         d.set_file(&doc.file);
         all.extend(d.items);
     }
+    // ngrok always has its lists, so a policy that reads them expects them. A policy shared by
+    // several endpoints is compiled, and reported, once per endpoint: once here.
     if ip_intel.is_empty() {
-        all.extend(ip_intel_unfilled(&written));
+        for read in ip_intel_reads {
+            let seen = |o: &Diagnostic| {
+                o.file == read.file && o.path == read.path && o.message == read.message
+            };
+            if !all.iter().any(seen) {
+                all.push(read);
+            }
+        }
     }
     if public.is_empty() && !all.iter().any(is_error) {
         all.push(Diagnostic {
@@ -246,45 +251,9 @@ pub fn build_gateway(
     (Some(gateway), all)
 }
 
-/// A warning at each read of `conn.client_ip.categories` (or a flag) in a bundle with no
-/// IP-intelligence list: ngrok always has its lists, so the policy expects them. A policy
-/// shared by several endpoints is reported once.
-fn ip_intel_unfilled(written: &[(&Node, String, String)]) -> Vec<Diagnostic> {
-    let mut out: Vec<Diagnostic> = Vec::new();
-    for (node, path, file) in written {
-        let mut d = Diagnostics::default();
-        for (p, at, var) in crate::compile::validate::ip_intel_reads(node, path) {
-            d.warning_hint(
-                None,
-                At::new(&p, at),
-                format!(
-                    "`{var}` is {} for every client here: this bundle has no IP-intelligence list",
-                    if var.ends_with("categories") {
-                        "`[]`"
-                    } else {
-                        "`false`"
-                    }
-                ),
-                "keep the shipped list (policy-check and upload-policy.sh add it unless \
-                 `--no-ip-intel`), or give `kind: IPIntelligence` documents \
-                 (docs/ip-intelligence.md)",
-            );
-        }
-        d.set_file(file);
-        for item in d.items {
-            if !out
-                .iter()
-                .any(|o| o.file == item.file && o.path == item.path && o.message == item.message)
-            {
-                out.push(item);
-            }
-        }
-    }
-    out
-}
-
 /// Compiles a policy found for an endpoint. Its diagnostics name the file the policy was written
-/// in: the endpoint's own, or the NgrokTrafficPolicy's when it was referenced.
+/// in: the endpoint's own, or the NgrokTrafficPolicy's when it was referenced. Last, the
+/// warnings that hold only without an IP-intelligence list.
 fn compile_found(
     (node, path, source): (&Node, String, Option<String>),
     endpoint_file: &str,
@@ -292,7 +261,11 @@ fn compile_found(
     kind: EndpointKind,
     opts: Options,
     internal: &HashSet<String>,
-) -> (Option<crate::program::Policy>, Vec<Diagnostic>) {
+) -> (
+    Option<crate::program::Policy>,
+    Vec<Diagnostic>,
+    Vec<Diagnostic>,
+) {
     let mut d = Diagnostics::default();
     let mut cx = Cx {
         diags: &mut d,
@@ -302,7 +275,7 @@ fn compile_found(
     };
     let policy = compile_policy(node, &path, kind, &mut cx);
     d.set_file(source.as_deref().unwrap_or(endpoint_file));
-    (policy, d.items)
+    (policy, d.items, d.ip_intel_reads)
 }
 
 /// `Kind namespace/name`: names an endpoint stably across policy versions.

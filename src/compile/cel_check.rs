@@ -33,7 +33,34 @@ fn check_cel(
     // The gateway's own parser, so its macros (`sortBy`, two-variable `all`, ...) expand as
     // they will when the policy runs.
     let program = crate::expr::ext::env().compile(src).ok()?;
-    let (ty, problems) = schema::check(program.expression(), program.source_info(), phase);
+    let (ty, problems, ip_intel) =
+        schema::check(program.expression(), program.source_info(), phase);
+    for read in ip_intel {
+        let var = read.variable;
+        let value = if var.ends_with("categories") {
+            "`[]`"
+        } else {
+            "`false`"
+        };
+        cx.diags.ip_intel_reads.push(Diagnostic {
+            severity: Severity::Warning,
+            code: None,
+            file: None,
+            pos: node.pos,
+            path: path.to_string(),
+            message: format!(
+                "`{var}` is {value} for every client here: this bundle has no IP-intelligence list"
+            ),
+            hint: Some(
+                "keep the shipped list (policy-check and upload-policy.sh add it unless \
+                 `--no-ip-intel`), or give `kind: IPIntelligence` documents \
+                 (docs/ip-intelligence.md)"
+                    .into(),
+            ),
+            // At the expression, as the other whole-bundle warnings are.
+            span: None,
+        });
+    }
     let code = match kind {
         Kind::Expression => INVALID_EXPRESSION,
         Kind::Template => INVALID_TEMPLATE,

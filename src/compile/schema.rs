@@ -300,6 +300,13 @@ static AS: Obj = Obj {
     string_like: false,
     open: false,
 };
+/// The variables only an IP-intelligence list in the bundle fills.
+pub const IP_INTEL_VARIABLES: &[&str] = &[
+    "conn.client_ip.categories",
+    "conn.client_ip.is_on_blocklist",
+    "conn.client_ip.is_tor_node",
+];
+
 static IP: Obj = Obj {
     name: "conn.client_ip",
     fields: &[
@@ -763,11 +770,14 @@ pub struct Problem {
 }
 
 /// Checks one parsed expression; returns its static type and the problems found.
+///
+/// Also returns the reads (a `has()` test included) of the variables only an IP-intelligence
+/// list fills (`conn.client_ip.categories`, `.is_on_blocklist`, `.is_tor_node`): whether they are worth a warning depends on the bundle, which the caller knows.
 pub fn check(
     expr: &IdedExpr,
     info: &cel::common::ast::SourceInfo,
     phase: Phase,
-) -> (Ty, Vec<Problem>) {
+) -> (Ty, Vec<Problem>, Vec<IpIntelRead>) {
     let mut c = Checker {
         info,
         phase,
@@ -775,6 +785,7 @@ pub fn check(
         problems: Vec::new(),
         absent_reads: Vec::new(),
         absent_tested: Vec::new(),
+        ip_intel: Vec::new(),
     };
     let ty = c.expr(expr);
     // An expression that tests an absent variable with `has()` anywhere (`has(x) && x > 1`) is
@@ -784,7 +795,13 @@ pub fn check(
             c.problems.push(problem);
         }
     }
-    (ty, c.problems)
+    (ty, c.problems, c.ip_intel)
+}
+
+/// A read of a variable only an IP-intelligence list fills: its full name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IpIntelRead {
+    pub variable: &'static str,
 }
 
 struct Checker<'a> {
@@ -798,6 +815,8 @@ struct Checker<'a> {
     absent_reads: Vec<(String, Problem)>,
     /// The never-set variables the expression tests with `has()`.
     absent_tested: Vec<String>,
+    /// Reads of the IP-intelligence variables, once each.
+    ip_intel: Vec<IpIntelRead>,
 }
 
 impl Checker<'_> {
@@ -814,6 +833,19 @@ impl Checker<'_> {
             span,
             warning: false,
         });
+    }
+
+    /// Records a read of `object.field` when only an IP-intelligence list fills it.
+    fn note_ip_intel(&mut self, object: &str, field: &str) {
+        let Some(variable) = IP_INTEL_VARIABLES
+            .iter()
+            .find(|v| v.strip_prefix(object).and_then(|f| f.strip_prefix('.')) == Some(field))
+        else {
+            return;
+        };
+        if !self.ip_intel.iter().any(|r| r.variable == *variable) {
+            self.ip_intel.push(IpIntelRead { variable });
+        }
     }
 
     fn local(&self, name: &str) -> Option<Ty> {
@@ -946,6 +978,9 @@ impl Checker<'_> {
         field: &str,
         test: bool,
     ) -> Ty {
+        if let Ty::Obj(obj) = operand {
+            self.note_ip_intel(obj.name, field);
+        }
         match operand {
             Ty::Obj(obj) => match obj.fields.iter().find(|(n, _)| *n == field) {
                 // `has(conn.bytes_in)` is how a policy tests for it: no warning there.
@@ -1520,7 +1555,7 @@ mod tests {
 
     fn problems(src: &str, phase: Phase) -> (Ty, Vec<String>) {
         let p = cel::Program::compile(src).unwrap();
-        let (t, ps) = check(p.expression(), p.source_info(), phase);
+        let (t, ps, _) = check(p.expression(), p.source_info(), phase);
         (t, ps.into_iter().map(|p| p.message).collect())
     }
 
@@ -1573,7 +1608,7 @@ mod tests {
     #[test]
     fn unfillable_variables_warn_unless_tested() {
         let p = cel::Program::compile("conn.bytes_in > 1000").unwrap();
-        let (_, ps) = check(p.expression(), p.source_info(), Phase::Request);
+        let (_, ps, _) = check(p.expression(), p.source_info(), Phase::Request);
         assert!(
             ps.len() == 1 && ps[0].warning && ps[0].message.contains("`conn.bytes_in`"),
             "{ps:?}"
@@ -1588,7 +1623,7 @@ mod tests {
             "conn.server_port == 443",
         ] {
             let p = cel::Program::compile(src).unwrap();
-            let (_, ps) = check(p.expression(), p.source_info(), Phase::Request);
+            let (_, ps, _) = check(p.expression(), p.source_info(), Phase::Request);
             assert!(ps.is_empty(), "{src}: {ps:?}");
         }
     }

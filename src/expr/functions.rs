@@ -12,9 +12,6 @@ use std::sync::Arc;
 
 type Result<T> = std::result::Result<T, ExecutionError>;
 
-/// Adds the request and response helpers (closures over this exchange's data) and the IP macros
-/// to `ctx`. `res` is `None` in on_http_request, where the checker refuses the response helpers;
-/// they still exist (no header, no cookie) so nothing the checker passes is undeclared here.
 /// The functions [`register`] binds to a request, by name: an expression that calls one needs
 /// them in its scope ([`super::Needs::helpers`]).
 pub const HELPERS: &[&str] = &[
@@ -33,6 +30,9 @@ pub const HELPERS: &[&str] = &[
     "inCidrRanges",
 ];
 
+/// Adds the request and response helpers (closures over this exchange's data) and the IP macros
+/// to `ctx`. `res` is `None` in on_http_request, where the checker refuses the response helpers;
+/// they still exist (no header, no cookie) so nothing the checker passes is undeclared here.
 pub fn register(
     ctx: &mut Context<'static, 'static>,
     req: RequestData,

@@ -69,6 +69,9 @@ pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
     /// Every expression's cost estimate, summed per policy (validate.rs).
     pub costs: Vec<ExprCost>,
+    /// Warnings that hold only for a bundle without an IP-intelligence list: the reads of the
+    /// variables one fills (the manifest knows the bundle; manifest.rs).
+    pub ip_intel_reads: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
@@ -168,7 +171,7 @@ impl Diagnostics {
 
     /// Labels every diagnostic not yet labelled with the file it belongs to.
     pub fn set_file(&mut self, file: &str) {
-        for d in &mut self.items {
+        for d in self.items.iter_mut().chain(&mut self.ip_intel_reads) {
             d.file.get_or_insert_with(|| file.to_string());
         }
     }
