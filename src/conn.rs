@@ -32,12 +32,12 @@ pub struct ConnFacts {
 pub struct Geo {
     pub city: Option<String>,
     /// The continent's English name (`North America`), from `cf.continent`'s code.
-    pub continent: Option<String>,
+    pub continent: Option<&'static str>,
     /// `cf.country`; absent for Cloudflare's `XX` (unknown) and `T1` (Tor), which name no
     /// country.
     pub country_code: Option<String>,
     /// The country's English name (`United States`), from the code.
-    pub country: Option<String>,
+    pub country: Option<&'static str>,
     /// `cf.region` (ISO 3166-2 name of the first-level region).
     pub subdivision: Option<String>,
     pub latitude: Option<String>,
@@ -56,7 +56,7 @@ pub struct Tls {
     /// name is known; else Cloudflare's.
     pub cipher_suite: Option<String>,
     /// The ALPN protocol, inferred from `cf.httpProtocol` (Cloudflare does not expose ALPN).
-    pub alpn: String,
+    pub alpn: &'static str,
     /// `cf.botManagement.ja4` (only with Bot Management).
     pub ja4: Option<String>,
     /// The client certificate (mTLS, `cf.tlsClientAuth`), when one was presented.
@@ -109,13 +109,8 @@ impl ConnFacts {
         };
         let geo = Geo {
             city: text(cf, "city"),
-            continent: text(cf, "continent")
-                .and_then(|c| countries::continent_name(&c))
-                .map(str::to_string),
-            country: country_code
-                .as_deref()
-                .and_then(countries::country_name)
-                .map(str::to_string),
+            continent: text(cf, "continent").and_then(|c| countries::continent_name(&c)),
+            country: country_code.as_deref().and_then(countries::country_name),
             country_code,
             subdivision: text(cf, "region"),
             latitude: text(cf, "latitude"),
@@ -173,14 +168,13 @@ fn go_proto(v: &str) -> String {
 /// The ALPN protocol ID a request's HTTP version implies: `h2` and `h3` are only negotiated
 /// that way; HTTP/1.1 over TLS is `http/1.1` for any client that offers ALPN (browsers, curl);
 /// anything else `""` (ngrok's value when none was negotiated).
-fn alpn(http_protocol: Option<&str>) -> String {
+fn alpn(http_protocol: Option<&str>) -> &'static str {
     match http_protocol {
         Some("HTTP/2") => "h2",
         Some("HTTP/3") => "h3",
         Some("HTTP/1.1") => "http/1.1",
         _ => "",
     }
-    .to_string()
 }
 
 /// BoringSSL's cipher names (Cloudflare's `cf.tlsCipher`) to the IANA names ngrok gives.
@@ -273,7 +267,7 @@ mod tests {
         assert_eq!(f.geo.longitude.as_deref(), Some("13.4"));
         assert_eq!(f.geo.subdivision, None);
         assert_eq!(f.geo.is_eu, Some(true));
-        assert_eq!(f.geo.country.as_deref(), Some("Germany"));
+        assert_eq!(f.geo.country, Some("Germany"));
         let tls = f.tls.unwrap();
         assert_eq!(tls.version.as_deref(), Some("1.3"));
         assert_eq!(tls.cipher_suite.as_deref(), Some("TLS_AES_128_GCM_SHA256"));
@@ -306,8 +300,8 @@ mod tests {
             );
         }
         let f = ConnFacts::from_cf(&serde_json::json!({"country": "US", "continent": "NA"}));
-        assert_eq!(f.geo.country.as_deref(), Some("United States"));
-        assert_eq!(f.geo.continent.as_deref(), Some("North America"));
+        assert_eq!(f.geo.country, Some("United States"));
+        assert_eq!(f.geo.continent, Some("North America"));
         // A code the table lacks keeps its code, without a name.
         let f = ConnFacts::from_cf(&serde_json::json!({"country": "QQ"}));
         assert_eq!(

@@ -339,9 +339,9 @@ fn user_agent_value(header: Option<&str>) -> Value {
 }
 
 /// Adds `key` when the platform gave a value.
-fn opt(fields: &mut Vec<(&'static str, Value)>, key: &'static str, v: &Option<String>) {
+fn opt<S: AsRef<str>>(fields: &mut Vec<(&'static str, Value)>, key: &'static str, v: &Option<S>) {
     if let Some(v) = v {
-        fields.push((key, string(v)));
+        fields.push((key, string(v.as_ref())));
     }
 }
 
@@ -405,7 +405,7 @@ fn conn_value(req: &RequestHead, facts: &Facts) -> Value {
 fn tls_value(tls: &crate::conn::Tls, host: &str) -> Value {
     let mut fields = vec![
         ("session_resumed", Value::Bool(false)),
-        ("negotiated_alpn", string(&tls.alpn)),
+        ("negotiated_alpn", string(tls.alpn)),
         ("sni", string(host)),
     ];
     opt(&mut fields, "version", &tls.version);
