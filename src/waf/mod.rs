@@ -24,6 +24,7 @@
 //! ```
 
 mod engine;
+pub mod program;
 mod input;
 mod rules;
 mod sqli;
