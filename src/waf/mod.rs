@@ -24,9 +24,11 @@
 //! ```
 
 mod engine;
-pub mod program;
 mod input;
+pub mod program;
 mod rules;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod seclang;
 mod sqli;
 mod transform;
 mod xss;

@@ -14,6 +14,19 @@ use serde::{Deserialize, Serialize};
 /// Bumped when the shape changes: a Worker refuses a program of another format.
 pub const FORMAT: u32 = 1;
 
+/// The compiled-size limit of one `Rx` regex (the `regex` crate's `size_limit`).
+pub const RX_SIZE_LIMIT: usize = 10 << 20;
+
+/// How every `Rx` pattern is compiled, by the SecLang compiler (to reject a pattern the Worker
+/// could not run, and to derive its prefilter from the same syntax tree) and by the Worker: on
+/// bytes, Unicode off (PCRE without UTF mode, as ModSecurity: `\w` and `(?i)` are ASCII, `.` is
+/// any byte but `\n`).
+pub fn rx_builder(pattern: &str) -> regex::bytes::RegexBuilder {
+    let mut b = regex::bytes::RegexBuilder::new(pattern);
+    b.unicode(false).size_limit(RX_SIZE_LIMIT);
+    b
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
     pub format: u32,
@@ -27,7 +40,8 @@ pub struct Program {
 pub struct Rule {
     /// 0 for a marker.
     pub id: u32,
-    /// 1 request headers, 2 request body, 3 response headers, 4 response body, 5 logging.
+    /// 1 request headers, 2 request body, 3 response headers, 4 response body, 5 logging; 0 for
+    /// a marker, which belongs to every phase (as in ModSecurity).
     pub phase: u8,
     /// From the `paranoia-level/N` tag; 0 when the rule has none (it always runs).
     pub paranoia: u8,
@@ -178,6 +192,7 @@ pub struct Operator {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum OperatorKind {
     Rx {
+        /// For [`rx_builder`]: PCRE's byte escapes `\x{hh}` are already written `\xhh`.
         pattern: String,
         /// Lowercase literals one of which every match contains (after ASCII lowercasing of
         /// the value); `None` when no such set was found and the regex always runs.
@@ -267,8 +282,8 @@ pub enum Severity {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SetVar {
-    /// Lowercased after expansion; only `tx` is supported (CRS v4's request and response rules
-    /// write nothing else).
+    /// The key in `TX` (the `tx.` prefix is dropped); lowercased after expansion. Only `tx` is
+    /// supported (CRS v4's request and response rules write nothing else).
     pub name: Expand,
     pub op: SetOp,
 }
