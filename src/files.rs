@@ -130,3 +130,39 @@ pub fn with_ip_intel(docs: &mut Vec<SourceDoc>, opt_out: bool) -> IpIntelList {
     }
     IpIntelList::Shipped
 }
+
+/// Where a bundle's Core Rule Set came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrsInBundle {
+    /// The inputs had a `kind: CoreRuleSet` document.
+    Given,
+    /// A policy uses `owasp-crs-request`/`-response`: the vendored rule set (`crs/`), compiled.
+    Vendored,
+    /// No policy uses the WAF: the bundle stays small.
+    NotNeeded,
+}
+
+/// Adds the compiled vendored Core Rule Set to `docs` when a policy runs the WAF and the inputs
+/// carry none: the Worker has no SecLang parser, it runs what the bundle brings.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn with_crs(docs: &mut Vec<SourceDoc>) -> CrsInBundle {
+    let given = docs.iter().any(|d| {
+        d.node.get("kind").and_then(crate::source::Node::as_str)
+            == Some(crate::waf::document::KIND)
+    });
+    if given {
+        return CrsInBundle::Given;
+    }
+    let uses_waf = docs
+        .iter()
+        .any(|d| d.node.to_json().to_string().contains("\"owasp-crs-"));
+    if !uses_waf {
+        return CrsInBundle::NotNeeded;
+    }
+    let program = crate::waf::vendored_rule_set().program();
+    docs.push(SourceDoc {
+        file: format!("crs/ ({})", program.crs_version),
+        node: crate::source::from_json(&crate::waf::document::document(program)),
+    });
+    CrsInBundle::Vendored
+}

@@ -43,6 +43,8 @@ enum Doc<'a> {
     Bare(&'a SourceDoc),
     /// `kind: IPIntelligence`: ranges and their categories (see [`crate::ipintel`]).
     IpIntel(&'a SourceDoc),
+    /// `kind: CoreRuleSet`: the compiled OWASP CRS (see [`crate::waf::document`]).
+    Crs(&'a SourceDoc),
 }
 
 /// Builds the gateway from every document given; returns it only when there is no error.
@@ -95,6 +97,20 @@ pub fn build_gateway(
         }
     }
 
+    let mut crs = None;
+    for c in &classified {
+        if let Doc::Crs(doc) = c {
+            let mut d = Diagnostics::default();
+            crs = crate::waf::document::read(&doc.node, &mut d);
+            d.set_file(&doc.file);
+            all.extend(d.items);
+        }
+    }
+    // The checker has the vendored rule set; the Worker only what the bundle carries.
+    #[cfg(not(target_arch = "wasm32"))]
+    let crs = crs.or_else(|| Some(std::sync::Arc::clone(crate::waf::vendored_rule_set())));
+    let crs = crs.as_ref();
+
     // Warnings that hold only if the bundle has no IP-intelligence list.
     let mut ip_intel_reads: Vec<Diagnostic> = Vec::new();
     let mut pools: BTreeMap<String, Pool> = BTreeMap::new();
@@ -112,6 +128,7 @@ pub fn build_gateway(
                 EndpointKind::Agent,
                 opts,
                 &internal,
+                crs,
             );
             all.extend(diags);
             ip_intel_reads.extend(reads);
@@ -166,7 +183,7 @@ pub fn build_gateway(
         };
         match found {
             Some(found) => {
-                let (policy, diags, reads) = compile_found(found, &doc.file, &endpoint_id(if bare { "policy" } else { "CloudEndpoint" }, &doc.node), EndpointKind::Cloud, opts, &internal);
+                let (policy, diags, reads) = compile_found(found, &doc.file, &endpoint_id(if bare { "policy" } else { "CloudEndpoint" }, &doc.node), EndpointKind::Cloud, opts, &internal, crs);
                 all.extend(diags);
                 ip_intel_reads.extend(reads);
                 match policy {
@@ -261,6 +278,7 @@ fn compile_found(
     kind: EndpointKind,
     opts: Options,
     internal: &HashSet<String>,
+    crs: Option<&std::sync::Arc<crate::waf::RuleSet>>,
 ) -> (
     Option<crate::program::Policy>,
     Vec<Diagnostic>,
@@ -272,6 +290,7 @@ fn compile_found(
         strict: opts.strict,
         internal,
         endpoint,
+        crs,
     };
     let policy = compile_policy(node, &path, kind, &mut cx);
     d.set_file(source.as_deref().unwrap_or(endpoint_file));
@@ -350,6 +369,9 @@ fn classify<'a>(doc: &'a SourceDoc, d: &mut Diagnostics) -> Option<Doc<'a>> {
                 ),
             );
             None
+        }
+        crate::waf::document::KIND if api == crate::waf::document::API_VERSION => {
+            Some(Doc::Crs(doc))
         }
         "CloudEndpoint" => Some(Doc::Cloud(doc)),
         "AgentEndpoint" => Some(Doc::Agent(doc)),

@@ -258,7 +258,7 @@ fn inspect_res(rs: &CrsRules, status: u16, ct: &str, body: &str) -> Verdict {
 #[test]
 fn corpus_rates_hold() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/waf");
-    let rs = CrsRules::compile(&Profile {
+    let rs = CrsRules::new(std::sync::Arc::clone(edge_gateway::waf::vendored_rule_set()), &Profile {
         process_body: true,
         ..Profile::default()
     });

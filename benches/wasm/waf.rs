@@ -1,7 +1,9 @@
 //! The WAF's inspections compiled to wasm32 with the Worker's release profile, for
 //! `benches/wasm/run.mjs` to time under node's V8 (workerd's engine): inspection cost in wasm and
 //! the rule set's start-up in a fresh instance, without workerd's timers (frozen during a
-//! request) or HTTP in the way. `scripts/bench-waf-wasm.sh` builds and runs it.
+//! request) or HTTP in the way. `scripts/bench-waf-wasm.sh` builds and runs it, handing over
+//! the compiled CRS a real bundle carries (the `CoreRuleSet` document's program), as the
+//! Worker receives it from KV.
 //!
 //! Exports plain functions over integers; no JS glue.
 
@@ -13,8 +15,10 @@
 #[path = "../waf_requests.rs"]
 mod waf_requests;
 
-use edge_gateway::waf::{Budget, CrsRules, Profile};
+use edge_gateway::waf::program::Program;
+use edge_gateway::waf::{Budget, CrsRules, Profile, RuleSet};
 use std::cell::RefCell;
+use std::sync::Arc;
 use waf_requests::{cases, form_4k, html_4k, json_1k, Case};
 
 struct Inputs {
@@ -27,25 +31,41 @@ struct Inputs {
 
 thread_local! {
     static RULES: RefCell<Option<CrsRules>> = const { RefCell::new(None) };
+    static PROGRAM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static INPUTS: &'static Inputs = Box::leak(Box::new({
         let (json, form) = (json_1k(), form_4k());
         Inputs { json_len: json.len().to_string(), form_len: form.len().to_string(), json, form, html: html_4k() }
     }));
 }
 
-/// The isolate's shared rule set with ngrok's settings and bodies inspected; `eager` compiles
-/// every regex too. Returns how many did not compile (0).
+/// Space for the program's JSON text (`len` bytes): the harness writes it there.
+#[no_mangle]
+pub extern "C" fn waf_program_buffer(len: u32) -> *mut u8 {
+    PROGRAM.with(|p| {
+        let mut p = p.borrow_mut();
+        *p = vec![0; len as usize];
+        p.as_mut_ptr()
+    })
+}
+
+/// What the Worker does when a bundle loads: parse the program and make the rule set, then
+/// apply ngrok's settings with bodies inspected; `eager` compiles every operator too. Returns
+/// how many rules did not compile (0), or `u32::MAX` when the program does not parse.
 #[no_mangle]
 pub extern "C" fn waf_setup(eager: u32) -> u32 {
-    let rs = CrsRules::compile(&Profile {
-        process_body: true,
-        ..Profile::default()
-    });
-    let bad = if eager == 1 {
-        rs.compile_all().len()
-    } else {
-        0
+    let Some(program) = PROGRAM.with(|p| serde_json::from_slice::<Program>(&p.borrow()).ok())
+    else {
+        return u32::MAX;
     };
+    let set = Arc::new(RuleSet::new(program));
+    let bad = if eager == 1 { set.compile_all().len() } else { 0 };
+    let rs = CrsRules::new(
+        set,
+        &Profile {
+            process_body: true,
+            ..Profile::default()
+        },
+    );
     RULES.with(|r| *r.borrow_mut() = Some(rs));
     bad as u32
 }

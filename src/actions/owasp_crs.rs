@@ -1,11 +1,9 @@
 //! What `owasp-crs-request` and `owasp-crs-response` share: their configuration, the rule set
 //! compiled with it, and the result variables (`docs/waf.md`).
 //!
-//! The rule set is built at policy compile: [`CrsRules::compile`] applies the configuration to
-//! the isolate's shared table (built by the first policy that uses the WAF), and every regex of
-//! the enabled rules is compiled there too ([`CrsRules::compile_all`], once per isolate), so a
-//! request never compiles anything and its latency does not depend on which literals earlier
-//! requests happened to contain.
+//! The rule set is the bundle's compiled OWASP CRS ([`crate::waf::document`]), shared by every
+//! action; [`CrsRules::new`] applies one action's configuration to it. Its regexes compile the
+//! first time a request's values pass their prefilters, once per isolate.
 
 use crate::actions::config::Config;
 use crate::actions::config::{BAD_CONFIG, OUT_OF_RANGE};
@@ -89,7 +87,7 @@ impl Waf {
         waf.process_body = c.bool("process_body", false);
         if let Some(node) = c.field("exclude_rule_ids") {
             let list = crate::source::child(&c.path, "exclude_rule_ids");
-            let known = every_rule_id();
+            let known = cx.crs.map(|set| set.rule_ids()).unwrap_or_default();
             match node.as_seq() {
                 Some(items) => {
                     for (i, item) in items.iter().enumerate() {
@@ -97,9 +95,8 @@ impl Waf {
                             Yaml::Int(id) if (900_000..=999_999).contains(&id) => {
                                 waf.exclude_rule_ids.push(id as u32);
                                 if !known.contains(&(id as u32)) {
-                                    // Valid for ngrok (CRS has it); this rule set is smaller.
                                     let at = crate::source::index(&list, i);
-                                    let msg = format!("no rule {id} in this gateway's rule set (docs/waf.md lists them): excluding it changes nothing");
+                                    let msg = format!("no rule {id} in the bundled Core Rule Set: excluding it changes nothing");
                                     c.diags.warning(None, At::new(&at, item), msg);
                                 }
                                 continue;
@@ -150,14 +147,21 @@ impl Waf {
                 OnBudget::Block
             }
         };
+        let Some(set) = cx.crs else {
+            let path = c.path.clone();
+            let at = At { path: &path, node: config };
+            c.diags.error(
+                BAD_CONFIG,
+                at,
+                "this bundle carries no Core Rule Set: bundle the policy with `policy-check bundle`, which adds it",
+            );
+            return None;
+        };
         c.finish();
         if !ok {
             return None;
         }
-        let rules = CrsRules::compile(&waf);
-        // Every pattern compiles (a test proves it); a failure here would be a bug in the table,
-        // and the rule then simply never matches rather than failing the policy.
-        let _ = rules.compile_all();
+        let rules = CrsRules::new(std::sync::Arc::clone(set), &waf);
         Some(Waf {
             side,
             rules,
@@ -223,15 +227,6 @@ impl Waf {
     }
 }
 
-/// The ids of every rule at every paranoia level.
-fn every_rule_id() -> Vec<u32> {
-    let all = crate::waf::Profile {
-        paranoia_level: 4,
-        ..crate::waf::Profile::default()
-    };
-    CrsRules::compile(&all).rule_ids()
-}
-
 /// An integer field within `lo..=hi`; `None` when absent or wrong (reported).
 fn ranged(
     c: &mut Config<'_, '_>,
@@ -257,7 +252,7 @@ fn verdict_fields(v: &Verdict) -> Vec<(&'static str, Value)> {
         .map(|m| {
             map(vec![
                 ("id", Value::Int(i64::from(m.id))),
-                ("message", Value::from(m.message)),
+                ("message", Value::from(m.message.as_str())),
                 ("severity", Value::from(m.severity.as_str())),
                 ("data", Value::from(m.data.as_str())),
             ])
@@ -304,6 +299,7 @@ mod tests {
             strict: false,
             internal: &internal,
             endpoint: "t",
+            crs: Some(crate::waf::vendored_rule_set()),
         };
         let node = crate::source::from_json(&config);
         let type_node = crate::source::from_json(&serde_json::json!(type_name));

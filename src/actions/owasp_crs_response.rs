@@ -43,7 +43,13 @@ impl ActionType for OwaspCrsResponse {
         let (bytes, truncated) = prefix(body.as_deref().unwrap_or_default(), config.body_limit);
         let verdict = match &ex.res {
             Some(head) => {
-                let view = ResponseView::from_head(head, bytes, truncated);
+                let mut view = ResponseView::from_head(head, bytes, truncated);
+                if body.is_some() {
+                    // Only a body the platform decodes is read, so what CRS sees is plain:
+                    // with the coding still named, its rules would skip it as compressed.
+                    view.headers
+                        .retain(|(n, _)| !n.eq_ignore_ascii_case("content-encoding"));
+                }
                 Ok(waf.rules.inspect_response(&view, &mut waf.budget()))
             }
             // Only the response phase compiles this action; no head there is the gateway's bug.
@@ -57,8 +63,6 @@ impl ActionType for OwaspCrsResponse {
 }
 
 impl OwaspCrsResponse {
-
-
     /// Whether the body is worth buffering: only textual bodies are inspected (an image or a
     /// download is not read into memory for nothing), and only as content, so not when it
     /// arrives in a coding the platform does not decode.

@@ -37,6 +37,8 @@ pub struct Cx<'a> {
     pub internal: &'a HashSet<String>,
     /// The endpoint whose policy this is (`CloudEndpoint default/name`), for stable names.
     pub endpoint: &'a str,
+    /// The compiled OWASP CRS the bundle carries (the checker's own when it carries none).
+    pub crs: Option<&'a std::sync::Arc<crate::waf::RuleSet>>,
 }
 
 /// An action type this gateway runs: its declaration, its compile (once per policy version)

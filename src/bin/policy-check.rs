@@ -23,7 +23,7 @@
 use clap::{Args, Parser, Subcommand};
 use edge_gateway::bundle::Bundle;
 use edge_gateway::compile::render::{self, Sources};
-use edge_gateway::files::{self, IpIntelList};
+use edge_gateway::files::{self, CrsInBundle, IpIntelList};
 use edge_gateway::manifest::{build_gateway, Options};
 use edge_gateway::source::Severity;
 use std::path::PathBuf;
@@ -118,6 +118,14 @@ fn main() -> ExitCode {
             eprintln!("policy-check: IP intelligence: the IPIntelligence documents given")
         }
         IpIntelList::None => eprintln!("policy-check: IP intelligence: none (--no-ip-intel)"),
+    }
+    match files::with_crs(&mut docs) {
+        CrsInBundle::Vendored => eprintln!(
+            "policy-check: OWASP CRS: the vendored rule set ({}), compiled into the bundle",
+            edge_gateway::waf::vendored_rule_set().program().crs_version
+        ),
+        CrsInBundle::Given => eprintln!("policy-check: OWASP CRS: the CoreRuleSet document given"),
+        CrsInBundle::NotNeeded => {}
     }
     let stamp = utc_stamp();
     let bundle = Bundle::pack(&docs, &stamp);

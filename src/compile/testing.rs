@@ -18,6 +18,7 @@ pub(crate) fn compile_node(
         strict: false,
         internal: &internal,
         endpoint: "t",
+        crs: Some(crate::waf::vendored_rule_set()),
     };
     let compiled = compile_policy(policy, "policy", kind, &mut cx);
     (compiled, diags)

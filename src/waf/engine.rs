@@ -1,222 +1,163 @@
-//! Compiling the rule table once per isolate, and running it on a request or response.
+//! Running a compiled rule set ([`Program`]) on a request or response, with ModSecurity's
+//! semantics: rules in load order per phase, chains whose links must all match, `setvar`
+//! scoring into TX, `skipAfter` markers, `ctl` exceptions, and the disruptive `deny` of the
+//! blocking-evaluation rules.
+//!
+//! Cost: a [`RuleSet`] is made once per bundle; every regex, phrase automaton and prefilter in
+//! it is compiled the first time a request needs it, so a rule whose prefilter never fires never
+//! compiles. Within a request, a value transformed by a chain of `t:` functions is computed
+//! once and shared by every rule with the same chain.
 
 use super::input::{
-    extract_request, extract_response, Extracted, Field, RequestView, ResponseView, Target,
+    default_processor, extract_request_body, extract_request_head, extract_response, RequestView,
+    ResponseView, Vars,
 };
-use super::rules::{table, CheckCtx, Op, RuleDef, Stage};
-use super::transform::{apply_if_changes, may_change, ByteSet, Transform};
-use super::{sqli, xss, Budget, Disposition, MatchedRule, OnBudget, Profile, Verdict};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use regex::bytes::{Regex, RegexBuilder};
-use std::borrow::Cow;
-use std::cell::OnceCell;
+use super::operate::{atoi, run_operator, LinkCache, OpOutcome};
+use super::program::{
+    Actions, Collection, Ctl, Disruptive, EngineMode, Exclusion, Expand, Link, Piece, Program,
+    Rule, RuleKind, Selector, SetOp, Severity, Target, Transform,
+};
+use super::transform::apply;
+use super::{Budget, CrsSeverity, Disposition, MatchedRule, OnBudget, Profile, Verdict};
+use regex::bytes::Regex;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
-/// A distinct transformation chain.
-struct Pipeline {
-    tf: &'static [Transform],
+/// A program ready to run: the rules and their lazily compiled operators. Made once per
+/// bundle and shared by every action and request.
+pub struct RuleSet {
+    program: Program,
+    /// Per rule, per link.
+    links: Vec<Vec<LinkCache>>,
+    /// Per rule, per link: the id of its transformation chain (rules with equal chains share
+    /// transformed values within a request).
+    chains: Vec<Vec<u16>>,
+    /// Member-name regexes of target selectors (`ARGS:/^id_/`), compiled on first use.
+    selectors: Mutex<HashMap<String, Option<Regex>>>,
 }
 
-struct Rule {
-    def: RuleDef,
-    mask: u32,
-    pipeline: usize,
-    /// The rule's chain ends with `Lowercase`, which is left out of the pipeline: the literal
-    /// scan ignores ASCII case and the detectors read case themselves, so only a regex needs
-    /// the lowercased copy, made when one runs.
-    lower: bool,
-    /// Ids of `def.lits` in the shared automaton.
-    lits: Vec<u32>,
-    /// The same as a bitset, to test against a value's hits in a few word operations.
-    lit_mask: [u64; HIT_WORDS],
-    /// Compiled on first use (after a literal was seen), or by [`CrsRules::compile_all`].
-    regex: OnceLock<Option<Regex>>,
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("crs_version", &self.program.crs_version)
+            .field("rules", &self.program.rules.len())
+            .finish()
+    }
 }
 
-struct Compiled {
-    /// In evaluation order: highest value first (severity, then id).
-    rules: Vec<Rule>,
-    pipelines: Vec<Pipeline>,
-    /// Every rule's literals (lowercase), deduplicated, in one automaton: a value scanned once
-    /// serves every pipeline that transforms the field to the same bytes (most pipelines leave
-    /// most values as they are).
-    literals: Vec<&'static str>,
-    ac: Option<AhoCorasick>,
-}
-
-static COMPILED: OnceLock<Compiled> = OnceLock::new();
-
-fn compiled() -> &'static Compiled {
-    COMPILED.get_or_init(build)
-}
-
-fn build() -> Compiled {
-    let mut defs = table();
-    // Highest value first, so a spent budget skips the least valuable rules. The two detectors
-    // and the critical rules come before the scoring-only notices and warnings.
-    defs.sort_by_key(|d| {
-        (
-            std::cmp::Reverse(d.severity),
-            !matches!(d.op, Op::Sqli | Op::Xss),
-            d.id,
-        )
-    });
-    let mut pipelines: Vec<Pipeline> = Vec::new();
-    let mut literals: Vec<&'static str> = Vec::new();
-    let mut lit_ids: HashMap<&'static str, u32> = HashMap::new();
-    let mut rules = Vec::with_capacity(defs.len());
-    for def in defs {
-        let (tf, lower) = match def.tf.split_last() {
-            Some((Transform::Lowercase, rest)) => (rest, true),
-            _ => (def.tf, false),
-        };
-        let p = match pipelines.iter().position(|p| p.tf == tf) {
-            Some(p) => p,
-            None => {
-                pipelines.push(Pipeline { tf });
-                pipelines.len() - 1
-            }
-        };
-        let lits: Vec<u32> = def
-            .lits
-            .iter()
-            .map(|l| {
-                *lit_ids.entry(l).or_insert_with(|| {
-                    literals.push(l);
-                    literals.len() as u32 - 1
-                })
-            })
-            .collect();
-        let mut lit_mask = [0u64; HIT_WORDS];
-        for &id in &lits {
-            if let Some(w) = lit_mask.get_mut(id as usize / 64) {
-                *w |= 1 << (id % 64);
-            }
+impl RuleSet {
+    pub fn new(program: Program) -> RuleSet {
+        let mut chain_ids: HashMap<Vec<Transform>, u16> = HashMap::new();
+        let mut links = Vec::with_capacity(program.rules.len());
+        let mut chains = Vec::with_capacity(program.rules.len());
+        for rule in &program.rules {
+            let ls: &[Link] = match &rule.kind {
+                RuleKind::Match(ls) => ls,
+                _ => &[],
+            };
+            links.push(ls.iter().map(|_| LinkCache::default()).collect());
+            chains.push(
+                ls.iter()
+                    .map(|l| {
+                        let next = chain_ids.len() as u16;
+                        *chain_ids.entry(l.transforms.clone()).or_insert(next)
+                    })
+                    .collect(),
+            );
         }
-        let mask = def.targets.iter().fold(0, |m, t| m | t.bit());
-        rules.push(Rule {
-            def,
-            mask,
-            pipeline: p,
-            lower,
-            lits,
-            lit_mask,
-            regex: OnceLock::new(),
-        });
-    }
-    assert!(
-        literals.len() <= HIT_WORDS * 64,
-        "{} prefilter literals: raise HIT_WORDS",
-        literals.len()
-    );
-    // A DFA: the slowest to build (a few ms) but the fastest to scan, and the scan runs on
-    // every distinct value.
-    let ac = AhoCorasickBuilder::new()
-        .kind(Some(AhoCorasickKind::DFA))
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        .build(&literals)
-        .ok();
-    Compiled {
-        rules,
-        pipelines,
-        literals,
-        ac,
-    }
-}
-
-/// Builds the rule set from scratch (not the isolate's shared copy), for measuring start-up:
-/// `eager` also compiles every regex, as the first requests would over time. Returns the
-/// number of rules.
-#[doc(hidden)]
-pub fn build_fresh(eager: bool) -> usize {
-    let c = build();
-    if eager {
-        for r in &c.rules {
-            if let Op::Rx(p) = &r.def.op {
-                let _ = r.regex.get_or_init(|| compile_regex(p));
-            }
+        RuleSet {
+            program,
+            links,
+            chains,
+            selectors: Mutex::new(HashMap::new()),
         }
     }
-    c.rules.len()
-}
 
-fn compile_regex(pattern: &str) -> Option<Regex> {
-    RegexBuilder::new(pattern)
-        .unicode(false)
-        .size_limit(4 << 20)
-        .build()
-        .ok()
-}
-
-/// The compiled rule set with one configuration applied. Cheap to create after the first one in
-/// an isolate: the table, pipelines and automata are built once and shared.
-pub struct CrsRules {
-    compiled: &'static Compiled,
-    enabled: Vec<bool>,
-    config: Profile,
-}
-
-/// A field's value after one or more pipelines (those that give the same bytes share it), and
-/// which literals it contains.
-struct Entry<'f> {
-    value: Cow<'f, [u8]>,
-    hits: [u64; HIT_WORDS],
-    /// `value` lowercased, when a regex asked for it and it has uppercase (`Some(None)` when
-    /// it has none).
-    lowered: OnceCell<Option<Vec<u8>>>,
-}
-
-impl Entry<'_> {
-    fn lowercase(&self) -> &[u8] {
-        self.lowered
-            .get_or_init(|| {
-                self.value
-                    .iter()
-                    .any(u8::is_ascii_uppercase)
-                    .then(|| self.value.to_ascii_lowercase())
-            })
-            .as_deref()
-            .unwrap_or(&self.value)
+    pub fn program(&self) -> &Program {
+        &self.program
     }
-}
 
-/// The literals' bitset size in words (checked when the rule set is built).
-const HIT_WORDS: usize = 10;
-
-/// Transformed values per (field, pipeline), computed on first use and shared between
-/// pipelines that produce the same bytes.
-struct Values<'f> {
-    np: usize,
-    /// Index into `entries` per field and pipeline; `NONE` until computed.
-    slots: Vec<u32>,
-    /// The bytes of each field's raw value, once a pipeline needed them.
-    sets: Vec<Option<ByteSet>>,
-    entries: Vec<Entry<'f>>,
-    /// Per pipeline, the targets whose fields are all computed and counted in `any_hits`.
-    done: Vec<u32>,
-    /// Per pipeline and target, the literals found in any of the target's fields: a rule none
-    /// of whose literals is there skips its fields without looking at them one by one.
-    any_hits: Vec<[u64; HIT_WORDS]>,
-}
-
-const NONE: u32 = u32::MAX;
-
-impl CrsRules {
-    pub fn compile(config: &Profile) -> CrsRules {
-        let compiled = compiled();
-        let enabled = compiled
+    /// The ids of every rule (markers have none).
+    pub fn rule_ids(&self) -> Vec<u32> {
+        self.program
             .rules
             .iter()
-            .map(|r| {
-                r.def.pl <= config.paranoia_level && !config.exclude_rule_ids.contains(&r.def.id)
+            .filter(|r| r.id != 0)
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// Compiles every operator now (what a request would otherwise do lazily); returns the ids
+    /// of rules with an operator that does not compile (none for a checked program).
+    pub fn compile_all(&self) -> Vec<u32> {
+        let mut bad = Vec::new();
+        for (rule, caches) in self.program.rules.iter().zip(&self.links) {
+            if let RuleKind::Match(ls) = &rule.kind {
+                for (l, c) in ls.iter().zip(caches) {
+                    if !c.prepare(&l.operator.kind) {
+                        bad.push(rule.id);
+                    }
+                }
+            }
+        }
+        bad
+    }
+
+    fn selector_matches(&self, pattern: &str, name: &str) -> bool {
+        let mut map = match self.selectors.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(pattern.to_string())
+            .or_insert_with(|| {
+                regex::bytes::RegexBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .size_limit(1 << 20)
+                    .build()
+                    .ok()
             })
-            .collect();
+            .as_ref()
+            .is_some_and(|re| re.is_match(name.as_bytes()))
+    }
+}
+
+/// A rule set with one action's configuration applied.
+pub struct CrsRules {
+    set: Arc<RuleSet>,
+    config: Profile,
+    /// The TX values set before the first rule: crs-setup.conf's part.
+    setup: Vec<(String, String)>,
+}
+
+impl CrsRules {
+    pub fn new(set: Arc<RuleSet>, config: &Profile) -> CrsRules {
+        let mut setup: Vec<(String, String)> = vec![
+            // Any value: rule 901001 refuses a CRS deployed without a setup file.
+            ("crs_setup_version".into(), "4280".into()),
+            (
+                "blocking_paranoia_level".into(),
+                config.paranoia_level.to_string(),
+            ),
+            (
+                "inbound_anomaly_score_threshold".into(),
+                config.inbound_threshold.to_string(),
+            ),
+            (
+                "outbound_anomaly_score_threshold".into(),
+                config.outbound_threshold.to_string(),
+            ),
+        ];
+        for (k, v) in &config.settings {
+            let k = k.to_ascii_lowercase();
+            let k = k.strip_prefix("tx.").unwrap_or(&k).to_string();
+            setup.retain(|(have, _)| *have != k);
+            setup.push((k, v.clone()));
+        }
         CrsRules {
-            compiled,
-            enabled,
+            set,
             config: config.clone(),
+            setup,
         }
     }
 
@@ -224,292 +165,692 @@ impl CrsRules {
         &self.config
     }
 
-    /// Compiles every enabled rule's regex now rather than on first use; returns the ids of
-    /// rules whose pattern did not compile (none, as a test checks).
-    pub fn compile_all(&self) -> Vec<u32> {
-        let mut bad = Vec::new();
-        for (r, on) in self.compiled.rules.iter().zip(&self.enabled) {
-            if let (Op::Rx(p), true) = (&r.def.op, on) {
-                if r.regex.get_or_init(|| compile_regex(p)).is_none() {
-                    bad.push(r.def.id);
-                }
-            }
-        }
-        bad
-    }
-
-    /// Ids of the rules that run under this configuration, in evaluation order.
-    pub fn rule_ids(&self) -> Vec<u32> {
-        self.compiled
-            .rules
-            .iter()
-            .zip(&self.enabled)
-            .filter(|(_, on)| **on)
-            .map(|(r, _)| r.def.id)
-            .collect()
+    pub fn rule_set(&self) -> &Arc<RuleSet> {
+        &self.set
     }
 
     pub fn inspect_request(&self, req: &RequestView<'_>, budget: &mut Budget<'_>) -> Verdict {
-        let ex = extract_request(req, self.config.process_body, self.config.body_limit);
-        let ctx = CheckCtx {
-            req: Some(req),
-            ex: &ex,
-        };
-        self.run(
-            Stage::Request,
-            &ex,
-            &ctx,
-            budget,
-            self.config.inbound_threshold,
-        )
+        let mut vars = Vars::new();
+        extract_request_head(req, &mut vars);
+        let mut tx = self.transaction(vars, budget);
+        let processor = req
+            .header_value("content-type")
+            .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .as_deref()
+            .and_then(default_processor);
+        tx.processor = processor;
+        tx.set_processor_var();
+        tx.run_phase(1, &|_| true);
+        if tx.go_on() {
+            if self.config.process_body && !req.body.is_empty() {
+                extract_request_body(req, tx.processor, self.config.body_limit, &mut tx.vars);
+            } else {
+                tx.vars.push(Collection::ReqbodyError, "", &b"0"[..]);
+            }
+            tx.run_phase(2, &|_| true);
+        }
+        tx.verdict("blocking_inbound_anomaly_score", "inbound_anomaly_score_threshold")
     }
 
     pub fn inspect_response(&self, res: &ResponseView<'_>, budget: &mut Budget<'_>) -> Verdict {
-        let ex = extract_response(res, self.config.process_body, self.config.body_limit);
-        let ctx = CheckCtx { req: None, ex: &ex };
-        self.run(
-            Stage::Response,
-            &ex,
-            &ctx,
-            budget,
-            self.config.outbound_threshold,
-        )
+        let mut vars = Vars::new();
+        extract_response(res, self.config.process_body, self.config.body_limit, &mut vars);
+        let mut tx = self.transaction(vars, budget);
+        // The request's TX is not kept between the two actions: the initialization rules set
+        // the defaults again.
+        tx.run_phase(1, &|id| (901_000..902_000).contains(&id));
+        if tx.go_on() {
+            tx.run_phase(3, &|_| true);
+        }
+        if tx.go_on() {
+            tx.run_phase(4, &|_| true);
+        }
+        tx.verdict("blocking_outbound_anomaly_score", "outbound_anomaly_score_threshold")
     }
 
-    fn run(
-        &self,
-        phase: Stage,
-        ex: &Extracted<'_>,
-        ctx: &CheckCtx<'_, '_>,
-        budget: &mut Budget<'_>,
-        threshold: u32,
-    ) -> Verdict {
-        let c = self.compiled;
-        let fields = &ex.fields;
-        let np = c.pipelines.len();
-        let mut values = Values {
-            np,
-            slots: vec![NONE; fields.len() * np],
-            sets: vec![None; fields.len()],
-            entries: Vec::with_capacity(fields.len() + 8),
-            done: vec![0; np],
-            any_hits: vec![[0; HIT_WORDS]; np * Target::COUNT],
-        };
-        let mut steps: u64 = fields.iter().map(|f| f.value.len() as u64).sum();
+    fn transaction<'a, 'r, 'b>(
+        &'r self,
+        vars: Vars<'a>,
+        budget: &'r mut Budget<'b>,
+    ) -> Transaction<'a, 'r, 'b> {
         let start = budget.clock.map(|clk| clk());
-        let mut matched = Vec::new();
-        let mut score = 0;
-        let mut partial = false;
-        for (rule, on) in c.rules.iter().zip(&self.enabled) {
-            if !on || rule.def.phase != phase {
+        Transaction {
+            rules: self,
+            vars,
+            tx: self.setup.iter().cloned().collect(),
+            matched_var: Vec::new(),
+            matched_var_name: String::new(),
+            matched_vars: Vec::new(),
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            processor: None,
+            engine: EngineMode::On,
+            cache: HashMap::new(),
+            steps: 0,
+            budget,
+            start,
+            partial: false,
+            matched: Vec::new(),
+            denied: false,
+            allowed: false,
+        }
+    }
+}
+
+/// Which rules a runtime exclusion names.
+enum RuleRef {
+    Ids(Vec<(u32, u32)>),
+    Tag(String),
+}
+
+/// One request's (or response's) evaluation state.
+struct Transaction<'a, 'r, 'b> {
+    rules: &'r CrsRules,
+    vars: Vars<'a>,
+    tx: HashMap<String, String>,
+    matched_var: Vec<u8>,
+    matched_var_name: String,
+    /// The current link's matches: (name, value).
+    matched_vars: Vec<(String, Vec<u8>)>,
+    removed_ids: Vec<(u32, u32)>,
+    removed_tags: Vec<String>,
+    removed_targets: Vec<(RuleRef, Exclusion)>,
+    processor: Option<super::program::BodyProcessor>,
+    engine: EngineMode,
+    /// (member slot, chain id) → the transformed value (`None`: unchanged).
+    cache: HashMap<(u32, u16), Option<Rc<[u8]>>>,
+    steps: u64,
+    budget: &'r mut Budget<'b>,
+    start: Option<f64>,
+    partial: bool,
+    matched: Vec<MatchedRule>,
+    denied: bool,
+    allowed: bool,
+}
+
+/// One value a target resolved to: a member of the request's collections (its identity keys
+/// the transformation cache), or a dynamic value (TX, MATCHED_*, a count) with its name.
+enum Src {
+    Member(Collection, usize),
+    Owned(String, Vec<u8>),
+}
+
+/// A transformed value: the input itself, or a cached result.
+enum Tv<'x> {
+    Same(&'x [u8]),
+    New(Rc<[u8]>),
+}
+
+impl std::ops::Deref for Tv<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Tv::Same(b) => b,
+            Tv::New(b) => b,
+        }
+    }
+}
+
+type Cache = HashMap<(u32, u16), Option<Rc<[u8]>>>;
+
+/// The value after a chain of transformations, shared between rules with the same chain.
+fn transformed<'x>(
+    cache: &mut Cache,
+    steps: &mut u64,
+    slot: Option<u32>,
+    chain: u16,
+    transforms: &[Transform],
+    raw: &'x [u8],
+) -> Tv<'x> {
+    if transforms.is_empty() {
+        return Tv::Same(raw);
+    }
+    if let Some(hit) = slot.and_then(|s| cache.get(&(s, chain))) {
+        return match hit {
+            Some(bytes) => Tv::New(Rc::clone(bytes)),
+            None => Tv::Same(raw),
+        };
+    }
+    let mut cur: Option<Vec<u8>> = None;
+    for t in transforms {
+        let input: &[u8] = cur.as_deref().unwrap_or(raw);
+        *steps += input.len() as u64;
+        if let Some(next) = apply(*t, input) {
+            cur = Some(next);
+        }
+    }
+    let result: Option<Rc<[u8]>> = cur.map(Rc::from);
+    if let Some(s) = slot {
+        cache.insert((s, chain), result.clone());
+    }
+    match result {
+        Some(bytes) => Tv::New(bytes),
+        None => Tv::Same(raw),
+    }
+}
+
+impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
+    fn go_on(&self) -> bool {
+        !self.denied && !self.allowed && !self.partial && self.engine != EngineMode::Off
+    }
+
+    fn spent(&self) -> bool {
+        if self.budget.max_steps.is_some_and(|m| self.steps > m) {
+            return true;
+        }
+        match (self.budget.clock, self.budget.max_ms, self.start) {
+            (Some(clk), Some(max), Some(start)) => clk() - start > max,
+            _ => false,
+        }
+    }
+
+    fn set_processor_var(&mut self) {
+        let name: &'static [u8] = match self.processor {
+            Some(super::program::BodyProcessor::UrlEncoded) => b"URLENCODED",
+            Some(super::program::BodyProcessor::Json) => b"JSON",
+            Some(super::program::BodyProcessor::Multipart) => b"MULTIPART",
+            Some(super::program::BodyProcessor::Xml) => b"XML",
+            None => b"",
+        };
+        self.vars.set(Collection::ReqbodyProcessor, name);
+    }
+
+    fn removed(&self, rule: &Rule) -> bool {
+        let id = rule.id;
+        self.rules.config.exclude_rule_ids.contains(&id)
+            || self
+                .removed_ids
+                .iter()
+                .any(|(lo, hi)| (*lo..=*hi).contains(&id))
+            || self
+                .removed_tags
+                .iter()
+                .any(|t| rule.tags.iter().any(|rt| rt.eq_ignore_ascii_case(t)))
+    }
+
+    fn run_phase(&mut self, phase: u8, only: &dyn Fn(u32) -> bool) {
+        let set = Arc::clone(&self.rules.set);
+        let rules = &set.program.rules;
+        let mut i = 0;
+        while i < rules.len() && self.go_on() {
+            let index = i;
+            let rule = &rules[i];
+            i += 1;
+            if rule.phase != phase || !only(rule.id) || self.removed(rule) {
                 continue;
             }
-            if spent(budget, steps, start) {
-                partial = true;
+            if self.spent() {
+                self.partial = true;
                 break;
             }
-            let hit = match &rule.def.op {
-                Op::Check(f) => {
-                    steps += 1;
-                    f(ctx).map(|d| format!("Matched Data: {}", clip(&d)))
+            let matched = match &rule.kind {
+                RuleKind::Marker(_) => continue,
+                RuleKind::Action(actions) => {
+                    self.matched_var.clear();
+                    self.matched_var_name.clear();
+                    self.run_actions(rule, actions);
+                    true
                 }
-                _ => self.match_fields(rule, fields, &mut values, &mut steps),
+                RuleKind::Match(links) => self.run_chain(&set, index, rule, links),
             };
-            if let Some(data) = hit {
-                score += rule.def.severity.score();
-                matched.push(MatchedRule {
-                    id: rule.def.id,
-                    message: rule.def.msg,
-                    severity: rule.def.severity,
-                    data,
-                });
+            if !matched {
+                continue;
             }
-        }
-        let decision =
-            if score >= threshold || (partial && self.config.on_budget == OnBudget::Block) {
-                Disposition::Deny
+            if rule.log {
+                self.report(rule);
+            }
+            match rule.disruptive {
+                Disruptive::Deny if self.engine == EngineMode::On => self.denied = true,
+                Disruptive::Allow if self.engine == EngineMode::On => self.allowed = true,
+                _ => {}
+            }
+            if let Some(target) = rule.skip_after {
+                i = i.max(target as usize + 1);
             } else {
-                Disposition::Allow
-            };
-        Verdict {
-            decision,
-            anomaly_score: score,
-            threshold,
-            matched_rules: matched,
-            partial,
-            steps,
+                let mut n = rule.skip;
+                while n > 0 && i < rules.len() {
+                    if rules[i].phase == phase && !matches!(rules[i].kind, RuleKind::Marker(_)) {
+                        n -= 1;
+                    }
+                    i += 1;
+                }
+            }
         }
     }
 
-    /// Runs one rule over its targets; the first match wins (a rule scores once).
-    fn match_fields<'f>(
-        &self,
-        rule: &Rule,
-        fields: &'f [Field<'f>],
-        values: &mut Values<'f>,
-        steps: &mut u64,
-    ) -> Option<String> {
-        let c = self.compiled;
-        if !rule.lits.is_empty() && !values.any_literal(c, fields, rule, steps) {
-            return None;
+    fn report(&mut self, rule: &Rule) {
+        let msg = rule
+            .msg
+            .as_ref()
+            .map(|m| self.expand(m, rule))
+            .unwrap_or_default();
+        let data = match &rule.logdata {
+            Some(l) => clip(&self.expand(l, rule)),
+            None => String::new(),
+        };
+        self.matched.push(MatchedRule {
+            id: rule.id,
+            message: msg,
+            severity: severity(rule.severity),
+            data,
+        });
+    }
+
+    /// Evaluates every link in order; on a full match runs their actions.
+    fn run_chain(&mut self, set: &RuleSet, index: usize, rule: &Rule, links: &[Link]) -> bool {
+        for (n, link) in links.iter().enumerate() {
+            let cache = &set.links[index][n];
+            let chain = set.chains[index][n];
+            if !self.run_link(set, rule, link, cache, chain) {
+                return false;
+            }
         }
-        for (fi, field) in fields.iter().enumerate() {
-            if rule.mask & field.kind.bit() == 0 {
-                continue;
-            }
-            let entry = values.get(c, fields, fi, rule.pipeline, steps);
-            let seen = |id: u32| entry.hits[id as usize / 64] & (1 << (id % 64)) != 0;
-            if !rule.lits.is_empty()
-                && !entry
-                    .hits
-                    .iter()
-                    .zip(&rule.lit_mask)
-                    .any(|(h, m)| h & m != 0)
-            {
-                continue;
-            }
-            let value = &entry.value;
-            let found: Option<String> = match &rule.def.op {
-                Op::Rx(p) => {
-                    *steps += value.len() as u64;
-                    let re = rule.regex.get_or_init(|| compile_regex(p));
-                    let value = if rule.lower { entry.lowercase() } else { value };
-                    re.as_ref()
-                        .and_then(|re| re.find(value))
-                        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
-                }
-                Op::Pm => rule
-                    .lits
-                    .iter()
-                    .find(|&&id| seen(id))
-                    .map(|&id| c.literals[id as usize].to_string()),
-                Op::Sqli => {
-                    sqli::detect(value, steps).map(|why| format!("{why}: {}", clip_bytes(value)))
-                }
-                Op::Xss => {
-                    xss::detect(value, steps).map(|why| format!("{why}: {}", clip_bytes(value)))
-                }
-                Op::Check(_) => None,
+        for link in links {
+            self.run_actions(rule, &link.actions);
+        }
+        true
+    }
+
+    fn run_link(
+        &mut self,
+        set: &RuleSet,
+        rule: &Rule,
+        link: &Link,
+        cache: &LinkCache,
+        chain: u16,
+    ) -> bool {
+        let values = self.resolve(set, rule, link);
+        let mut found: Vec<(String, Vec<u8>)> = Vec::new();
+        for src in &values {
+            let (slot, raw): (Option<u32>, &[u8]) = match src {
+                Src::Member(c, i) => (
+                    Some(((*c as u32) << 20) | (*i as u32 & 0xF_FFFF)),
+                    self.vars.get(*c).get(*i).map_or(&[][..], |m| &m.value),
+                ),
+                Src::Owned(_, b) => (None, b),
             };
-            if let Some(m) = found {
-                let name = if field.name.is_empty() {
-                    field.kind.crs_name().to_string()
-                } else {
-                    format!("{}:{}", field.kind.crs_name(), field.name)
-                };
-                return Some(format!(
-                    "Matched Data: {} found within {}: {}",
-                    clip(&m),
-                    name,
-                    clip_bytes(&field.value)
-                ));
+            let outcome = if link.multi_match {
+                let raw = raw.to_vec();
+                self.multi_match(rule, link, cache, &raw)
+            } else {
+                let bytes = transformed(
+                    &mut self.cache,
+                    &mut self.steps,
+                    slot,
+                    chain,
+                    &link.transforms,
+                    raw,
+                );
+                self.steps += bytes.len() as u64 + 1;
+                self.operate(rule, link, cache, &bytes)
+                    .map(|o| (o, bytes.to_vec()))
+            };
+            let Some((out, bytes)) = outcome else {
+                continue;
+            };
+            if link.capture {
+                for (k, c) in out.captures.iter().enumerate() {
+                    self.tx
+                        .insert(k.to_string(), String::from_utf8_lossy(c).into_owned());
+                }
+            }
+            let name = self.src_name(src);
+            self.matched_var_name.clone_from(&name);
+            found.push((name, bytes.clone()));
+            self.matched_var = bytes;
+        }
+        if found.is_empty() {
+            return false;
+        }
+        self.matched_vars = found;
+        true
+    }
+
+    fn src_name(&self, src: &Src) -> String {
+        match src {
+            Src::Owned(name, _) => name.clone(),
+            Src::Member(c, i) => {
+                let label = collection_name(*c);
+                match self.vars.get(*c).get(*i) {
+                    Some(m) if !m.name.is_empty() => format!("{label}:{}", m.name),
+                    _ => label.to_string(),
+                }
+            }
+        }
+    }
+
+    /// `multiMatch`: the operator runs on the value and after each transformation that
+    /// changed it.
+    fn multi_match(
+        &mut self,
+        rule: &Rule,
+        link: &Link,
+        cache: &LinkCache,
+        raw: &[u8],
+    ) -> Option<(OpOutcome, Vec<u8>)> {
+        let mut cur: Vec<u8> = raw.to_vec();
+        self.steps += cur.len() as u64 + 1;
+        if let Some(o) = self.operate(rule, link, cache, &cur) {
+            return Some((o, cur));
+        }
+        for t in &link.transforms {
+            if let Some(next) = apply(*t, &cur) {
+                cur = next;
+                self.steps += cur.len() as u64 + 1;
+                if let Some(o) = self.operate(rule, link, cache, &cur) {
+                    return Some((o, cur));
+                }
             }
         }
         None
     }
-}
 
-impl<'f> Values<'f> {
-    /// Whether one of the rule's literals occurs in any of its target fields (after its
-    /// pipeline), computing those fields' values first.
-    fn any_literal(
-        &mut self,
-        c: &Compiled,
-        fields: &'f [Field<'f>],
+    fn operate(
+        &self,
         rule: &Rule,
-        steps: &mut u64,
-    ) -> bool {
-        let p = rule.pipeline;
-        let need = rule.mask & !self.done[p];
-        if need != 0 {
-            for (fi, field) in fields.iter().enumerate() {
-                if need & field.kind.bit() != 0 {
-                    let hits = self.get(c, fields, fi, p, steps).hits;
-                    let acc = &mut self.any_hits[p * Target::COUNT + field.kind as usize];
-                    for (a, h) in acc.iter_mut().zip(hits) {
-                        *a |= h;
-                    }
-                }
-            }
-            self.done[p] |= need;
+        link: &Link,
+        cache: &LinkCache,
+        value: &[u8],
+    ) -> Option<OpOutcome> {
+        let out = run_operator(&link.operator.kind, cache, value, link.capture, &|e| {
+            self.expand(e, rule)
+        });
+        match (out, link.operator.negated) {
+            (Some(o), false) => Some(o),
+            (None, true) => Some(OpOutcome::default()),
+            _ => None,
         }
-        let row = &self.any_hits[p * Target::COUNT..(p + 1) * Target::COUNT];
-        row.iter().enumerate().any(|(kind, hits)| {
-            rule.mask & (1 << kind) != 0 && hits.iter().zip(&rule.lit_mask).any(|(h, m)| h & m != 0)
-        })
     }
 
-    /// Field `fi` through pipeline `p`: transformed once, and scanned once per distinct result.
-    fn get(
-        &mut self,
-        c: &Compiled,
-        fields: &'f [Field<'f>],
-        fi: usize,
-        p: usize,
-        steps: &mut u64,
-    ) -> &Entry<'f> {
-        let slot = fi * self.np + p;
-        if self.slots[slot] == NONE {
-            let raw: &'f [u8] = &fields[fi].value;
-            let mut set = *self.sets[fi].get_or_insert_with(|| ByteSet::of(raw));
-            let mut value: Cow<'f, [u8]> = Cow::Borrowed(raw);
-            for t in c.pipelines[p].tf {
-                if !may_change(*t, &set) {
-                    continue;
-                }
-                *steps += value.len() as u64;
-                if let Some(v) = apply_if_changes(*t, &value) {
-                    set = ByteSet::of(&v);
-                    value = Cow::Owned(v);
-                }
-            }
-            // The same bytes from another pipeline: share its scan.
-            let row = &self.slots[fi * self.np..(fi + 1) * self.np];
-            let same = row.iter().copied().find(|&e| {
-                e != NONE && {
-                    let other = &self.entries[e as usize];
-                    match (&value, &other.value) {
-                        (Cow::Borrowed(_), Cow::Borrowed(_)) => true,
-                        (a, b) => **a == **b,
-                    }
-                }
-            });
-            self.slots[slot] = match same {
-                Some(e) => e,
-                None => {
-                    let mut hits = [0u64; HIT_WORDS];
-                    if let Some(ac) = &c.ac {
-                        *steps += value.len() as u64;
-                        for m in ac.find_overlapping_iter(&*value) {
-                            let id = m.pattern().as_usize();
-                            hits[id / 64] |= 1 << (id % 64);
-                        }
-                    }
-                    self.entries.push(Entry {
-                        value,
-                        hits,
-                        lowered: OnceCell::new(),
-                    });
-                    self.entries.len() as u32 - 1
-                }
+    /// The values a link's targets name, less its exclusions and the runtime ones.
+    fn resolve(&self, set: &RuleSet, rule: &Rule, link: &Link) -> Vec<Src> {
+        let mut out = Vec::new();
+        for target in &link.targets {
+            let excluded = |c: Collection, name: &str| {
+                link.exclusions
+                    .iter()
+                    .chain(
+                        self.removed_targets
+                            .iter()
+                            .filter(|(r, _)| self.names(r, rule))
+                            .map(|(_, e)| e),
+                    )
+                    .any(|e| e.collection == c && self.selects(set, &e.selector, name))
             };
+            let before = out.len();
+            self.members(set, target, &excluded, &mut out);
+            if target.count {
+                let n = out.len() - before;
+                out.truncate(before);
+                out.push(Src::Owned(
+                    collection_name(target.collection).to_string(),
+                    n.to_string().into_bytes(),
+                ));
+            }
         }
-        &self.entries[self.slots[slot] as usize]
+        out
+    }
+
+    fn names(&self, r: &RuleRef, rule: &Rule) -> bool {
+        match r {
+            RuleRef::Ids(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&rule.id)),
+            RuleRef::Tag(t) => rule.tags.iter().any(|rt| rt.eq_ignore_ascii_case(t)),
+        }
+    }
+
+    fn selects(&self, set: &RuleSet, sel: &Selector, name: &str) -> bool {
+        match sel {
+            Selector::All => true,
+            Selector::Key(k) => k.eq_ignore_ascii_case(name),
+            Selector::Regex(r) => set.selector_matches(r, name),
+        }
+    }
+
+    fn members(
+        &self,
+        set: &RuleSet,
+        target: &Target,
+        excluded: &dyn Fn(Collection, &str) -> bool,
+        out: &mut Vec<Src>,
+    ) {
+        let c = target.collection;
+        let label = collection_name(c);
+        let keep = |name: &str| self.selects(set, &target.selector, name) && !excluded(c, name);
+        let owned = |out: &mut Vec<Src>, name: &str, bytes: &[u8]| {
+            if keep(name) {
+                let full = if name.is_empty() {
+                    label.to_string()
+                } else {
+                    format!("{label}:{name}")
+                };
+                out.push(Src::Owned(full, bytes.to_vec()));
+            }
+        };
+        match c {
+            Collection::Tx => {
+                if let Selector::Key(k) = &target.selector {
+                    // The common case (`TX:paranoia_level`): one lookup, not a scan.
+                    if let Some(v) = self.tx.get(&k.to_ascii_lowercase()) {
+                        owned(out, k, v.as_bytes());
+                    }
+                    return;
+                }
+                let mut keys: Vec<&String> = self.tx.keys().collect();
+                keys.sort();
+                for k in keys {
+                    owned(out, k, self.tx[k].as_bytes());
+                }
+            }
+            Collection::MatchedVar => {
+                if !self.matched_var_name.is_empty() {
+                    owned(out, "", &self.matched_var);
+                }
+            }
+            Collection::MatchedVarName => {
+                if !self.matched_var_name.is_empty() {
+                    owned(out, "", self.matched_var_name.as_bytes());
+                }
+            }
+            Collection::MatchedVars => {
+                for (n, v) in &self.matched_vars {
+                    owned(out, n.split_once(':').map_or(n, |x| x.1), v);
+                }
+            }
+            Collection::MatchedVarsNames => {
+                for (n, _) in &self.matched_vars {
+                    owned(out, n.split_once(':').map_or(n, |x| x.1), n.as_bytes());
+                }
+            }
+            _ => {
+                for (i, m) in self.vars.get(c).iter().enumerate() {
+                    if keep(&m.name) {
+                        out.push(Src::Member(c, i));
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_actions(&mut self, rule: &Rule, actions: &Actions) {
+        for sv in &actions.setvars {
+            let name = self.expand(&sv.name, rule).to_ascii_lowercase();
+            let name = name.strip_prefix("tx.").unwrap_or(&name).to_string();
+            match &sv.op {
+                SetOp::Set(v) => {
+                    let v = self.expand(v, rule);
+                    self.tx.insert(name, v);
+                }
+                SetOp::Add(v) | SetOp::Sub(v) => {
+                    let delta = atoi(self.expand(v, rule).as_bytes());
+                    let old = self.tx.get(&name).map_or(0, |o| atoi(o.as_bytes()));
+                    let new = if matches!(sv.op, SetOp::Add(_)) {
+                        old.saturating_add(delta)
+                    } else {
+                        old.saturating_sub(delta)
+                    };
+                    self.tx.insert(name, new.to_string());
+                }
+                SetOp::Delete => {
+                    self.tx.remove(&name);
+                }
+            }
+        }
+        for ctl in &actions.ctls {
+            match ctl {
+                Ctl::RuleRemoveById(ids) => self.removed_ids.extend(ids.iter().copied()),
+                Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
+                Ctl::RuleRemoveTargetById { ids, target } => self
+                    .removed_targets
+                    .push((RuleRef::Ids(ids.clone()), target.clone())),
+                Ctl::RuleRemoveTargetByTag { tag, target } => self
+                    .removed_targets
+                    .push((RuleRef::Tag(tag.clone()), target.clone())),
+                Ctl::RequestBodyProcessor(p) => {
+                    self.processor = Some(*p);
+                    self.set_processor_var();
+                }
+                Ctl::RuleEngine(mode) => self.engine = *mode,
+                Ctl::ForceRequestBodyVariable(_) | Ctl::Ignored => {}
+            }
+        }
+    }
+
+    /// Expands a macro string against the transaction.
+    fn expand(&self, e: &Expand, rule: &Rule) -> String {
+        let mut out = String::new();
+        for piece in &e.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(c, key) => out.push_str(&self.macro_value(*c, key.as_deref(), rule)),
+            }
+        }
+        out
+    }
+
+    fn macro_value(&self, c: Collection, key: Option<&str>, rule: &Rule) -> String {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match (c, key) {
+            (Collection::Tx, Some(k)) => self.tx.get(k).cloned().unwrap_or_default(),
+            (Collection::MatchedVar, _) => lossy(&self.matched_var),
+            (Collection::MatchedVarName, _) => self.matched_var_name.clone(),
+            (Collection::Rule, Some("id")) => rule.id.to_string(),
+            (Collection::Rule, Some("msg")) => rule
+                .msg
+                .as_ref()
+                .map(|m| self.expand(m, rule))
+                .unwrap_or_default(),
+            (Collection::Rule, Some("severity")) => rule
+                .severity
+                .map(|s| severity(Some(s)).as_str().to_string())
+                .unwrap_or_default(),
+            (c, Some(k)) => self
+                .vars
+                .get(c)
+                .iter()
+                .find(|m| m.name.eq_ignore_ascii_case(k))
+                .map(|m| lossy(&m.value))
+                .unwrap_or_default(),
+            (c, None) => self
+                .vars
+                .get(c)
+                .first()
+                .map(|m| lossy(&m.value))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn verdict(self, score_key: &str, threshold_key: &str) -> Verdict {
+        let num = |k: &str| {
+            self.tx
+                .get(k)
+                .map_or(0, |v| atoi(v.as_bytes()).clamp(0, u32::MAX as i64) as u32)
+        };
+        let score = num(score_key);
+        let threshold = num(threshold_key);
+        let blocked = self.denied
+            || (self.partial
+                && (self.rules.config.on_budget == OnBudget::Block
+                    || (threshold > 0 && score >= threshold)));
+        Verdict {
+            decision: if blocked && self.engine == EngineMode::On {
+                Disposition::Deny
+            } else {
+                Disposition::Allow
+            },
+            anomaly_score: score,
+            threshold,
+            matched_rules: self.matched,
+            partial: self.partial,
+            steps: self.steps,
+        }
     }
 }
 
-fn spent(b: &Budget<'_>, steps: u64, start: Option<f64>) -> bool {
-    if b.max_steps.is_some_and(|m| steps >= m) {
-        return true;
-    }
-    match (b.clock, b.max_ms, start) {
-        (Some(clk), Some(max), Some(s)) => clk() - s >= max,
-        _ => false,
+fn severity(s: Option<Severity>) -> CrsSeverity {
+    match s {
+        Some(Severity::Emergency | Severity::Alert | Severity::Critical) => CrsSeverity::Critical,
+        Some(Severity::Error) => CrsSeverity::Error,
+        Some(Severity::Warning) => CrsSeverity::Warning,
+        _ => CrsSeverity::Notice,
     }
 }
 
+/// The name SecLang prints for a collection in MATCHED_VAR_NAME.
+pub(crate) fn collection_name(c: Collection) -> &'static str {
+    match c {
+        Collection::Args => "ARGS",
+        Collection::ArgsNames => "ARGS_NAMES",
+        Collection::ArgsGet => "ARGS_GET",
+        Collection::ArgsGetNames => "ARGS_GET_NAMES",
+        Collection::ArgsPost => "ARGS_POST",
+        Collection::ArgsPostNames => "ARGS_POST_NAMES",
+        Collection::ArgsCombinedSize => "ARGS_COMBINED_SIZE",
+        Collection::Files => "FILES",
+        Collection::FilesNames => "FILES_NAMES",
+        Collection::FilesSizes => "FILES_SIZES",
+        Collection::FilesCombinedSize => "FILES_COMBINED_SIZE",
+        Collection::MultipartPartHeaders => "MULTIPART_PART_HEADERS",
+        Collection::MultipartStrictError => "MULTIPART_STRICT_ERROR",
+        Collection::MultipartUnmatchedBoundary => "MULTIPART_UNMATCHED_BOUNDARY",
+        Collection::QueryString => "QUERY_STRING",
+        Collection::RemoteAddr => "REMOTE_ADDR",
+        Collection::ReqbodyError => "REQBODY_ERROR",
+        Collection::ReqbodyProcessor => "REQBODY_PROCESSOR",
+        Collection::RequestBasename => "REQUEST_BASENAME",
+        Collection::RequestBody => "REQUEST_BODY",
+        Collection::RequestBodyLength => "REQUEST_BODY_LENGTH",
+        Collection::RequestCookies => "REQUEST_COOKIES",
+        Collection::RequestCookiesNames => "REQUEST_COOKIES_NAMES",
+        Collection::RequestFilename => "REQUEST_FILENAME",
+        Collection::RequestHeaders => "REQUEST_HEADERS",
+        Collection::RequestHeadersNames => "REQUEST_HEADERS_NAMES",
+        Collection::RequestLine => "REQUEST_LINE",
+        Collection::RequestMethod => "REQUEST_METHOD",
+        Collection::RequestProtocol => "REQUEST_PROTOCOL",
+        Collection::RequestUri => "REQUEST_URI",
+        Collection::RequestUriRaw => "REQUEST_URI_RAW",
+        Collection::ResponseBody => "RESPONSE_BODY",
+        Collection::ResponseContentType => "RESPONSE_CONTENT_TYPE",
+        Collection::ResponseHeaders => "RESPONSE_HEADERS",
+        Collection::ResponseHeadersNames => "RESPONSE_HEADERS_NAMES",
+        Collection::ResponseProtocol => "RESPONSE_PROTOCOL",
+        Collection::ResponseStatus => "RESPONSE_STATUS",
+        Collection::Tx => "TX",
+        Collection::UniqueId => "UNIQUE_ID",
+        Collection::UrlencodedError => "URLENCODED_ERROR",
+        Collection::Xml => "XML",
+        Collection::MatchedVar => "MATCHED_VAR",
+        Collection::MatchedVarName => "MATCHED_VAR_NAME",
+        Collection::MatchedVars => "MATCHED_VARS",
+        Collection::MatchedVarsNames => "MATCHED_VARS_NAMES",
+        Collection::Rule => "RULE",
+    }
+}
+
+/// Match data as CRS logs it, cut to a readable length.
 fn clip(s: &str) -> String {
-    const MAX: usize = 100;
+    const MAX: usize = 200;
     if s.len() <= MAX {
         return s.to_string();
     }
@@ -518,213 +859,4 @@ fn clip(s: &str) -> String {
         end -= 1;
     }
     format!("{}...", &s[..end])
-}
-
-fn clip_bytes(b: &[u8]) -> String {
-    clip(&String::from_utf8_lossy(&b[..b.len().min(200)]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::waf::{CrsSeverity, ResponseView};
-
-    fn all() -> CrsRules {
-        CrsRules::compile(&Profile {
-            process_body: true,
-            ..Profile::default()
-        })
-    }
-
-    #[test]
-    fn every_rule_compiles_and_ids_are_crs_ranged_and_unique() {
-        let rs = CrsRules::compile(&Profile {
-            paranoia_level: 4,
-            ..Profile::default()
-        });
-        assert_eq!(rs.compile_all(), Vec::<u32>::new());
-        let mut ids = rs.rule_ids();
-        assert!(ids.len() > 80, "{}", ids.len());
-        assert!(ids.iter().all(|id| (900_000..=999_999).contains(id)));
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), rs.rule_ids().len());
-        // Prefilter literals are written lowercase (the automaton is case-insensitive, but a
-        // literal's transform is lowercase, so an uppercase literal would be a typo).
-        for r in &compiled().rules {
-            for l in r.def.lits {
-                assert_eq!(*l, l.to_ascii_lowercase(), "rule {}", r.def.id);
-            }
-        }
-    }
-
-    #[test]
-    fn sqli_in_query_denies_with_ids_and_data() {
-        let req = RequestView::new("GET", "/items", "id=1%27%20OR%20%271%27%3D%271")
-            .header("User-Agent", "Mozilla/5.0");
-        let v = all().inspect_request(&req, &mut Budget::unlimited());
-        assert!(v.is_deny());
-        assert!(v.matched_ids().contains(&942100), "{:?}", v.matched_rules);
-        let m = v.matched_rules.iter().find(|m| m.id == 942100).unwrap();
-        assert_eq!(m.severity, CrsSeverity::Critical);
-        assert!(m.data.contains("ARGS:id"), "{}", m.data);
-        assert!(v.anomaly_score >= 5 && v.threshold == 5);
-    }
-
-    #[test]
-    fn exclude_rule_ids_and_paranoia() {
-        let req = RequestView::new("GET", "/", "q=%3Cscript%3Ealert(1)%3C/script%3E");
-        let base = all().inspect_request(&req, &mut Budget::unlimited());
-        assert!(base.is_deny());
-        let ids = base.matched_ids();
-        let rs = CrsRules::compile(&Profile {
-            exclude_rule_ids: ids.clone(),
-            ..Profile::default()
-        });
-        let v = rs.inspect_request(&req, &mut Budget::unlimited());
-        assert_eq!(v.decision, Disposition::Allow, "{:?}", v.matched_rules);
-        assert!(rs.rule_ids().iter().all(|id| !ids.contains(id)));
-    }
-
-    #[test]
-    fn body_processor_errors_are_a_rule_not_a_panic() {
-        let bad_json = RequestView::new("POST", "/api", "")
-            .header("Content-Type", "application/json")
-            .header("Content-Length", "9")
-            .with_body(b"{\"a\": tru");
-        let v = all().inspect_request(&bad_json, &mut Budget::unlimited());
-        assert!(v.matched_ids().contains(&920999), "{:?}", v.matched_rules);
-        assert!(v.is_deny());
-        // Cut at the limit, the same body is walked as far as it goes, not an error.
-        let mut cut = bad_json.clone();
-        cut.body_truncated = true;
-        let v = all().inspect_request(&cut, &mut Budget::unlimited());
-        assert!(!v.matched_ids().contains(&920999));
-        let bad_mp = RequestView::new("POST", "/up", "")
-            .header("Content-Type", "multipart/form-data")
-            .with_body(b"--x\r\n\r\n");
-        let v = all().inspect_request(&bad_mp, &mut Budget::unlimited());
-        assert!(v.matched_ids().contains(&920999));
-        // Bodies are not inspected unless asked (ngrok's process_body defaults to false).
-        let v = CrsRules::compile(&Profile::default())
-            .inspect_request(&bad_json, &mut Budget::unlimited());
-        assert!(!v.matched_ids().contains(&920999));
-    }
-
-    #[test]
-    fn body_limit_hides_what_lies_beyond() {
-        let mut body = b"comment=".to_vec();
-        body.extend(std::iter::repeat_n(b'a', 5000));
-        body.extend_from_slice(b"%27%20union%20select%20password%20from%20users--");
-        let req = RequestView::new("POST", "/f", "")
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .with_body(&body);
-        assert!(!all()
-            .inspect_request(&req, &mut Budget::unlimited())
-            .is_deny());
-        let rs = CrsRules::compile(&Profile {
-            process_body: true,
-            body_limit: 8192,
-            ..Profile::default()
-        });
-        assert!(rs.inspect_request(&req, &mut Budget::unlimited()).is_deny());
-    }
-
-    #[test]
-    fn budget_spent_reports_partial_and_follows_the_choice() {
-        let req = RequestView::new("GET", "/search", "q=hello%20world&page=2")
-            .header("User-Agent", "Mozilla/5.0");
-        let full = all().inspect_request(&req, &mut Budget::unlimited());
-        assert!(!full.partial && !full.is_deny());
-        let v = all().inspect_request(&req, &mut Budget::steps(full.steps / 2));
-        assert!(v.partial);
-        assert!(v.is_deny(), "fail closed by default");
-        let pass = CrsRules::compile(&Profile {
-            process_body: true,
-            on_budget: OnBudget::Pass,
-            ..Profile::default()
-        });
-        let v = pass.inspect_request(&req, &mut Budget::steps(full.steps / 2));
-        assert!(v.partial && !v.is_deny());
-        // The highest-value rules run first: an attack caught by the detector is still caught
-        // on a budget that skips most of the rest.
-        let atk = RequestView::new(
-            "GET",
-            "/search",
-            "q=1%20union%20select%20password%20from%20users",
-        );
-        let atk_full = pass.inspect_request(&atk, &mut Budget::unlimited());
-        let v = pass.inspect_request(&atk, &mut Budget::steps(atk_full.steps / 3));
-        assert!(
-            v.partial && v.is_deny() && v.matched_ids().contains(&942100),
-            "{v:?}"
-        );
-        // An injected clock bounds time the same way.
-        let t = std::cell::Cell::new(0.0);
-        let clock = || {
-            t.set(t.get() + 1.0);
-            t.get()
-        };
-        let v = pass.inspect_request(&req, &mut Budget::clock(&clock, 3.0));
-        assert!(v.partial);
-    }
-
-    #[test]
-    fn response_leakage() {
-        let rs = all();
-        let body = b"<html><body><b>Warning</b>: mysql_fetch_array() expects parameter 1 in /var/www/a.php on line 12<br>You have an error in your SQL syntax; check the manual";
-        let res = ResponseView::new(500)
-            .header("Content-Type", "text/html")
-            .with_body(body);
-        let v = rs.inspect_response(&res, &mut Budget::unlimited());
-        assert!(v.is_deny() && v.threshold == 4);
-        assert!(v.matched_ids().contains(&951230), "{:?}", v.matched_rules);
-        let ok = ResponseView::new(200)
-            .header("Content-Type", "application/json")
-            .with_body(b"{\"items\":[{\"id\":1,\"name\":\"Index of products\"}]}");
-        assert!(!rs.inspect_response(&ok, &mut Budget::unlimited()).is_deny());
-        // Binary responses are not scanned.
-        let img = ResponseView::new(200)
-            .header("Content-Type", "image/png")
-            .with_body(b"<?php");
-        assert!(!rs
-            .inspect_response(&img, &mut Budget::unlimited())
-            .is_deny());
-    }
-
-    #[test]
-    fn arbitrary_bytes_never_panic() {
-        // A fixed-seed generator: random bytes biased towards the characters parsers and
-        // decoders treat specially, through every body processor and target.
-        let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
-        const SPECIAL: &[u8] = b"%&=;\\\"'<>{}[]:,/\\*-#\r\n\0+u.$()`";
-        let rs = all();
-        for round in 0..3000 {
-            let len = rng.usize(..300);
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| match rng.u8(..3) {
-                    0 => SPECIAL[rng.usize(..SPECIAL.len())],
-                    _ => rng.u8(..),
-                })
-                .collect();
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            let ct = [
-                "application/json",
-                "multipart/form-data; boundary=-",
-                "application/x-www-form-urlencoded",
-                "text/plain",
-            ][round % 4];
-            let req = RequestView::new("POST", "/", &text)
-                .header("Content-Type", ct)
-                .header("Cookie", &text)
-                .header("User-Agent", &text)
-                .with_body(&bytes);
-            let v = rs.inspect_request(&req, &mut Budget::unlimited());
-            assert!(v.anomaly_score < 10_000);
-            let res = ResponseView::new(500)
-                .header("Content-Type", "text/html")
-                .with_body(&bytes);
-            rs.inspect_response(&res, &mut Budget::unlimited());
-        }
-    }
 }

@@ -1,7 +1,9 @@
-//! What the WAF inspects: a typed view of a request or response, and its split into CRS's
-//! targets (ARGS, ARGS_NAMES, REQUEST_COOKIES, ...), with the body processors (urlencoded, JSON,
-//! multipart). Bad bodies never panic: they set `body_error`, which rule 920999 reports.
+//! What the WAF inspects: a typed view of a request or response, and its split into SecLang's
+//! collections (ARGS, ARGS_NAMES, REQUEST_COOKIES, ...), with the body processors (urlencoded,
+//! JSON, multipart, XML). Bad bodies never panic: they set REQBODY_ERROR, which CRS's rule
+//! 200002-style check (920xxx) reads.
 
+use super::program::{BodyProcessor, Collection};
 use super::transform::url_decode;
 use crate::http::{RequestHead, ResponseHead};
 use std::borrow::Cow;
@@ -22,6 +24,8 @@ pub struct RequestView<'a> {
     pub body: &'a [u8],
     /// The body was longer than `body` (it was cut at the inspection limit).
     pub body_truncated: bool,
+    /// REMOTE_ADDR: the client address (`CF-Connecting-IP` in the Worker).
+    pub remote_addr: String,
 }
 
 impl<'a> RequestView<'a> {
@@ -35,21 +39,36 @@ impl<'a> RequestView<'a> {
             headers: Vec::new(),
             body: b"",
             body_truncated: false,
+            remote_addr: String::new(),
         }
     }
 
     /// The view of a gateway request; `body` is what was read (at most the limit), `truncated`
     /// whether more remained.
     pub fn from_head(head: &'a RequestHead, body: &'a [u8], truncated: bool) -> Self {
+        let mut headers: Vec<(&'a str, &'a str)> = head.headers.iter().collect();
+        // HTTP/1.1 requires Host and CRS checks it (920280); the platform hands it over as the
+        // URL's authority, not always as a header.
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            headers.insert(0, ("Host", &head.host));
+        }
         RequestView {
             method: &head.method,
             path: &head.path,
             query: &head.query,
-            protocol: "HTTP/1.1",
+            // What the client spoke to the edge (`request.cf.httpProtocol`): CRS's checks of
+            // Content-Length and Connection differ between HTTP/1 and HTTP/2.
+            protocol: match head.conn.http_version.as_deref() {
+                Some("HTTP/2") | Some("HTTP/2.0") => "HTTP/2.0",
+                Some("HTTP/3") | Some("HTTP/3.0") => "HTTP/3.0",
+                Some("HTTP/1.0") => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
             host: &head.host,
-            headers: head.headers.iter().collect(),
+            headers,
             body,
             body_truncated: truncated,
+            remote_addr: head.client_ip.to_string(),
         }
     }
 
@@ -110,117 +129,81 @@ impl<'a> ResponseView<'a> {
     }
 }
 
-/// CRS's variables (collections), each a bit in a rule's target mask.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    Method,
-    Protocol,
-    RequestLine,
-    /// REQUEST_URI: raw path and query.
-    Uri,
-    /// REQUEST_FILENAME: the URL-decoded path.
-    Path,
-    /// REQUEST_BASENAME: the last segment of the decoded path.
-    Basename,
-    QueryString,
-    /// Query and body arguments (values).
-    Args,
-    ArgsNames,
-    /// REQUEST_BODY: the raw body (up to the limit).
-    Body,
-    HeaderNames,
-    /// All request header values but Cookie.
-    Headers,
-    UserAgent,
-    Referer,
-    Cookies,
-    CookieNames,
-    FilesNames,
-    ResStatus,
-    ResHeaders,
-    ResBody,
-}
 
-impl Target {
-    /// How many targets there are (an index space for per-target tables).
-    pub(crate) const COUNT: usize = Target::ResBody as usize + 1;
-
-    pub(crate) fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-
-    /// The name CRS prints in a match's data.
-    pub(crate) fn crs_name(self) -> &'static str {
-        match self {
-            Target::Method => "REQUEST_METHOD",
-            Target::Protocol => "REQUEST_PROTOCOL",
-            Target::RequestLine => "REQUEST_LINE",
-            Target::Uri => "REQUEST_URI",
-            Target::Path => "REQUEST_FILENAME",
-            Target::Basename => "REQUEST_BASENAME",
-            Target::QueryString => "QUERY_STRING",
-            Target::Args => "ARGS",
-            Target::ArgsNames => "ARGS_NAMES",
-            Target::Body => "REQUEST_BODY",
-            Target::HeaderNames => "REQUEST_HEADERS_NAMES",
-            Target::Headers => "REQUEST_HEADERS",
-            Target::UserAgent => "REQUEST_HEADERS",
-            Target::Referer => "REQUEST_HEADERS",
-            Target::Cookies => "REQUEST_COOKIES",
-            Target::CookieNames => "REQUEST_COOKIES_NAMES",
-            Target::FilesNames => "FILES_NAMES",
-            Target::ResStatus => "RESPONSE_STATUS",
-            Target::ResHeaders => "RESPONSE_HEADERS",
-            Target::ResBody => "RESPONSE_BODY",
-        }
-    }
-}
-
-/// One value of one target.
+/// One member of a collection: its name (empty for a scalar) and value.
 #[derive(Clone, Debug)]
-pub(crate) struct Field<'a> {
-    pub kind: Target,
+pub(crate) struct Member<'a> {
     pub name: Cow<'a, str>,
     pub value: Cow<'a, [u8]>,
 }
 
-/// The request split into targets, plus what the body processors found.
-pub(crate) struct Extracted<'a> {
-    pub fields: Vec<Field<'a>>,
-    /// Why the body could not be parsed (REQBODY_ERROR), when it could not.
-    pub body_error: Option<String>,
-    /// The body's media type, lowercased, without parameters.
-    pub content_type: Option<String>,
+/// A transaction's collections, indexed by [`Collection`]; TX and the MATCHED_* variables live
+/// in the evaluator.
+#[derive(Debug)]
+pub(crate) struct Vars<'a> {
+    lists: Vec<Vec<Member<'a>>>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum BodyKind {
-    UrlEncoded,
-    Json,
-    Multipart,
-    Other,
-}
+const COLLECTIONS: usize = Collection::Rule as usize + 1;
 
-fn body_kind(mime: &str) -> BodyKind {
-    match mime {
-        "application/x-www-form-urlencoded" => BodyKind::UrlEncoded,
-        "multipart/form-data" => BodyKind::Multipart,
-        m if m == "application/json" || m.ends_with("+json") => BodyKind::Json,
-        _ => BodyKind::Other,
+impl<'a> Vars<'a> {
+    pub(crate) fn new() -> Self {
+        Vars {
+            lists: (0..COLLECTIONS).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        c: Collection,
+        name: impl Into<Cow<'a, str>>,
+        value: impl Into<Cow<'a, [u8]>>,
+    ) {
+        if let Some(list) = self.lists.get_mut(c as usize) {
+            list.push(Member {
+                name: name.into(),
+                value: value.into(),
+            });
+        }
+    }
+
+    pub(crate) fn get(&self, c: Collection) -> &[Member<'a>] {
+        self.lists.get(c as usize).map_or(&[], Vec::as_slice)
+    }
+
+    pub(crate) fn set(&mut self, c: Collection, value: impl Into<Cow<'a, [u8]>>) {
+        if let Some(list) = self.lists.get_mut(c as usize) {
+            list.clear();
+        }
+        self.push(c, "", value);
     }
 }
 
-fn push<'a>(
-    fields: &mut Vec<Field<'a>>,
-    kind: Target,
-    name: impl Into<Cow<'a, str>>,
-    value: impl Into<Cow<'a, [u8]>>,
-) {
-    fields.push(Field {
-        kind,
-        name: name.into(),
-        value: value.into(),
-    });
+/// Arguments in order: (name, value).
+type Args<'a> = Vec<(Cow<'a, str>, Cow<'a, [u8]>)>;
+
+/// What the multipart processor found.
+#[derive(Debug, Default)]
+struct Multipart {
+    args: Vec<(String, Vec<u8>)>,
+    /// (field name, file name, size)
+    files: Vec<(String, Vec<u8>, usize)>,
+    /// (part name, one header line)
+    part_headers: Vec<(String, Vec<u8>)>,
+}
+
+/// The body processor ModSecurity's recommended configuration picks for a media type (rules
+/// 200000/200001 of modsecurity.conf-recommended name XML and JSON; the others are built in).
+pub(crate) fn default_processor(mime: &str) -> Option<BodyProcessor> {
+    match mime {
+        "application/x-www-form-urlencoded" => Some(BodyProcessor::UrlEncoded),
+        "multipart/form-data" => Some(BodyProcessor::Multipart),
+        m if m == "application/json" || m.ends_with("+json") => Some(BodyProcessor::Json),
+        m if m == "text/xml" || m == "application/xml" || m.ends_with("+xml") => {
+            Some(BodyProcessor::Xml)
+        }
+        _ => None,
+    }
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -228,7 +211,7 @@ fn lossy(b: &[u8]) -> String {
 }
 
 /// Splits `a=1&b=2` into decoded (name, value) arguments.
-fn parse_urlencoded(raw: &[u8], fields: &mut Vec<Field<'_>>) {
+fn parse_urlencoded<'a>(raw: &'a [u8], out: &mut Args<'a>) {
     for pair in raw.split(|b| *b == b'&') {
         if pair.is_empty() {
             continue;
@@ -237,52 +220,63 @@ fn parse_urlencoded(raw: &[u8], fields: &mut Vec<Field<'_>>) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        let name = lossy(&url_decode(n, true));
-        let value = url_decode(v, true);
-        push(
-            fields,
-            Target::ArgsNames,
-            name.clone(),
-            name.clone().into_bytes(),
-        );
-        push(fields, Target::Args, name, value);
+        out.push((lossy(&url_decode(n, true)).into(), url_decode(v, true).into()));
     }
 }
 
-pub(crate) fn extract_request<'a>(
-    req: &RequestView<'a>,
-    process_body: bool,
-    body_limit: usize,
-) -> Extracted<'a> {
-    let mut fields = Vec::with_capacity(32);
-    push(&mut fields, Target::Method, "", req.method.as_bytes());
-    push(&mut fields, Target::Protocol, "", req.protocol.as_bytes());
+/// Adds arguments to ARGS_<origin>, ARGS and their _NAMES.
+fn add_args<'a>(vars: &mut Vars<'a>, args: Args<'a>, get: bool) {
+    let (values, names) = if get {
+        (Collection::ArgsGet, Collection::ArgsGetNames)
+    } else {
+        (Collection::ArgsPost, Collection::ArgsPostNames)
+    };
+    for (name, value) in args {
+        vars.push(names, name.clone(), name.as_bytes().to_vec());
+        vars.push(Collection::ArgsNames, name.clone(), name.as_bytes().to_vec());
+        vars.push(values, name.clone(), value.clone());
+        vars.push(Collection::Args, name, value);
+    }
+}
+
+/// The request's phase-1 collections (line, headers, cookies, query arguments).
+pub(crate) fn extract_request_head<'a>(req: &RequestView<'a>, vars: &mut Vars<'a>) {
+    vars.push(Collection::RequestMethod, "", req.method.as_bytes());
+    vars.push(Collection::RequestProtocol, "", req.protocol.as_bytes());
     let uri: Cow<'a, str> = if req.query.is_empty() {
         Cow::Borrowed(req.path)
     } else {
         Cow::Owned(format!("{}?{}", req.path, req.query))
     };
-    push(
-        &mut fields,
-        Target::RequestLine,
+    vars.push(
+        Collection::RequestLine,
         "",
         format!("{} {} {}", req.method, uri, req.protocol).into_bytes(),
     );
-    push(&mut fields, Target::Uri, "", uri.as_bytes().to_vec());
+    vars.push(Collection::RequestUri, "", uri.as_bytes().to_vec());
+    vars.push(Collection::RequestUriRaw, "", uri.as_bytes().to_vec());
+    // REQUEST_FILENAME is the path percent-decoded once (as Coraza's URL parser and
+    // ModSecurity give it); REQUEST_BASENAME its last segment.
     let path = url_decode(req.path.as_bytes(), false);
     let base = path
         .rsplit(|b| *b == b'/' || *b == b'\\')
         .next()
         .unwrap_or_default()
         .to_vec();
-    push(&mut fields, Target::Path, "", path);
-    push(&mut fields, Target::Basename, "", base);
-    if !req.query.is_empty() {
-        push(&mut fields, Target::QueryString, "", req.query.as_bytes());
-        parse_urlencoded(req.query.as_bytes(), &mut fields);
-    }
+    vars.push(Collection::RequestFilename, "", path);
+    vars.push(Collection::RequestBasename, "", base);
+    vars.push(Collection::QueryString, "", req.query.as_bytes());
+    vars.push(
+        Collection::RemoteAddr,
+        "",
+        req.remote_addr.as_bytes().to_vec(),
+    );
+    let mut args = Vec::new();
+    parse_urlencoded(req.query.as_bytes(), &mut args);
+    add_args(vars, args, true);
     for &(name, value) in &req.headers {
-        push(&mut fields, Target::HeaderNames, name, name.as_bytes());
+        vars.push(Collection::RequestHeadersNames, name, name.as_bytes());
+        vars.push(Collection::RequestHeaders, name, value.as_bytes());
         if name.eq_ignore_ascii_case("cookie") {
             for c in value.split(';') {
                 let c = c.trim();
@@ -290,77 +284,162 @@ pub(crate) fn extract_request<'a>(
                     continue;
                 }
                 let (n, v) = c.split_once('=').unwrap_or((c, ""));
-                push(&mut fields, Target::CookieNames, n, n.as_bytes());
-                push(&mut fields, Target::Cookies, n, v.as_bytes());
+                vars.push(Collection::RequestCookiesNames, n, n.as_bytes());
+                vars.push(Collection::RequestCookies, n, v.as_bytes());
             }
-            continue;
         }
-        push(&mut fields, Target::Headers, name, value.as_bytes());
-        if name.eq_ignore_ascii_case("user-agent") {
-            push(&mut fields, Target::UserAgent, name, value.as_bytes());
-        } else if name.eq_ignore_ascii_case("referer") {
-            push(&mut fields, Target::Referer, name, value.as_bytes());
-        }
-    }
-    let content_type = req.header_value("content-type").map(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    });
-    let mut body_error = None;
-    if process_body && !req.body.is_empty() {
-        let truncated = req.body_truncated || req.body.len() > body_limit;
-        let body = &req.body[..req.body.len().min(body_limit)];
-        push(&mut fields, Target::Body, "", body);
-        match content_type
-            .as_deref()
-            .map(body_kind)
-            .unwrap_or(BodyKind::Other)
-        {
-            BodyKind::UrlEncoded => parse_urlencoded(body, &mut fields),
-            BodyKind::Json => {
-                if let Err(e) = json_args(body, truncated, &mut fields) {
-                    body_error = Some(e);
-                }
-            }
-            BodyKind::Multipart => {
-                let ct = req.header_value("content-type").unwrap_or_default();
-                if let Err(e) = multipart_args(ct, body, truncated, &mut fields) {
-                    body_error = Some(e);
-                }
-            }
-            BodyKind::Other => {}
-        }
-    }
-    dedupe(&mut fields);
-    Extracted {
-        fields,
-        body_error,
-        content_type,
     }
 }
 
-/// Drops a field whose target and value repeat an earlier one (JSON arrays repeat their keys,
-/// forms their values): every rule would decide the same on it, and report the first.
-fn dedupe(fields: &mut Vec<Field<'_>>) {
-    // Sorting compares the values themselves: no hash for an attacker to collide, and no
-    // hashing of every value.
-    let mut order: Vec<u32> = (0..fields.len() as u32).collect();
-    let key = |i: &u32| {
-        let f = &fields[*i as usize];
-        (f.kind as u8, &*f.value)
-    };
-    order.sort_unstable_by(|a, b| key(a).cmp(&key(b)).then(a.cmp(b)));
-    let mut keep = vec![true; fields.len()];
-    for w in order.windows(2) {
-        if key(&w[0]) == key(&w[1]) {
-            keep[w[1] as usize] = false;
+/// The request body's collections (phase 2), parsed by `processor`.
+pub(crate) fn extract_request_body<'a>(
+    req: &RequestView<'a>,
+    processor: Option<BodyProcessor>,
+    body_limit: usize,
+    vars: &mut Vars<'a>,
+) {
+    let truncated = req.body_truncated || req.body.len() > body_limit;
+    let body = &req.body[..req.body.len().min(body_limit)];
+    vars.set(Collection::RequestBody, body);
+    vars.set(
+        Collection::RequestBodyLength,
+        req.body.len().to_string().into_bytes(),
+    );
+    let mut error: Option<String> = None;
+    match processor {
+        Some(BodyProcessor::UrlEncoded) => {
+            vars.set(Collection::ReqbodyProcessor, &b"URLENCODED"[..]);
+            let mut args = Vec::new();
+            parse_urlencoded(body, &mut args);
+            add_args(vars, args, false);
         }
+        Some(BodyProcessor::Json) => {
+            vars.set(Collection::ReqbodyProcessor, &b"JSON"[..]);
+            let mut args = Vec::new();
+            if let Err(e) = json_args(body, truncated, &mut args) {
+                error = Some(e);
+            }
+            add_args(vars, args, false);
+        }
+        Some(BodyProcessor::Multipart) => {
+            vars.set(Collection::ReqbodyProcessor, &b"MULTIPART"[..]);
+            let ct = req.header_value("content-type").unwrap_or_default();
+            let mut mp = Multipart::default();
+            let result = multipart_args(ct, body, truncated, &mut mp);
+            vars.set(
+                Collection::MultipartStrictError,
+                if result.is_err() { &b"1"[..] } else { &b"0"[..] },
+            );
+            if let Err(e) = result {
+                error = Some(e);
+            }
+            let mut combined = 0usize;
+            for (name, file, size) in mp.files {
+                combined = combined.saturating_add(size);
+                vars.push(Collection::FilesNames, name.clone(), name.clone().into_bytes());
+                vars.push(Collection::FilesSizes, name.clone(), size.to_string().into_bytes());
+                vars.push(Collection::Files, name, file);
+            }
+            vars.set(
+                Collection::FilesCombinedSize,
+                combined.to_string().into_bytes(),
+            );
+            for (name, header) in mp.part_headers {
+                vars.push(Collection::MultipartPartHeaders, name, header);
+            }
+            let args = mp
+                .args
+                .into_iter()
+                .map(|(n, v)| (Cow::Owned(n), Cow::Owned(v)))
+                .collect();
+            add_args(vars, args, false);
+        }
+        Some(BodyProcessor::Xml) => {
+            vars.set(Collection::ReqbodyProcessor, &b"XML"[..]);
+            match xml_text(body, truncated) {
+                Ok(text) => vars.push(Collection::Xml, "/*", text),
+                Err(e) => error = Some(e),
+            }
+        }
+        None => {}
     }
-    let mut keep = keep.into_iter();
-    fields.retain(|_| keep.next().unwrap_or(true));
+    vars.set(
+        Collection::ReqbodyError,
+        if error.is_some() { &b"1"[..] } else { &b"0"[..] },
+    );
+    if let Some(e) = error {
+        vars.push(Collection::UrlencodedError, "", e.into_bytes());
+    }
+    let combined: usize = vars
+        .get(Collection::Args)
+        .iter()
+        .map(|m| m.name.len() + m.value.len())
+        .sum();
+    vars.set(
+        Collection::ArgsCombinedSize,
+        combined.to_string().into_bytes(),
+    );
+}
+
+/// `XML:/*`: the document's text (the root element's string value, every text node in order),
+/// with attribute values after it; an unbalanced document is an error.
+fn xml_text(body: &[u8], truncated: bool) -> Result<Vec<u8>, String> {
+    let mut text = Vec::new();
+    let mut attrs = Vec::new();
+    let mut depth: i64 = 0;
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'<' {
+            text.push(body[i]);
+            i += 1;
+            continue;
+        }
+        let end = match body[i..].iter().position(|&b| b == b'>') {
+            Some(p) => i + p,
+            None if truncated => break,
+            None => return Err("XML parser error: unterminated tag".into()),
+        };
+        let tag = &body[i + 1..end];
+        match tag.first() {
+            Some(b'/') => depth -= 1,
+            Some(b'?' | b'!') => {
+                if let Some(cdata) = tag.strip_prefix(b"![CDATA[") {
+                    text.extend_from_slice(cdata.strip_suffix(b"]]").unwrap_or(cdata));
+                }
+            }
+            _ => {
+                if tag.last() != Some(&b'/') {
+                    depth += 1;
+                }
+                // Quoted attribute values.
+                let mut q = None;
+                for &b in tag {
+                    match q {
+                        Some(open) if b == open => {
+                            q = None;
+                            attrs.push(b' ');
+                        }
+                        Some(_) => attrs.push(b),
+                        None if b == b'"' || b == b'\'' => q = Some(b),
+                        None => {}
+                    }
+                }
+            }
+        }
+        if depth < 0 {
+            return Err("XML parser error: unbalanced end tag".into());
+        }
+        i = end + 1;
+    }
+    if depth != 0 && !truncated {
+        return Err("XML parser error: unclosed element".into());
+    }
+    let mut out: Vec<u8> = text;
+    if !attrs.is_empty() {
+        out.push(b' ');
+        out.extend_from_slice(&attrs);
+    }
+    Ok(out)
 }
 
 /// Whether a response body of this `Content-Type` is inspected: CRS inspects textual bodies only
@@ -375,38 +454,37 @@ pub fn textual_response(content_type: Option<&str>) -> bool {
     })
 }
 
+/// Adds the response's collections (phases 3 and 4).
 pub(crate) fn extract_response<'a>(
     res: &ResponseView<'a>,
     process_body: bool,
     body_limit: usize,
-) -> Extracted<'a> {
-    let mut fields = Vec::with_capacity(16);
-    push(
-        &mut fields,
-        Target::ResStatus,
+    vars: &mut Vars<'a>,
+) {
+    vars.push(
+        Collection::ResponseStatus,
         "",
         res.status.to_string().into_bytes(),
     );
+    vars.push(Collection::ResponseProtocol, "", &b"HTTP/1.1"[..]);
     for &(name, value) in &res.headers {
-        push(&mut fields, Target::ResHeaders, name, value.as_bytes());
+        vars.push(Collection::ResponseHeadersNames, name, name.as_bytes());
+        vars.push(Collection::ResponseHeaders, name, value.as_bytes());
     }
     let content_type = res
         .headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| *v);
+    if let Some(ct) = content_type {
+        vars.push(Collection::ResponseContentType, "", mime(ct).into_bytes());
+    }
     if process_body && textual_response(content_type) && !res.body.is_empty() {
-        push(
-            &mut fields,
-            Target::ResBody,
+        vars.push(
+            Collection::ResponseBody,
             "",
             &res.body[..res.body.len().min(body_limit)],
         );
-    }
-    Extracted {
-        fields,
-        body_error: None,
-        content_type: content_type.map(mime),
     }
 }
 
@@ -425,11 +503,7 @@ fn mime(value: &str) -> String {
 /// limit is walked as far as it goes; a complete body that is not JSON is an error. Strings
 /// without escapes are borrowed from the body; the key path is one buffer, cut back when a
 /// container closes.
-fn json_args<'a>(
-    body: &'a [u8],
-    truncated: bool,
-    fields: &mut Vec<Field<'a>>,
-) -> Result<(), String> {
+fn json_args<'a>(body: &'a [u8], truncated: bool, fields: &mut Args<'a>) -> Result<(), String> {
     if !truncated {
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             return Err(format!("JSON parsing error: {e}"));
@@ -468,16 +542,11 @@ fn json_args<'a>(
                     j += 1;
                 }
                 if open.last().is_some_and(|o| o.1) && j < n && body[j] == b':' {
-                    fields.push(Field {
-                        kind: Target::ArgsNames,
-                        name: Cow::Owned(leaf_name(&path, Some(&s))),
-                        value: s.clone(),
-                    });
                     pending_key = Some(s);
                     i = j + 1;
                 } else {
                     let name = leaf_name(&path, pending_key.take().as_deref());
-                    push(fields, Target::Args, name, s);
+                    fields.push((name.into(), s));
                 }
             }
             b if b == b'-' || b.is_ascii_alphanumeric() => {
@@ -488,7 +557,7 @@ fn json_args<'a>(
                     i += 1;
                 }
                 let name = leaf_name(&path, pending_key.take().as_deref());
-                push(fields, Target::Args, name, &body[start..i]);
+                fields.push((name.into(), Cow::Borrowed(&body[start..i])));
             }
             _ => i += 1,
         }
@@ -567,7 +636,7 @@ fn multipart_args(
     content_type: &str,
     body: &[u8],
     truncated: bool,
-    fields: &mut Vec<Field<'_>>,
+    out: &mut Multipart,
 ) -> Result<(), String> {
     let boundary = content_type
         .split(';')
@@ -607,6 +676,7 @@ fn multipart_args(
             .or_else(|| content.strip_suffix(b"\n"))
             .unwrap_or(content);
         let head = String::from_utf8_lossy(head);
+        let headers: Vec<String> = head.lines().map(str::to_string).collect();
         let disposition = head
             .lines()
             .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
@@ -619,15 +689,12 @@ fn multipart_args(
             }
             return Err("multipart: part without a name".to_string());
         };
-        push(
-            fields,
-            Target::ArgsNames,
-            name.clone(),
-            name.clone().into_bytes(),
-        );
+        for h in headers {
+            out.part_headers.push((name.clone(), h.into_bytes()));
+        }
         match filename {
-            Some(f) => push(fields, Target::FilesNames, name, f.into_bytes()),
-            None => push(fields, Target::Args, name, content.to_vec()),
+            Some(f) => out.files.push((name, f.into_bytes(), content.len())),
+            None => out.args.push((name, content.to_vec())),
         }
     }
     if !closed && !truncated {
@@ -664,10 +731,9 @@ fn split_on<'b>(hay: &'b [u8], delim: &[u8]) -> Vec<&'b [u8]> {
 mod tests {
     use super::*;
 
-    fn args(f: &[Field<'_>]) -> Vec<(String, String)> {
+    fn args(f: &Args<'_>) -> Vec<(String, String)> {
         f.iter()
-            .filter(|f| f.kind == Target::Args)
-            .map(|f| (f.name.to_string(), lossy(&f.value)))
+            .map(|(n, v)| (n.to_string(), lossy(v)))
             .collect()
     }
 
@@ -692,31 +758,25 @@ mod tests {
         // Deep nesting is an error, not a stack overflow.
         let deep = "[".repeat(100_000);
         assert!(json_args(deep.as_bytes(), false, &mut Vec::new()).is_err());
+        let mut f = Vec::new();
+        json_args(br#"["a"]"#, false, &mut f).unwrap();
+        assert_eq!(args(&f), vec![("json".into(), "a".into())]);
     }
 
     #[test]
     fn multipart_fields_and_errors() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.php\"\r\nContent-Type: text/plain\r\n\r\n<?php\r\n--XyZ--\r\n";
-        let mut f = Vec::new();
+        let mut f = Multipart::default();
         multipart_args("multipart/form-data; boundary=XyZ", body, false, &mut f).unwrap();
-        assert_eq!(args(&f), vec![("t".into(), "hello".into())]);
+        assert_eq!(f.args, vec![("t".to_string(), b"hello".to_vec())]);
+        assert_eq!(f.files, vec![("f".to_string(), b"a.php".to_vec(), 5)]);
         assert!(f
+            .part_headers
             .iter()
-            .any(|x| x.kind == Target::FilesNames && &*x.value == b"a.php"));
-        assert!(multipart_args("multipart/form-data", body, false, &mut Vec::new()).is_err());
-        assert!(multipart_args(
-            "multipart/form-data; boundary=XyZ",
-            &body[..60],
-            false,
-            &mut Vec::new()
-        )
-        .is_err());
-        assert!(multipart_args(
-            "multipart/form-data; boundary=XyZ",
-            &body[..60],
-            true,
-            &mut Vec::new()
-        )
-        .is_ok());
+            .any(|(n, h)| n == "f" && h.starts_with(b"Content-Type")));
+        let mp = |b: &[u8], t| multipart_args("multipart/form-data; boundary=XyZ", b, t, &mut Multipart::default());
+        assert!(multipart_args("multipart/form-data", body, false, &mut Multipart::default()).is_err());
+        assert!(mp(&body[..60], false).is_err());
+        assert!(mp(&body[..60], true).is_ok());
     }
 }

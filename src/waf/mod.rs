@@ -1,41 +1,37 @@
-//! A Web Application Firewall in the OWASP Core Rule Set's model, with rules written by this
-//! project (see `docs/waf.md`).
+//! A Web Application Firewall that runs the OWASP Core Rule Set's own rule files (see
+//! `docs/waf.md`).
 //!
-//! The concepts are CRS's so that an ngrok or ModSecurity user's configuration means the same:
-//! rules have CRS ids (so `exclude_rule_ids` excludes the same category), a paranoia level and a
-//! severity; a match adds the severity's score (critical 5, error 4, warning 3, notice 2) to the
-//! anomaly score; the request is denied when the score reaches the inbound threshold (5), a
-//! response when it reaches the outbound threshold (4).
+//! `policy-check` translates CRS's SecLang files into a [`program::Program`] (natively, in
+//! `seclang`), which travels in the KV bundle; the Worker deserializes it into a [`RuleSet`] and
+//! runs it with ModSecurity's semantics (anomaly scoring: rules add to TX scores, and CRS's
+//! blocking-evaluation rules deny at the thresholds). An action's configuration (paranoia level,
+//! thresholds, excluded rules) is a [`Profile`], applied as crs-setup.conf would.
 //!
-//! Speed: the rule table is compiled once per isolate ([`CrsRules::compile`] is cheap after the
-//! first call); every regex sits behind literals that an Aho-Corasick automaton finds in one pass
-//! per input, so most regexes never run, and each regex is compiled only the first time one of
-//! its literals is seen. A per-request [`Budget`] bounds the work: rules run highest value first,
-//! and when the budget is spent the rest are skipped, the verdict says `partial` and the
-//! configured [`OnBudget`] choice decides.
-//!
-//! Use:
-//! ```
-//! use edge_gateway::waf::{Budget, Profile, RequestView, CrsRules};
-//! let rules = CrsRules::compile(&Profile::default());
-//! let req = RequestView::new("GET", "/search", "q=1%27%20OR%20%271%27%3D%271");
-//! let verdict = rules.inspect_request(&req, &mut Budget::unlimited());
-//! assert!(verdict.is_deny());
-//! ```
+//! Speed: nothing compiles before a request needs it: each regex sits behind literals one of
+//! which every match contains, and is compiled the first time they are seen. A per-request
+//! [`Budget`] bounds the work; when it runs out the verdict says `partial` and the configured
+//! [`OnBudget`] choice decides.
 
 mod engine;
-mod input;
 pub mod program;
-mod rules;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod seclang;
+pub mod document;
+mod input;
+mod operate;
 mod sqli;
 mod transform;
 mod xss;
 
-#[doc(hidden)]
-pub use engine::build_fresh;
-pub use engine::CrsRules;
+pub use engine::{CrsRules, RuleSet};
+
+/// The vendored Core Rule Set (`crs/`), compiled once: what the checker and native tests run
+/// when a bundle carries no rule set of its own.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn vendored_rule_set() -> &'static std::sync::Arc<RuleSet> {
+    static SET: std::sync::OnceLock<std::sync::Arc<RuleSet>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| std::sync::Arc::new(RuleSet::new(seclang::vendored().clone())))
+}
 pub use input::{textual_response, RequestView, ResponseView};
 
 /// How much a match weighs, CRS's severities and their anomaly scores.
@@ -92,7 +88,14 @@ pub struct Profile {
     /// Only this many bytes of a body are inspected (ngrok: 4 KB).
     pub body_limit: usize,
     pub on_budget: OnBudget,
+    /// TX values set before the rules run, as crs-setup.conf's `SecAction`s would
+    /// (`allowed_methods`, `arg_length`, ...); keys without the `tx.` prefix.
+    pub settings: Vec<(String, String)>,
 }
+
+/// The methods an API uses: CRS's default (`GET HEAD POST OPTIONS`) refuses PUT, PATCH and
+/// DELETE, which are legitimate on an API.
+pub const API_METHODS: &str = "GET HEAD POST OPTIONS PUT PATCH DELETE";
 
 impl Default for Profile {
     fn default() -> Self {
@@ -104,6 +107,7 @@ impl Default for Profile {
             process_body: false,
             body_limit: 4096,
             on_budget: OnBudget::Block,
+            settings: vec![("allowed_methods".into(), API_METHODS.into())],
         }
     }
 }
@@ -164,7 +168,7 @@ impl Disposition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatchedRule {
     pub id: u32,
-    pub message: &'static str,
+    pub message: String,
     pub severity: CrsSeverity,
     /// What matched and where, e.g. `Matched Data: union select found within ARGS:q: ...`.
     pub data: String,

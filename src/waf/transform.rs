@@ -1,104 +1,17 @@
-//! Transformations (CRS's `t:` functions) on bytes: a decoded value need not be UTF-8.
+//! SecLang's transformations (`t:` functions) on bytes, as ModSecurity defines them: a decoded
+//! value need not be UTF-8. Invalid encodings are left as they are, never an error.
 
-/// The transformations rules can ask for, applied in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Transform {
-    /// `%XX`, `+`, and IIS's `%uXXXX` (full-width ASCII folded to ASCII).
-    UrlDecodeUni,
-    HtmlEntityDecode,
-    JsDecode,
-    CssDecode,
-    Lowercase,
-    RemoveNulls,
-    CompressWhitespace,
-    /// Resolves `.` and `..` segments and repeated slashes; backslashes count as slashes.
-    NormalisePath,
-    /// Windows/Unix shell normalisation: drops `\ " ' ^`, spaces before `/` and `(`, turns `,`
-    /// and `;` into spaces, compresses whitespace, lowercases.
-    CmdLine,
-    /// Available to rules; no paranoia-level-1 rule needs it yet (tested below).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "no paranoia-level-1 rule uses it yet")
-    )]
-    Base64Decode,
-    /// `/* ... */` comments become a space (SQL evasion).
-    ReplaceComments,
-    /// Ours (not CRS's): drops the shell's quoting tricks (`c'a't`, `w\"h\"o`, `c^md`, `c\at`)
-    /// but keeps separators (`;`, `|`, `&`), which `CmdLine` turns into spaces.
-    ShellUnquote,
-}
+use super::program::Transform;
+use sha1::{Digest, Sha1};
 
-/// Which byte values occur in a value: computed in one pass, it answers every transformation's
-/// "is there anything to do?" without scanning the value again per pipeline.
-#[derive(Clone, Copy)]
-pub(crate) struct ByteSet([u64; 4]);
-
-impl ByteSet {
-    pub(crate) fn of(input: &[u8]) -> ByteSet {
-        // Four registers and no branch per byte: indexing an array here made every byte a
-        // load-modify-store on the same few words.
-        let (mut w0, mut w1, mut w2, mut w3) = (0u64, 0u64, 0u64, 0u64);
-        for &b in input {
-            let bit = 1u64 << (b & 63);
-            let word = b >> 6;
-            w0 |= bit & 0u64.wrapping_sub((word == 0) as u64);
-            w1 |= bit & 0u64.wrapping_sub((word == 1) as u64);
-            w2 |= bit & 0u64.wrapping_sub((word == 2) as u64);
-            w3 |= bit & 0u64.wrapping_sub((word == 3) as u64);
-        }
-        ByteSet([w0, w1, w2, w3])
-    }
-
-    fn has(&self, b: u8) -> bool {
-        self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
-    }
-
-    fn any(&self, bytes: &[u8]) -> bool {
-        bytes.iter().any(|&b| self.has(b))
-    }
-
-    fn has_upper(&self) -> bool {
-        // b'A'..=b'Z' are bits 1..=26 of the second word.
-        self.0[1] & (((1u64 << 26) - 1) << 1) != 0
-    }
-
-    fn has_space(&self) -> bool {
-        self.any(b" \t\n\r\x0b\x0c\xa0")
-    }
-}
-
-/// Whether `t` could change a value whose bytes are `set`; when not, the value passes through
-/// without being read.
-pub(crate) fn may_change(t: Transform, set: &ByteSet) -> bool {
-    match t {
-        Transform::UrlDecodeUni => set.any(b"%+"),
-        Transform::HtmlEntityDecode => set.has(b'&'),
-        Transform::JsDecode | Transform::CssDecode => set.has(b'\\'),
-        Transform::Lowercase => set.has_upper(),
-        Transform::RemoveNulls => set.has(0),
-        Transform::CompressWhitespace => set.has_space(),
-        Transform::NormalisePath => set.any(b"/\\"),
-        Transform::CmdLine => set.any(b"\\\"'^,;") || set.has_upper() || set.has_space(),
-        Transform::Base64Decode => true,
-        Transform::ReplaceComments => set.has(b'/') && set.has(b'*'),
-        Transform::ShellUnquote => set.any(b"'\"^\\"),
-    }
-}
-
-#[cfg(test)]
-fn apply(t: Transform, input: &[u8]) -> Vec<u8> {
-    apply_if_changes(t, input).unwrap_or_else(|| input.to_vec())
-}
-
-/// The transformed value, or `None` when the transformation would leave the input as it is
-/// (checked cheaply first: most values have nothing to decode, and this saves the copy).
-pub(crate) fn apply_if_changes(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
+/// The transformed value, or `None` when the transformation leaves the input as it is (most
+/// values have nothing to decode: no copy is made for them).
+pub(crate) fn apply(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
     let has = |b: u8| input.contains(&b);
     let out = match t {
+        Transform::UrlDecode if has(b'%') || has(b'+') => url_decode(input, true),
         Transform::UrlDecodeUni if has(b'%') || has(b'+') => url_decode_uni(input),
-        // Only `&#` or `&` and a letter or digit can start an entity ("fits well & arrived"
-        // cannot).
+        // Only `&#` or `&` and a letter can start an entity.
         Transform::HtmlEntityDecode
             if input
                 .windows(2)
@@ -108,41 +21,47 @@ pub(crate) fn apply_if_changes(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
         }
         Transform::JsDecode if has(b'\\') => js_decode(input),
         Transform::CssDecode if has(b'\\') => css_decode(input),
+        Transform::EscapeSeqDecode if has(b'\\') => escape_seq_decode(input),
         Transform::Lowercase if input.iter().any(u8::is_ascii_uppercase) => {
             input.to_ascii_lowercase()
         }
+        Transform::Uppercase if input.iter().any(u8::is_ascii_lowercase) => {
+            input.to_ascii_uppercase()
+        }
         Transform::RemoveNulls if has(0) => input.iter().copied().filter(|&b| b != 0).collect(),
-        Transform::CompressWhitespace
-            if input.iter().enumerate().any(|(i, &b)| {
-                is_space(b) && (b != b' ' || input.get(i + 1).is_some_and(|&n| is_space(n)))
-            }) =>
-        {
+        Transform::ReplaceNulls if has(0) => input
+            .iter()
+            .map(|&b| if b == 0 { b' ' } else { b })
+            .collect(),
+        Transform::CompressWhitespace if input.iter().any(|&b| is_space(b)) => {
             compress_whitespace(input)
         }
-        Transform::NormalisePath if has(b'/') || has(b'\\') => normalise_path(input),
-        Transform::CmdLine
-            if input.iter().enumerate().any(|(i, &b)| {
-                matches!(b, b'\\' | b'"' | b'\'' | b'^' | b',' | b';')
-                    || b.is_ascii_uppercase()
-                    || (is_space(b)
-                        && (b != b' '
-                            || matches!(input.get(i + 1), Some(b' ' | b'/' | b'(') | None)))
-                    || (i == 0 && is_space(b))
-            }) =>
-        {
-            cmd_line(input)
+        Transform::RemoveWhitespace if input.iter().any(|&b| is_space(b)) => input
+            .iter()
+            .copied()
+            .filter(|&b| !is_space(b))
+            .collect(),
+        Transform::Trim => trim(input, true, true).to_vec(),
+        Transform::TrimLeft => trim(input, true, false).to_vec(),
+        Transform::TrimRight => trim(input, false, true).to_vec(),
+        Transform::NormalizePath if has(b'/') || has(b'.') => normalise_path(input, false),
+        Transform::NormalizePathWin if has(b'/') || has(b'\\') || has(b'.') => {
+            normalise_path(input, true)
         }
-        Transform::Base64Decode => base64_decode(input),
+        Transform::CmdLine => cmd_line(input),
+        Transform::Base64Decode => base64_decode(input, false),
+        Transform::Base64DecodeExt => base64_decode(input, true),
+        Transform::HexDecode => hex_decode(input),
+        Transform::HexEncode => hex_encode(input),
+        Transform::UrlEncode => url_encode(input),
+        Transform::Sha1 => Sha1::digest(input).to_vec(),
+        Transform::Length => input.len().to_string().into_bytes(),
         Transform::ReplaceComments if input.windows(2).any(|w| w == b"/*") => {
             replace_comments(input)
         }
-        Transform::ShellUnquote
-            if input
-                .iter()
-                .any(|b| matches!(b, b'\'' | b'"' | b'^' | b'\\')) =>
-        {
-            shell_unquote(input)
-        }
+        Transform::RemoveComments => remove_comments(input),
+        Transform::RemoveCommentsChar => remove_comments_char(input),
+        Transform::Utf8ToUnicode if input.iter().any(|&b| b >= 0x80) => utf8_to_unicode(input),
         _ => return None,
     };
     (out != input).then_some(out)
@@ -430,11 +349,14 @@ fn compress_whitespace(input: &[u8]) -> Vec<u8> {
     out
 }
 
-fn normalise_path(input: &[u8]) -> Vec<u8> {
-    let absolute = matches!(input.first(), Some(b'/') | Some(b'\\'));
-    let trailing = matches!(input.last(), Some(b'/') | Some(b'\\')) && input.len() > 1;
+/// ModSecurity's `normalizePath`: `.` and `..` segments and repeated slashes resolved;
+/// `normalizePathWin` first turns backslashes into slashes.
+fn normalise_path(input: &[u8], windows: bool) -> Vec<u8> {
+    let sep = |b: &u8| *b == b'/' || (windows && *b == b'\\');
+    let absolute = input.first().is_some_and(sep);
+    let trailing = input.last().is_some_and(sep) && input.len() > 1;
     let mut segs: Vec<&[u8]> = Vec::new();
-    for seg in input.split(|b| *b == b'/' || *b == b'\\') {
+    for seg in input.split(sep) {
         match seg {
             b"" | b"." => {}
             b".." => {
@@ -488,7 +410,8 @@ fn push_space(out: &mut Vec<u8>) {
     }
 }
 
-fn base64_decode(input: &[u8]) -> Vec<u8> {
+/// `base64Decode` stops at the first byte outside the alphabet; `base64DecodeExt` skips it.
+fn base64_decode(input: &[u8], lenient: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0;
@@ -499,8 +422,8 @@ fn base64_decode(input: &[u8]) -> Vec<u8> {
             b'0'..=b'9' => b - b'0' + 52,
             b'+' | b'-' => 62,
             b'/' | b'_' => 63,
-            b'=' => break,
-            b if is_space(b) => continue,
+            b'=' if !lenient => break,
+            b if is_space(b) || lenient => continue,
             _ => break,
         };
         acc = acc << 6 | v as u32;
@@ -509,21 +432,6 @@ fn base64_decode(input: &[u8]) -> Vec<u8> {
             bits -= 8;
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-fn shell_unquote(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    for (i, &b) in input.iter().enumerate() {
-        match b {
-            b'\'' | b'"' | b'^' => {}
-            b'\\'
-                if i > 0
-                    && input[i - 1].is_ascii_alphanumeric()
-                    && input.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric()) => {}
-            _ => out.push(b),
         }
     }
     out
@@ -549,52 +457,181 @@ fn replace_comments(input: &[u8]) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn may_change_is_never_wrong() {
-        use Transform::*;
-        // Whenever a transformation changes a value, `may_change` said it might.
-        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
-        const SPECIAL: &[u8] = b"%+&\\/*'\"^,;#\0\t\n\r \x0b\x0c\xa0AZaz09.-()<>u";
-        let all = [
-            UrlDecodeUni,
-            HtmlEntityDecode,
-            JsDecode,
-            CssDecode,
-            Lowercase,
-            RemoveNulls,
-            CompressWhitespace,
-            NormalisePath,
-            CmdLine,
-            Base64Decode,
-            ReplaceComments,
-            ShellUnquote,
-        ];
-        for _ in 0..20_000 {
-            let len = rng.usize(..24);
-            let v: Vec<u8> = (0..len)
-                .map(|_| SPECIAL[rng.usize(..SPECIAL.len())])
-                .collect();
-            let set = ByteSet::of(&v);
-            for t in all {
-                if apply_if_changes(t, &v).is_some() {
-                    assert!(may_change(t, &set), "{t:?} changed {v:?}");
+
+fn trim(input: &[u8], left: bool, right: bool) -> &[u8] {
+    let mut s = input;
+    while left && s.first().is_some_and(|&b| is_space(b)) {
+        s = &s[1..];
+    }
+    while right && s.last().is_some_and(|&b| is_space(b)) {
+        s = &s[..s.len() - 1];
+    }
+    s
+}
+
+/// ANSI C escapes: `\n`, `\xHH`, `\0oo` ...; an unknown escape drops the backslash.
+fn escape_seq_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let Some(&n) = input.get(i + 1).filter(|_| input[i] == b'\\') else {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        };
+        let simple = match n {
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(11),
+            b'\\' | b'?' | b'\'' | b'"' => Some(n),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            i += 2;
+        } else if n == b'x' {
+            match (
+                input.get(i + 2).and_then(|b| hex(*b)),
+                input.get(i + 3).and_then(|b| hex(*b)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 4;
+                }
+                _ => {
+                    out.push(n);
+                    i += 2;
                 }
             }
+        } else if (b'0'..=b'7').contains(&n) {
+            let mut v: u32 = 0;
+            let mut j = i + 1;
+            while j < input.len() && j < i + 4 && (b'0'..=b'7').contains(&input[j]) {
+                v = v * 8 + u32::from(input[j] - b'0');
+                j += 1;
+            }
+            out.push((v & 0xFF) as u8);
+            i = j;
+        } else {
+            out.push(n);
+            i += 2;
         }
     }
+    out
+}
 
+fn hex_decode(input: &[u8]) -> Vec<u8> {
+    input
+        .chunks(2)
+        .filter_map(|p| match p {
+            [h, l] => Some(hex(*h)? << 4 | hex(*l)?),
+            _ => None,
+        })
+        .collect()
+}
+
+fn hex_encode(input: &[u8]) -> Vec<u8> {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(input.len() * 2);
+    for &b in input {
+        out.push(D[usize::from(b >> 4)]);
+        out.push(D[usize::from(b & 15)]);
+    }
+    out
+}
+
+fn url_encode(input: &[u8]) -> Vec<u8> {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(input.len());
+    for &b in input {
+        match b {
+            b' ' => out.push(b'+'),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*') => out.push(b),
+            b => out.extend_from_slice(&[b'%', D[usize::from(b >> 4)], D[usize::from(b & 15)]]),
+        }
+    }
+    out
+}
+
+/// `removeComments`: `/* ... */`, `<!-- ... -->`, and `--` or `#` to the end of the value.
+fn remove_comments(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let rest = &input[i..];
+        if rest.starts_with(b"/*") {
+            i = find_from(input, i + 2, b"*/").map_or(input.len(), |p| p + 2);
+        } else if rest.starts_with(b"<!--") {
+            i = find_from(input, i + 4, b"-->").map_or(input.len(), |p| p + 3);
+        } else if rest.starts_with(b"--") || rest[0] == b'#' {
+            break;
+        } else {
+            out.push(rest[0]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn find_from(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// `removeCommentsChar`: drops the comment markers `/*`, `*/`, `--`, `#` themselves.
+fn remove_comments_char(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let rest = &input[i..];
+        if rest.starts_with(b"/*") || rest.starts_with(b"*/") || rest.starts_with(b"--") {
+            i += 2;
+        } else if rest[0] == b'#' {
+            i += 1;
+        } else {
+            out.push(rest[0]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `utf8toUnicode`: each multi-byte UTF-8 character becomes `%uXXXX`; invalid bytes stay.
+fn utf8_to_unicode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for chunk in input.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_ascii() {
+                out.push(c as u8);
+            } else {
+                out.extend_from_slice(format!("%u{:04x}", u32::from(c) & 0xFFFF).as_bytes());
+            }
+        }
+        out.extend_from_slice(chunk.invalid());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
     use super::*;
 
     fn t(tf: Transform, s: &str) -> String {
-        String::from_utf8_lossy(&apply(tf, s.as_bytes())).into_owned()
+        String::from_utf8_lossy(&apply(tf, s.as_bytes()).unwrap_or_else(|| s.as_bytes().to_vec()))
+            .into_owned()
     }
 
     #[test]
     fn decoders() {
         assert_eq!(t(Transform::UrlDecodeUni, "a%27+b%u0027%uff1c%"), "a' b'<%");
         assert_eq!(t(Transform::UrlDecodeUni, "%2"), "%2");
+        assert_eq!(t(Transform::UrlDecode, "a%27+b%u0027"), "a' b%u0027");
         assert_eq!(
             t(
                 Transform::HtmlEntityDecode,
@@ -609,31 +646,71 @@ mod tests {
         assert_eq!(t(Transform::CssDecode, r"\65 xpression\("), "expression(");
         assert_eq!(t(Transform::Base64Decode, "PHNjcmlwdD4="), "<script>");
         assert_eq!(t(Transform::Base64Decode, "!!"), "");
+        assert_eq!(t(Transform::Base64DecodeExt, "PHNj!cmlwdD4="), "<script>");
+        assert_eq!(t(Transform::EscapeSeqDecode, r"a\x41\n\101\q"), "aA\nAq");
+        assert_eq!(t(Transform::HexDecode, "414a"), "AJ");
+        assert_eq!(t(Transform::HexEncode, "AJ"), "414a");
+        assert_eq!(t(Transform::Utf8ToUnicode, "a\u{e9}\u{ff1c}"), "a%u00e9%uff1c");
+        assert_eq!(t(Transform::Length, "abcd"), "4");
+        assert_eq!(
+            apply(Transform::Sha1, b"abc").map(|d| hex_encode(&d)),
+            Some(b"a9993e364706816aba3e25717850c26c9cd0d89d".to_vec()),
+            "sha1 is the 20 raw bytes (FIPS 180 test vector)"
+        );
+        assert_eq!(t(Transform::UrlEncode, "a b/é"), "a+b%2f%c3%a9");
     }
 
     #[test]
     fn normalisers() {
         assert_eq!(
-            t(Transform::NormalisePath, "/a/./b/../../../etc//passwd"),
+            t(Transform::NormalizePath, "/a/./b/../../../etc//passwd"),
             "/etc/passwd"
         );
         assert_eq!(
-            t(Transform::NormalisePath, "..\\..\\windows\\win.ini"),
+            t(Transform::NormalizePathWin, "..\\..\\windows\\win.ini"),
             "../../windows/win.ini"
         );
+        assert_eq!(t(Transform::NormalizePath, "a\\..\\b"), "a\\..\\b");
         assert_eq!(
             t(Transform::CmdLine, "C^AT  /e\"tc\"/pa's'swd;id"),
             "cat/etc/passwd id"
         );
         assert_eq!(t(Transform::CompressWhitespace, "a \t\r\n b"), "a b");
+        assert_eq!(t(Transform::RemoveWhitespace, "a \t\r\n b"), "ab");
         assert_eq!(
             t(Transform::ReplaceComments, "union/**/select/*x"),
             "union select "
         );
+        assert_eq!(t(Transform::RemoveComments, "a/*x*/b--c"), "ab");
+        assert_eq!(t(Transform::RemoveCommentsChar, "a/*x*/b--c#"), "axbc");
         assert_eq!(t(Transform::RemoveNulls, "a\0b"), "ab");
-        assert_eq!(
-            t(Transform::ShellUnquote, r#";c'a't /e"t"c/p\asswd c:\w"#),
-            r";cat /etc/passwd c:\w"
-        );
+        assert_eq!(t(Transform::ReplaceNulls, "a\0b"), "a b");
+        assert_eq!(t(Transform::Trim, " \ta b\n"), "a b");
+    }
+
+    #[test]
+    fn never_panics() {
+        let all = [
+            Transform::Base64Decode, Transform::Base64DecodeExt, Transform::CmdLine,
+            Transform::CompressWhitespace, Transform::CssDecode, Transform::EscapeSeqDecode,
+            Transform::HexDecode, Transform::HexEncode, Transform::HtmlEntityDecode,
+            Transform::JsDecode, Transform::Length, Transform::Lowercase,
+            Transform::NormalizePath, Transform::NormalizePathWin, Transform::RemoveComments,
+            Transform::RemoveCommentsChar, Transform::RemoveNulls, Transform::RemoveWhitespace,
+            Transform::ReplaceComments, Transform::ReplaceNulls, Transform::Sha1, Transform::Trim,
+            Transform::TrimLeft, Transform::TrimRight, Transform::Uppercase, Transform::UrlDecode,
+            Transform::UrlDecodeUni, Transform::UrlEncode, Transform::Utf8ToUnicode,
+        ];
+        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+        const SPECIAL: &[u8] = b"%+&#;\\/*'\"^,-<!>x0u7Aa \0\t\xa0\xc3\xa9\xff";
+        for _ in 0..20_000 {
+            let len = rng.usize(..24);
+            let v: Vec<u8> = (0..len).map(|_| SPECIAL[rng.usize(..SPECIAL.len())]).collect();
+            for tf in all {
+                if let Some(out) = apply(tf, &v) {
+                    assert_ne!(out, v, "{tf:?}: Some means changed");
+                }
+            }
+        }
     }
 }

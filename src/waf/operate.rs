@@ -1,0 +1,238 @@
+//! SecLang's operators, with what each compiles kept per rule link and built on first use.
+
+use super::program::{rx_builder, Expand, OperatorKind};
+use crate::ipset::IpSet;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::Regex;
+use std::sync::OnceLock;
+
+/// The compiled parts of one link's operator, built on first use.
+#[derive(Default)]
+pub(crate) struct LinkCache {
+    regex: OnceLock<Option<Regex>>,
+    /// The regex's prefilter literals, or `@pm`'s phrases.
+    phrases: OnceLock<Option<AhoCorasick>>,
+    ips: OnceLock<IpSet>,
+}
+
+/// What a matching operator captured (`TX:0`.. when the rule has `capture`).
+#[derive(Debug, Default)]
+pub(crate) struct OpOutcome {
+    pub captures: Vec<Vec<u8>>,
+}
+
+pub(crate) fn compile_regex(pattern: &str) -> Option<Regex> {
+    // ModSecurity v3 compiles with PCRE2_DOTALL | PCRE2_MULTILINE (Coraza prefixes `(?sm)`).
+    rx_builder(pattern)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+        .build()
+        .ok()
+}
+
+fn phrases(list: &[String]) -> Option<AhoCorasick> {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(list)
+        .ok()
+}
+
+impl LinkCache {
+    /// Compiles what the operator needs now; false when it does not compile.
+    pub(crate) fn prepare(&self, op: &OperatorKind) -> bool {
+        match op {
+            OperatorKind::Rx { pattern, prefilter } => {
+                if let Some(p) = prefilter {
+                    self.phrases.get_or_init(|| phrases(p));
+                }
+                self.regex.get_or_init(|| compile_regex(pattern)).is_some()
+            }
+            OperatorKind::Pm(list) => self.phrases.get_or_init(|| phrases(list)).is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// Runs an operator on one (transformed) value; `Some` when it matches. `expand` renders a
+/// parameter's macros against the transaction.
+pub(crate) fn run_operator(
+    op: &OperatorKind,
+    cache: &LinkCache,
+    value: &[u8],
+    capture: bool,
+    expand: &dyn Fn(&Expand) -> String,
+) -> Option<OpOutcome> {
+    let yes = || Some(OpOutcome::default());
+    let when = |b: bool| if b { yes() } else { None };
+    match op {
+        OperatorKind::Rx { pattern, prefilter } => {
+            if let Some(p) = prefilter {
+                let ac = cache.phrases.get_or_init(|| phrases(p)).as_ref();
+                if ac.is_some_and(|ac| !ac.is_match(value)) {
+                    return None;
+                }
+            }
+            let re = cache
+                .regex
+                .get_or_init(|| compile_regex(pattern))
+                .as_ref()?;
+            if capture {
+                let caps = re.captures(value)?;
+                Some(OpOutcome {
+                    captures: caps
+                        .iter()
+                        .take(10)
+                        .map(|m| m.map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                        .collect(),
+                })
+            } else {
+                when(re.is_match(value))
+            }
+        }
+        OperatorKind::Pm(list) => {
+            let ac = cache.phrases.get_or_init(|| phrases(list)).as_ref()?;
+            let m = ac.find(value)?;
+            Some(OpOutcome {
+                captures: vec![value.get(m.start()..m.end()).unwrap_or_default().to_vec()],
+            })
+        }
+        OperatorKind::Eq(p) => when(atoi(value) == atoi(expand(p).as_bytes())),
+        OperatorKind::Ge(p) => when(atoi(value) >= atoi(expand(p).as_bytes())),
+        OperatorKind::Gt(p) => when(atoi(value) > atoi(expand(p).as_bytes())),
+        OperatorKind::Le(p) => when(atoi(value) <= atoi(expand(p).as_bytes())),
+        OperatorKind::Lt(p) => when(atoi(value) < atoi(expand(p).as_bytes())),
+        OperatorKind::StrEq(p) => when(value == expand(p).as_bytes()),
+        OperatorKind::Contains(p) => {
+            let p = expand(p);
+            when(find(value, p.as_bytes()))
+        }
+        OperatorKind::BeginsWith(p) => when(value.starts_with(expand(p).as_bytes())),
+        OperatorKind::EndsWith(p) => when(value.ends_with(expand(p).as_bytes())),
+        OperatorKind::Within(p) => {
+            let p = expand(p);
+            when(find(p.as_bytes(), value))
+        }
+        OperatorKind::ValidateByteRange(ranges) => when(
+            value
+                .iter()
+                .any(|b| !ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(b))),
+        ),
+        OperatorKind::ValidateUrlEncoding => when(bad_url_encoding(value)),
+        OperatorKind::ValidateUtf8Encoding => when(std::str::from_utf8(value).is_err()),
+        OperatorKind::IpMatch(list) => {
+            let set = cache.ips.get_or_init(|| {
+                let mut s = IpSet::default();
+                for ip in list {
+                    // A bad entry was refused by the compiler; here it can only be skipped.
+                    let _ = s.insert(ip);
+                }
+                s
+            });
+            let ip = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+            when(set.lookup(ip).is_some())
+        }
+        OperatorKind::DetectSqli => {
+            let fp = super::sqli::detect(value, &mut 0)?;
+            Some(OpOutcome {
+                captures: vec![fp.as_bytes().to_vec()],
+            })
+        }
+        OperatorKind::DetectXss => when(super::xss::detect(value, &mut 0).is_some()),
+        OperatorKind::UnconditionalMatch => yes(),
+        OperatorKind::NoMatch => None,
+    }
+}
+
+/// C's `atoi`, as ModSecurity reads numbers: leading space, a sign, digits; otherwise 0.
+pub(crate) fn atoi(s: &[u8]) -> i64 {
+    let s = s.trim_ascii_start();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut n: i64 = 0;
+    for &d in digits.iter().take_while(|d| d.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+    }
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+
+fn find(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `@validateUrlEncoding`: a `%` not followed by two hex digits.
+fn bad_url_encoding(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            match (v.get(i + 1), v.get(i + 2)) {
+                (Some(a), Some(b)) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => i += 3,
+                _ => return true,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(op: OperatorKind, v: &str) -> bool {
+        let cache = LinkCache::default();
+        run_operator(&op, &cache, v.as_bytes(), false, &|e| {
+            e.0.iter()
+                .map(|p| match p {
+                    super::super::program::Piece::Text(t) => t.clone(),
+                    _ => String::new(),
+                })
+                .collect()
+        })
+        .is_some()
+    }
+
+    fn text(s: &str) -> Expand {
+        Expand(vec![super::super::program::Piece::Text(s.into())])
+    }
+
+    #[test]
+    fn operators_follow_modsecurity() {
+        assert!(run(OperatorKind::Eq(text("0")), "abc"), "atoi of text is 0");
+        assert!(run(OperatorKind::Ge(text("3")), " 12x"));
+        assert!(!run(OperatorKind::Lt(text("-1")), "0"));
+        assert!(run(OperatorKind::Within(text("GET HEAD POST")), "HEAD"));
+        assert!(!run(OperatorKind::Within(text("GET HEAD POST")), "PUT"));
+        assert!(run(
+            OperatorKind::Pm(vec!["Select".into(), "union".into()]),
+            "x UNION y"
+        ));
+        assert!(run(OperatorKind::ValidateByteRange(vec![(32, 126)]), "a\tb"));
+        assert!(!run(OperatorKind::ValidateByteRange(vec![(32, 126)]), "a b"));
+        assert!(run(OperatorKind::ValidateUrlEncoding, "a%zz"));
+        assert!(run(OperatorKind::ValidateUrlEncoding, "a%2"));
+        assert!(!run(OperatorKind::ValidateUrlEncoding, "a%2f"));
+        assert!(run(OperatorKind::ValidateUtf8Encoding, "\u{e9}") == false);
+        assert!(run(OperatorKind::IpMatch(vec!["10.0.0.0/8".into()]), "10.2.3.4"));
+        assert!(!run(OperatorKind::IpMatch(vec!["10.0.0.0/8".into()]), "11.2.3.4"));
+        let rx = |p: &str, pre: Option<Vec<String>>| OperatorKind::Rx {
+            pattern: p.into(),
+            prefilter: pre,
+        };
+        assert!(run(rx("(?i)union\\s+select", None), "1 UNION  SELECT"));
+        assert!(run(rx("a.b", None), "a\nb"), "dot matches newline");
+        assert!(
+            !run(rx("x", Some(vec!["zz".into()])), "x"),
+            "a prefilter that does not hold skips the regex"
+        );
+    }
+}
