@@ -194,8 +194,8 @@ enum Outcome {
 }
 
 fn judge(config: &Config, engine: &Engine, stage: &Stage) -> Outcome {
-    let (req, res) = match &stage.request {
-        Ok(r) => r,
+    let (req, res) = match &stage.exchange {
+        Ok(x) => (&x.request, &x.response),
         Err(why) => return Outcome::Skip(why.clone()),
     };
     let e = &stage.expect;
@@ -259,50 +259,6 @@ fn judge(config: &Config, engine: &Engine, stage: &Stage) -> Outcome {
         why.push(format!("matched {:?}", seen.ids));
         Outcome::Fail(why.join("; "))
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Paranoia levels of CRS's rules, from their `paranoia-level/N` tags.
-
-/// Rule id → paranoia level (0 for a rule without the tag: it runs at every level).
-fn paranoia_levels(dir: &Path) -> BTreeMap<u32, u8> {
-    let id_re = regex::Regex::new(r#"["',\s]id:(\d+)"#).expect("regex");
-    let pl_re = regex::Regex::new(r"paranoia-level/(\d)").expect("regex");
-    let mut levels = BTreeMap::new();
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("conf"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        // One directive per logical line: a trailing backslash continues it.
-        let mut directive = String::new();
-        for line in text.lines() {
-            if directive.is_empty() && line.trim_start().starts_with('#') {
-                continue;
-            }
-            match line.strip_suffix('\\') {
-                Some(part) => directive.push_str(part),
-                None => {
-                    directive.push_str(line);
-                    if let Some(id) = id_re
-                        .captures(&directive)
-                        .and_then(|c| c.get(1)?.as_str().parse().ok())
-                    {
-                        let pl = pl_re
-                            .captures(&directive)
-                            .and_then(|c| c.get(1)?.as_str().parse().ok())
-                            .unwrap_or(0);
-                        levels.entry(id).or_insert(pl);
-                    }
-                    directive.clear();
-                }
-            }
-        }
-    }
-    levels
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,9 +379,10 @@ fn run(config: &Config, stages: &[&Stage]) -> Run {
 }
 
 fn blocking_figures(b: &mut Blocking, engine: &Engine, stage: &Stage, key: &str) {
-    let Ok((req, res)) = &stage.request else {
+    let Ok(x) = &stage.exchange else {
         return;
     };
+    let (req, res) = (&x.request, &x.response);
     let e = &stage.expect;
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         inspect(engine, true, req, res)
@@ -515,7 +472,7 @@ fn root() -> &'static Path {
 fn crs_regression() {
     let stages = ftw::load_dir(&root().join(TESTS_DIR)).unwrap_or_else(|e| panic!("{e}"));
     assert!(!stages.is_empty(), "no stages under {TESTS_DIR}");
-    let levels = paranoia_levels(&root().join(RULES_DIR));
+    let levels = ftw::paranoia_levels(&root().join(RULES_DIR));
     let all: Vec<&Stage> = stages.iter().collect();
     let pl1: Vec<&Stage> = stages
         .iter()
@@ -615,7 +572,7 @@ fn crs_regression() {
 
 #[test]
 fn paranoia_levels_come_from_the_tags() {
-    let levels = paranoia_levels(&root().join(RULES_DIR));
+    let levels = ftw::paranoia_levels(&root().join(RULES_DIR));
     // 920100 is tagged paranoia-level/1, 920272 paranoia-level/3, 949110 has no tag.
     assert_eq!(levels.get(&920100), Some(&1));
     assert_eq!(levels.get(&920272), Some(&3));

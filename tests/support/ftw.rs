@@ -22,6 +22,7 @@
 
 use base64::Engine as _;
 use edge_gateway::source::{parse_yaml_documents, Node, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -88,13 +89,21 @@ pub struct Expect {
     pub status: Vec<u16>,
 }
 
+/// One stage's exchange: what go-ftw sends, what the server makes of it, what the backend says.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub wire: Vec<u8>,
+    pub request: Received,
+    pub response: BackendResponse,
+}
+
 #[derive(Clone, Debug)]
 pub struct Stage {
     /// The rule file's directory, e.g. `REQUEST-920-PROTOCOL-ENFORCEMENT`.
     pub rule_file: String,
     pub id: StageId,
-    /// The request the WAF sees and the backend's response, or why the stage cannot run.
-    pub request: Result<(Received, BackendResponse), String>,
+    /// The exchange, or why the stage cannot run.
+    pub exchange: Result<Exchange, String>,
     pub expect: Expect,
 }
 
@@ -155,19 +164,23 @@ pub fn load_file(text: &str, rule_file: &str) -> Result<Vec<Stage>, String> {
                 };
                 let output = stage.get("output");
                 let expect = expectations(output)?;
-                let request = stage
+                let exchange = stage
                     .get("input")
                     .ok_or_else(|| "no input".to_string())
                     .and_then(|input| runnable(output).and_then(|()| wire(input)))
-                    .and_then(|bytes| receive(&bytes))
-                    .map(|req| {
-                        let res = backend_response(&req);
-                        (req, res)
+                    .and_then(|wire| {
+                        let request = receive(&wire)?;
+                        let response = backend_response(&request);
+                        Ok(Exchange {
+                            wire,
+                            request,
+                            response,
+                        })
                     });
                 stages.push(Stage {
                     rule_file: rule_file.to_string(),
                     id,
-                    request,
+                    exchange,
                     expect,
                 });
             }
@@ -833,6 +846,50 @@ fn sniff(body: &[u8]) -> &'static str {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Paranoia levels of CRS's rules, from their `paranoia-level/N` tags.
+
+/// Rule id → paranoia level (0 for a rule without the tag: it runs at every level).
+pub fn paranoia_levels(dir: &Path) -> BTreeMap<u32, u8> {
+    let id_re = regex::Regex::new(r#"["',\s]id:(\d+)"#).expect("regex");
+    let pl_re = regex::Regex::new(r"paranoia-level/(\d)").expect("regex");
+    let mut levels = BTreeMap::new();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("conf"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // One directive per logical line: a trailing backslash continues it.
+        let mut directive = String::new();
+        for line in text.lines() {
+            if directive.is_empty() && line.trim_start().starts_with('#') {
+                continue;
+            }
+            match line.strip_suffix('\\') {
+                Some(part) => directive.push_str(part),
+                None => {
+                    directive.push_str(line);
+                    if let Some(id) = id_re
+                        .captures(&directive)
+                        .and_then(|c| c.get(1)?.as_str().parse().ok())
+                    {
+                        let pl = pl_re
+                            .captures(&directive)
+                            .and_then(|c| c.get(1)?.as_str().parse().ok())
+                            .unwrap_or(0);
+                        levels.entry(id).or_insert(pl);
+                    }
+                    directive.clear();
+                }
+            }
+        }
+    }
+    levels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -921,6 +978,28 @@ mod tests {
             (r.body.as_slice(), r.path_and_query()),
             (&b"abc"[..], ("/x", "q=1"))
         );
+    }
+
+    #[test]
+    fn a_file_gives_its_stages_and_skips_with_reasons() {
+        let yaml = "---\nmeta: {author: x}\nrule_id: 920100\ntests:\n  - test_id: 1\n    stages:\n\
+                    \x20     - input: {headers: {Host: h}, uri: '/a?b=<c>'}\n\
+                    \x20       output: {log: {expect_ids: [920100], no_expect_ids: [1]}}\n\
+                    \x20 - test_id: 2\n    stages:\n\
+                    \x20     - input: {version: HTTP/2, headers: {Host: h}}\n\
+                    \x20       output: {status: 400}\n";
+        let stages = load_file(yaml, "REQUEST-920").unwrap();
+        assert_eq!(stages.len(), 2);
+        assert_eq!(stages[0].id.to_string(), "920100-1-1");
+        assert_eq!(stages[0].expect.expect_ids, [920100]);
+        let x = stages[0].exchange.as_ref().unwrap();
+        assert_eq!(
+            x.wire,
+            b"GET /a?b=<c> HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(x.request.path_and_query(), ("/a", "b=<c>"));
+        assert_eq!(stages[1].expect.status, [400]);
+        assert!(stages[1].exchange.as_ref().unwrap_err().contains("HTTP/2"));
     }
 
     #[test]
