@@ -705,7 +705,7 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+pub fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
         let end = rest
