@@ -131,9 +131,19 @@ struct Seen {
     log: Vec<String>,
 }
 
+/// Whether the body is longer than the limit, and its first `limit` bytes: what the actions
+/// hand the engine.
+fn cut(body: &[u8], limit: usize) -> (bool, &[u8]) {
+    (body.len() > limit, body.get(..limit).unwrap_or(body))
+}
+
 /// Runs one transaction: the request, then (unless it was refused in a blocking setup) the
 /// backend's response.
-fn inspect(engine: &Engine, blocking: bool, req: &Received, res: &BackendResponse) -> Seen {
+fn inspect(engine: &Engine, config: &Config, req: &Received, res: &BackendResponse) -> Seen {
+    let blocking = !config.detection_only;
+    let limit = config.profile.body_limit;
+    let (req_truncated, req_body) = cut(&req.body, limit);
+    let (res_truncated, res_body) = cut(&res.body, limit);
     let (path, query) = req.path_and_query();
     let view = RequestView {
         method: &req.method,
@@ -146,8 +156,8 @@ fn inspect(engine: &Engine, blocking: bool, req: &Received, res: &BackendRespons
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect(),
-        body: &req.body,
-        body_truncated: false,
+        body: req_body,
+        body_truncated: req_truncated,
     };
     let mut verdicts = vec![engine.0.inspect_request(&view, &mut Budget::unlimited())];
     if !(blocking && verdicts[0].is_deny()) {
@@ -158,8 +168,8 @@ fn inspect(engine: &Engine, blocking: bool, req: &Received, res: &BackendRespons
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect(),
-            body: &res.body,
-            body_truncated: false,
+            body: res_body,
+            body_truncated: res_truncated,
         };
         verdicts.push(engine.0.inspect_response(&view, &mut Budget::unlimited()));
     }
@@ -211,7 +221,7 @@ fn judge(config: &Config, engine: &Engine, stage: &Stage) -> Outcome {
     };
     let blocking = !config.detection_only;
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        inspect(engine, blocking, req, res)
+        inspect(engine, config, req, res)
     }));
     let Ok(seen) = run else {
         return Outcome::Fail("the engine panicked".into());
@@ -361,7 +371,7 @@ fn run(config: &Config, stages: &[&Stage]) -> Run {
             .or_default()
             .add(&outcome);
         if !config.detection_only {
-            blocking_figures(&mut out.blocking, &engine, stage, &key);
+            blocking_figures(&mut out.blocking, &engine, config, stage, &key);
         }
         match outcome {
             Outcome::Pass => {
@@ -378,14 +388,14 @@ fn run(config: &Config, stages: &[&Stage]) -> Run {
     out
 }
 
-fn blocking_figures(b: &mut Blocking, engine: &Engine, stage: &Stage, key: &str) {
+fn blocking_figures(b: &mut Blocking, engine: &Engine, config: &Config, stage: &Stage, key: &str) {
     let Ok(x) = &stage.exchange else {
         return;
     };
     let (req, res) = (&x.request, &x.response);
     let e = &stage.expect;
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        inspect(engine, true, req, res)
+        inspect(engine, config, req, res)
     }));
     let Ok(seen) = run else { return };
     if !e.expect_ids.is_empty() {
