@@ -147,8 +147,7 @@ pub enum CrsInBundle {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn with_crs(docs: &mut Vec<SourceDoc>) -> CrsInBundle {
     let given = docs.iter().any(|d| {
-        d.node.get("kind").and_then(crate::source::Node::as_str)
-            == Some(crate::waf::document::KIND)
+        d.node.get("kind").and_then(crate::source::Node::as_str) == Some(crate::waf::document::KIND)
     });
     if given {
         return CrsInBundle::Given;

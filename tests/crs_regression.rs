@@ -19,6 +19,7 @@
 #[path = "support/ftw.rs"]
 mod ftw;
 
+use edge_gateway::waf::program::EngineMode;
 use edge_gateway::waf::{Budget, CrsRules, Profile, RequestView, ResponseView};
 use ftw::{BackendResponse, Received, Stage};
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,11 +117,18 @@ fn pl1_config() -> Config {
 
 struct Engine(CrsRules);
 
-/// Builds the engine for a configuration. The SecLang engine replaces this body with
-/// `CrsRules::new(Arc::new(seclang::vendored()), &profile)` where `profile.settings` is
-/// `config.settings`; the engine of today has no settings and ignores them.
+/// Builds the engine for a configuration: the vendored CRS, compiled by the SecLang compiler,
+/// with the configuration's profile and `tx.*` settings.
 fn engine(config: &Config) -> Engine {
-    Engine(CrsRules::compile(&config.profile))
+    let mut profile = config.profile.clone();
+    profile.settings.extend(config.settings.iter().cloned());
+    if config.detection_only {
+        profile.engine = EngineMode::DetectionOnly;
+    }
+    Engine(CrsRules::new(
+        std::sync::Arc::clone(edge_gateway::waf::vendored_rule_set()),
+        &profile,
+    ))
 }
 
 /// What one transaction left: the ids that matched, whether the WAF refused it, and log lines
@@ -158,6 +166,7 @@ fn inspect(engine: &Engine, config: &Config, req: &Received, res: &BackendRespon
             .collect(),
         body: req_body,
         body_truncated: req_truncated,
+        remote_addr: "127.0.0.1".to_string(),
     };
     let mut verdicts = vec![engine.0.inspect_request(&view, &mut Budget::unlimited())];
     if !(blocking && verdicts[0].is_deny()) {

@@ -149,7 +149,10 @@ impl Waf {
         };
         let Some(set) = cx.crs else {
             let path = c.path.clone();
-            let at = At { path: &path, node: config };
+            let at = At {
+                path: &path,
+                node: config,
+            };
             c.diags.error(
                 BAD_CONFIG,
                 at,

@@ -175,7 +175,13 @@ impl CrsRules {
         let mut tx = self.transaction(vars, budget);
         let processor = req
             .header_value("content-type")
-            .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .as_deref()
             .and_then(default_processor);
         tx.processor = processor;
@@ -189,12 +195,20 @@ impl CrsRules {
             }
             tx.run_phase(2, &|_| true);
         }
-        tx.verdict("blocking_inbound_anomaly_score", "inbound_anomaly_score_threshold")
+        tx.verdict(
+            "blocking_inbound_anomaly_score",
+            "inbound_anomaly_score_threshold",
+        )
     }
 
     pub fn inspect_response(&self, res: &ResponseView<'_>, budget: &mut Budget<'_>) -> Verdict {
         let mut vars = Vars::new();
-        extract_response(res, self.config.process_body, self.config.body_limit, &mut vars);
+        extract_response(
+            res,
+            self.config.process_body,
+            self.config.body_limit,
+            &mut vars,
+        );
         let mut tx = self.transaction(vars, budget);
         // The request's TX is not kept between the two actions: the initialization rules set
         // the defaults again.
@@ -205,7 +219,10 @@ impl CrsRules {
         if tx.go_on() {
             tx.run_phase(4, &|_| true);
         }
-        tx.verdict("blocking_outbound_anomaly_score", "outbound_anomaly_score_threshold")
+        tx.verdict(
+            "blocking_outbound_anomaly_score",
+            "outbound_anomaly_score_threshold",
+        )
     }
 
     fn transaction<'a, 'r, 'b>(
@@ -225,7 +242,7 @@ impl CrsRules {
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
             processor: None,
-            engine: EngineMode::On,
+            engine: self.config.engine,
             cache: HashMap::new(),
             steps: 0,
             budget,
@@ -437,7 +454,10 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         });
     }
 
-    /// Evaluates every link in order; on a full match runs their actions.
+    /// Evaluates the links in order. As in ModSecurity, a link's own actions run as soon as it
+    /// matches, once per value that matched, before the next link is evaluated: CRS's chains
+    /// set a TX variable in one link (`setvar:tx.extension=...`) and test it in the next, and
+    /// rule 922150 collects every multipart Content-Type with a counter it increments.
     fn run_chain(&mut self, set: &RuleSet, index: usize, rule: &Rule, links: &[Link]) -> bool {
         for (n, link) in links.iter().enumerate() {
             let cache = &set.links[index][n];
@@ -445,9 +465,6 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
             if !self.run_link(set, rule, link, cache, chain) {
                 return false;
             }
-        }
-        for link in links {
-            self.run_actions(rule, &link.actions);
         }
         true
     }
@@ -499,6 +516,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
             self.matched_var_name.clone_from(&name);
             found.push((name, bytes.clone()));
             self.matched_var = bytes;
+            self.run_actions(rule, &link.actions);
         }
         if found.is_empty() {
             return false;

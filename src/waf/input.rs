@@ -129,7 +129,6 @@ impl<'a> ResponseView<'a> {
     }
 }
 
-
 /// One member of a collection: its name (empty for a scalar) and value.
 #[derive(Clone, Debug)]
 pub(crate) struct Member<'a> {
@@ -220,7 +219,10 @@ fn parse_urlencoded<'a>(raw: &'a [u8], out: &mut Args<'a>) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        out.push((lossy(&url_decode(n, true)).into(), url_decode(v, true).into()));
+        out.push((
+            lossy(&url_decode(n, true)).into(),
+            url_decode(v, true).into(),
+        ));
     }
 }
 
@@ -233,7 +235,11 @@ fn add_args<'a>(vars: &mut Vars<'a>, args: Args<'a>, get: bool) {
     };
     for (name, value) in args {
         vars.push(names, name.clone(), name.as_bytes().to_vec());
-        vars.push(Collection::ArgsNames, name.clone(), name.as_bytes().to_vec());
+        vars.push(
+            Collection::ArgsNames,
+            name.clone(),
+            name.as_bytes().to_vec(),
+        );
         vars.push(values, name.clone(), value.clone());
         vars.push(Collection::Args, name, value);
     }
@@ -328,7 +334,11 @@ pub(crate) fn extract_request_body<'a>(
             let result = multipart_args(ct, body, truncated, &mut mp);
             vars.set(
                 Collection::MultipartStrictError,
-                if result.is_err() { &b"1"[..] } else { &b"0"[..] },
+                if result.is_err() {
+                    &b"1"[..]
+                } else {
+                    &b"0"[..]
+                },
             );
             if let Err(e) = result {
                 error = Some(e);
@@ -336,8 +346,16 @@ pub(crate) fn extract_request_body<'a>(
             let mut combined = 0usize;
             for (name, file, size) in mp.files {
                 combined = combined.saturating_add(size);
-                vars.push(Collection::FilesNames, name.clone(), name.clone().into_bytes());
-                vars.push(Collection::FilesSizes, name.clone(), size.to_string().into_bytes());
+                vars.push(
+                    Collection::FilesNames,
+                    name.clone(),
+                    name.clone().into_bytes(),
+                );
+                vars.push(
+                    Collection::FilesSizes,
+                    name.clone(),
+                    size.to_string().into_bytes(),
+                );
                 vars.push(Collection::Files, name, file);
             }
             vars.set(
@@ -365,7 +383,11 @@ pub(crate) fn extract_request_body<'a>(
     }
     vars.set(
         Collection::ReqbodyError,
-        if error.is_some() { &b"1"[..] } else { &b"0"[..] },
+        if error.is_some() {
+            &b"1"[..]
+        } else {
+            &b"0"[..]
+        },
     );
     if let Some(e) = error {
         vars.push(Collection::UrlencodedError, "", e.into_bytes());
@@ -703,13 +725,58 @@ fn multipart_args(
     Ok(())
 }
 
+/// A `Content-Disposition` parameter. Quoted values may hold `;` and `\"` (`name="fi;le"`), as
+/// ModSecurity's multipart parser reads them: splitting on every `;` would hide the name CRS's
+/// rule 920120 looks at.
 fn disposition_param(line: &str, key: &str) -> Option<String> {
-    line.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case(key)
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
+    let b = line.as_bytes();
+    let mut i = b.iter().position(|&c| c == b';')? + 1;
+    while i < b.len() {
+        while b
+            .get(i)
+            .is_some_and(|c| *c == b' ' || *c == b'\t' || *c == b';')
+        {
+            i += 1;
+        }
+        let start = i;
+        while b.get(i).is_some_and(|c| *c != b'=' && *c != b';') {
+            i += 1;
+        }
+        let name = line.get(start..i)?.trim();
+        let mut value = String::new();
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            while b.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            if b.get(i) == Some(&b'"') {
+                i += 1;
+                let mut raw = Vec::new();
+                while let Some(&c) = b.get(i) {
+                    i += 1;
+                    match c {
+                        b'\\' if matches!(b.get(i), Some(b'"' | b'\\')) => {
+                            raw.push(b[i]);
+                            i += 1;
+                        }
+                        b'"' => break,
+                        c => raw.push(c),
+                    }
+                }
+                value = String::from_utf8_lossy(&raw).into_owned();
+            } else {
+                let vstart = i;
+                while b.get(i).is_some_and(|c| *c != b';') {
+                    i += 1;
+                }
+                value = line.get(vstart..i)?.trim().to_string();
+            }
+        }
+        if name.eq_ignore_ascii_case(key) {
+            return Some(value);
+        }
+    }
+    None
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -732,9 +799,7 @@ mod tests {
     use super::*;
 
     fn args(f: &Args<'_>) -> Vec<(String, String)> {
-        f.iter()
-            .map(|(n, v)| (n.to_string(), lossy(v)))
-            .collect()
+        f.iter().map(|(n, v)| (n.to_string(), lossy(v))).collect()
     }
 
     #[test]
@@ -774,8 +839,27 @@ mod tests {
             .part_headers
             .iter()
             .any(|(n, h)| n == "f" && h.starts_with(b"Content-Type")));
-        let mp = |b: &[u8], t| multipart_args("multipart/form-data; boundary=XyZ", b, t, &mut Multipart::default());
-        assert!(multipart_args("multipart/form-data", body, false, &mut Multipart::default()).is_err());
+        let mp = |b: &[u8], t| {
+            multipart_args(
+                "multipart/form-data; boundary=XyZ",
+                b,
+                t,
+                &mut Multipart::default(),
+            )
+        };
+        assert!(multipart_args(
+            "multipart/form-data",
+            body,
+            false,
+            &mut Multipart::default()
+        )
+        .is_err());
+        let line = r#"form-data; name="fi;le"; filename="a\"b.php""#;
+        assert_eq!(disposition_param(line, "name").as_deref(), Some("fi;le"));
+        assert_eq!(
+            disposition_param(line, "filename").as_deref(),
+            Some("a\"b.php")
+        );
         assert!(mp(&body[..60], false).is_err());
         assert!(mp(&body[..60], true).is_ok());
     }

@@ -12,13 +12,13 @@
 //! [`Budget`] bounds the work; when it runs out the verdict says `partial` and the configured
 //! [`OnBudget`] choice decides.
 
+pub mod document;
 mod engine;
+mod input;
+mod operate;
 pub mod program;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod seclang;
-pub mod document;
-mod input;
-mod operate;
 mod sqli;
 mod transform;
 mod xss;
@@ -91,6 +91,8 @@ pub struct Profile {
     /// TX values set before the rules run, as crs-setup.conf's `SecAction`s would
     /// (`allowed_methods`, `arg_length`, ...); keys without the `tx.` prefix.
     pub settings: Vec<(String, String)>,
+    /// ModSecurity's `SecRuleEngine`: `DetectionOnly` runs every rule and reports, never denies.
+    pub engine: program::EngineMode,
 }
 
 /// The methods an API uses: CRS's default (`GET HEAD POST OPTIONS`) refuses PUT, PATCH and
@@ -108,6 +110,7 @@ impl Default for Profile {
             body_limit: 4096,
             on_budget: OnBudget::Block,
             settings: vec![("allowed_methods".into(), API_METHODS.into())],
+            engine: program::EngineMode::On,
         }
     }
 }

@@ -163,7 +163,6 @@ pub(crate) fn atoi(s: &[u8]) -> i64 {
     }
 }
 
-
 fn find(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -216,14 +215,26 @@ mod tests {
             OperatorKind::Pm(vec!["Select".into(), "union".into()]),
             "x UNION y"
         ));
-        assert!(run(OperatorKind::ValidateByteRange(vec![(32, 126)]), "a\tb"));
-        assert!(!run(OperatorKind::ValidateByteRange(vec![(32, 126)]), "a b"));
+        assert!(run(
+            OperatorKind::ValidateByteRange(vec![(32, 126)]),
+            "a\tb"
+        ));
+        assert!(!run(
+            OperatorKind::ValidateByteRange(vec![(32, 126)]),
+            "a b"
+        ));
         assert!(run(OperatorKind::ValidateUrlEncoding, "a%zz"));
         assert!(run(OperatorKind::ValidateUrlEncoding, "a%2"));
         assert!(!run(OperatorKind::ValidateUrlEncoding, "a%2f"));
         assert!(run(OperatorKind::ValidateUtf8Encoding, "\u{e9}") == false);
-        assert!(run(OperatorKind::IpMatch(vec!["10.0.0.0/8".into()]), "10.2.3.4"));
-        assert!(!run(OperatorKind::IpMatch(vec!["10.0.0.0/8".into()]), "11.2.3.4"));
+        assert!(run(
+            OperatorKind::IpMatch(vec!["10.0.0.0/8".into()]),
+            "10.2.3.4"
+        ));
+        assert!(!run(
+            OperatorKind::IpMatch(vec!["10.0.0.0/8".into()]),
+            "11.2.3.4"
+        ));
         let rx = |p: &str, pre: Option<Vec<String>>| OperatorKind::Rx {
             pattern: p.into(),
             prefilter: pre,

@@ -36,11 +36,9 @@ pub(crate) fn apply(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
         Transform::CompressWhitespace if input.iter().any(|&b| is_space(b)) => {
             compress_whitespace(input)
         }
-        Transform::RemoveWhitespace if input.iter().any(|&b| is_space(b)) => input
-            .iter()
-            .copied()
-            .filter(|&b| !is_space(b))
-            .collect(),
+        Transform::RemoveWhitespace if input.iter().any(|&b| is_space(b)) => {
+            input.iter().copied().filter(|&b| !is_space(b)).collect()
+        }
         Transform::Trim => trim(input, true, true).to_vec(),
         Transform::TrimLeft => trim(input, true, false).to_vec(),
         Transform::TrimRight => trim(input, false, true).to_vec(),
@@ -457,7 +455,6 @@ fn replace_comments(input: &[u8]) -> Vec<u8> {
     out
 }
 
-
 fn trim(input: &[u8], left: bool, right: bool) -> &[u8] {
     let mut s = input;
     while left && s.first().is_some_and(|&b| is_space(b)) {
@@ -650,7 +647,10 @@ mod tests {
         assert_eq!(t(Transform::EscapeSeqDecode, r"a\x41\n\101\q"), "aA\nAq");
         assert_eq!(t(Transform::HexDecode, "414a"), "AJ");
         assert_eq!(t(Transform::HexEncode, "AJ"), "414a");
-        assert_eq!(t(Transform::Utf8ToUnicode, "a\u{e9}\u{ff1c}"), "a%u00e9%uff1c");
+        assert_eq!(
+            t(Transform::Utf8ToUnicode, "a\u{e9}\u{ff1c}"),
+            "a%u00e9%uff1c"
+        );
         assert_eq!(t(Transform::Length, "abcd"), "4");
         assert_eq!(
             apply(Transform::Sha1, b"abc").map(|d| hex_encode(&d)),
@@ -691,21 +691,43 @@ mod tests {
     #[test]
     fn never_panics() {
         let all = [
-            Transform::Base64Decode, Transform::Base64DecodeExt, Transform::CmdLine,
-            Transform::CompressWhitespace, Transform::CssDecode, Transform::EscapeSeqDecode,
-            Transform::HexDecode, Transform::HexEncode, Transform::HtmlEntityDecode,
-            Transform::JsDecode, Transform::Length, Transform::Lowercase,
-            Transform::NormalizePath, Transform::NormalizePathWin, Transform::RemoveComments,
-            Transform::RemoveCommentsChar, Transform::RemoveNulls, Transform::RemoveWhitespace,
-            Transform::ReplaceComments, Transform::ReplaceNulls, Transform::Sha1, Transform::Trim,
-            Transform::TrimLeft, Transform::TrimRight, Transform::Uppercase, Transform::UrlDecode,
-            Transform::UrlDecodeUni, Transform::UrlEncode, Transform::Utf8ToUnicode,
+            Transform::Base64Decode,
+            Transform::Base64DecodeExt,
+            Transform::CmdLine,
+            Transform::CompressWhitespace,
+            Transform::CssDecode,
+            Transform::EscapeSeqDecode,
+            Transform::HexDecode,
+            Transform::HexEncode,
+            Transform::HtmlEntityDecode,
+            Transform::JsDecode,
+            Transform::Length,
+            Transform::Lowercase,
+            Transform::NormalizePath,
+            Transform::NormalizePathWin,
+            Transform::RemoveComments,
+            Transform::RemoveCommentsChar,
+            Transform::RemoveNulls,
+            Transform::RemoveWhitespace,
+            Transform::ReplaceComments,
+            Transform::ReplaceNulls,
+            Transform::Sha1,
+            Transform::Trim,
+            Transform::TrimLeft,
+            Transform::TrimRight,
+            Transform::Uppercase,
+            Transform::UrlDecode,
+            Transform::UrlDecodeUni,
+            Transform::UrlEncode,
+            Transform::Utf8ToUnicode,
         ];
         let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
         const SPECIAL: &[u8] = b"%+&#;\\/*'\"^,-<!>x0u7Aa \0\t\xa0\xc3\xa9\xff";
         for _ in 0..20_000 {
             let len = rng.usize(..24);
-            let v: Vec<u8> = (0..len).map(|_| SPECIAL[rng.usize(..SPECIAL.len())]).collect();
+            let v: Vec<u8> = (0..len)
+                .map(|_| SPECIAL[rng.usize(..SPECIAL.len())])
+                .collect();
             for tf in all {
                 if let Some(out) = apply(tf, &v) {
                     assert_ne!(out, v, "{tf:?}: Some means changed");
