@@ -136,5 +136,5 @@ version=$(sed -n 's/^SecComponentSignature "\(.*\)"/\1/p' crs/rules/*.conf | hea
 
 log "crs/ updated from $origin (${version:-no component signature}); compiling it"
 cargo test --test crs_compile ||
-    die "the new rule set does not compile (errors above); review with git diff crs/ src/waf/seclang/vendored.rs"
+    die "the new rule set does not compile (errors above); undo with: git checkout -- crs/ src/waf/seclang/vendored.rs && git clean -f crs/"
 log "done: review with git diff --stat crs/ src/waf/seclang/vendored.rs"

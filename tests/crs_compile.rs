@@ -398,6 +398,24 @@ fn bad_input_is_refused_with_its_file_and_line() {
         error("e.conf", "SecRule ARGS \"@foo\" \"id:3\"")[0].to_string(),
         "e.conf:1: rule 3: unknown operator @foo"
     );
+    // A chain whose first rule is refused: its links are dropped, not joined to the rule
+    // before, and their own errors are still reported.
+    let e = error(
+        "c.conf",
+        "SecRule ARGS \"@rx a\" \"id:1\"\n\
+         SecRule ARGS \"@rx a\" \"id:1,chain\"\n\
+         \tSecRule ARGS \"@frob\" \"chain\"\n\
+         \tSecRule ARGS \"@rx b\" \"t:none\"\n\
+         SecRule ARGS \"@rx a\" \"id:2\"\n",
+    );
+    let found: Vec<(u32, &Reason)> = e.iter().map(|e| (e.line, &e.reason)).collect();
+    assert_eq!(
+        found,
+        [
+            (2, &Reason::DuplicateId(1)),
+            (3, &Reason::UnknownOperator("frob".into()))
+        ]
+    );
     // Every error is reported, not only the first.
     let e = error(
         "m.conf",
