@@ -571,3 +571,46 @@ fn every_prefilter_holds_on_every_match() {
     );
     assert!(matched > 500, "the samples exercise the regexes: {matched}");
 }
+
+/// Damaged rule text (CRS's own, with SecLang's syntax characters sprinkled in and lines cut)
+/// is compiled or refused, never a panic.
+#[test]
+fn damaged_rule_text_never_panics() {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let noise: &[char] = &[
+        '"', '\'', '\\', ',', ':', '|', '!', '&', '@', '%', '{', '}', '/', '\n', ' ', '(', '[', '-',
+    ];
+    let mut refused = 0;
+    for _ in 0..2000 {
+        let (_, text) = RULE_FILES[rng.usize(..RULE_FILES.len())];
+        let lines: Vec<&str> = text.lines().collect();
+        let start = rng.usize(..lines.len());
+        let end = (start + rng.usize(1..60)).min(lines.len());
+        let mut chars: Vec<char> = lines[start..end].join("\n").chars().collect();
+        for _ in 0..rng.usize(0..6) {
+            if chars.is_empty() {
+                break;
+            }
+            let at = rng.usize(..chars.len());
+            match rng.u8(..3) {
+                0 => chars[at] = noise[rng.usize(..noise.len())],
+                1 => {
+                    chars.remove(at);
+                }
+                _ => chars.insert(at, noise[rng.usize(..noise.len())]),
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Err(errors) = compile(
+            &[Source {
+                file: "x.conf",
+                text: &text,
+            }],
+            &data,
+        ) {
+            assert!(!errors.is_empty());
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "some damage is noticed");
+}

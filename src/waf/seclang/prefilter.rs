@@ -246,7 +246,9 @@ fn class_members(class: &Class) -> Option<Set> {
 fn minimal(set: Set) -> Set {
     let all: Vec<&Vec<u8>> = set.iter().collect();
     let contains = |hay: &[u8], needle: &[u8]| {
-        needle.len() < hay.len() && hay.windows(needle.len()).any(|w| w == needle)
+        !needle.is_empty()
+            && needle.len() < hay.len()
+            && hay.windows(needle.len()).any(|w| w == needle)
     };
     set.iter()
         .filter(|lit| !all.iter().any(|other| contains(lit, other)))
