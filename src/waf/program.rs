@@ -114,9 +114,11 @@ pub struct Exclusion {
 pub enum Selector {
     /// Every member.
     All,
-    /// Members with this name (lowercased: names match without regard to case).
+    /// Members with this name (lowercased: names match without regard to case). For
+    /// [`Collection::Xml`], an XPath expression as written (`/*`, `//@*`).
     Key(String),
-    /// Members whose name the regex (`/.../`) matches; matched without regard to case.
+    /// Members whose name the regex (`/.../`) matches; matched without regard to case
+    /// ([`rx_builder`] with `case_insensitive`).
     Regex(String),
 }
 

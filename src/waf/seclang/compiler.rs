@@ -118,7 +118,9 @@ impl Builder<'_> {
             "secaction" => self.sec_action(origin, d),
             "secmarker" => self.sec_marker(origin, d),
             "seccomponentsignature" => args(d, "SecComponentSignature", "1", 1, 1).map(|a| {
-                a.first().map(|v| self.crs_version.clone_from(v));
+                if let Some(v) = a.first() {
+                    self.crs_version.clone_from(v);
+                }
             }),
             "secruleupdatetargetbyid" => self.update_target(d),
             _ => Err((None, Reason::UnknownDirective(d.name.clone()))),
@@ -130,58 +132,52 @@ impl Builder<'_> {
 
     /// `SecRule VARIABLES OPERATOR [ACTIONS]`: a rule, or a link of the open chain.
     fn sec_rule(&mut self, origin: Origin, d: &Directive) -> Result<(), (Option<u32>, Reason)> {
-        let link_of = match self.chain {
+        let state = std::mem::replace(&mut self.chain, Chain::Closed);
+        let link_of = match state {
             Chain::Open => self.rules.last().map(|r| r.id),
             _ => None,
         };
-        let was_broken = self.chain == Chain::Broken;
-        let args = args(d, "SecRule", "2 or 3", 2, 3).map_err(|e| (link_of, e.1));
-        let items = args.and_then(|a| {
-            let items = actions::split(a.get(2).map_or("", String::as_str));
-            items.map(|i| (a, i)).map_err(|e| (link_of, e))
-        });
-        let (a, items) = match items {
-            Ok(x) => x,
-            Err(e) => {
-                self.chain = if self.chain == Chain::Closed {
-                    Chain::Closed
-                } else {
-                    Chain::Broken
-                };
-                return Err(e);
-            }
+        let items = args(d, "SecRule", "2 or 3", 2, 3)
+            .map_err(|e| e.1)
+            .and_then(|a| Ok((a, actions::split(a.get(2).map_or("", String::as_str))?)));
+        let chains = items
+            .as_ref()
+            .is_ok_and(|(_, items)| items.iter().any(|i| i.name.eq_ignore_ascii_case("chain")));
+        let id = link_of.or_else(|| items.as_ref().ok().and_then(|(_, i)| actions::id(i)));
+        let parsed = items.and_then(|(a, items)| self.link(a, &items));
+        // A chain whose first rule or a link failed is read to its end and dropped.
+        self.chain = match (chains, state, &parsed) {
+            (false, ..) => Chain::Closed,
+            (true, Chain::Broken, _) | (true, _, Err(_)) => Chain::Broken,
+            (true, _, Ok(_)) => Chain::Open,
         };
-        let chains = items.iter().any(|i| i.name.eq_ignore_ascii_case("chain"));
-        let id = link_of.or_else(|| actions::id(&items));
-        let link = self.link(&a, &items).map_err(|e| (id, e));
-        if was_broken {
+        let (link, acts) = parsed.map_err(|e| (id, e))?;
+        if state == Chain::Broken {
+            return Ok(());
+        }
+        if link_of.is_none() {
+            let skip_after = acts.skip_after.clone();
+            let pushed = self
+                .rule(&acts, RuleKind::Match(vec![link]))
+                .and_then(|rule| self.push(rule, origin, skip_after).map_err(|e| (id, e)));
+            if pushed.is_err() && chains {
+                // Its links must not join the rule before it.
+                self.chain = Chain::Broken;
+            }
+            return pushed;
+        }
+        if let Some(action) = acts.starter_only.first() {
             self.chain = if chains { Chain::Broken } else { Chain::Closed };
-            return Ok(());
+            return Err((id, Reason::NotInChainLink(action.clone())));
         }
-        let (link, acts) = match link {
-            Ok(x) => x,
-            Err(e) => {
-                self.chain = if chains { Chain::Broken } else { Chain::Closed };
-                return Err(e);
-            }
-        };
-        self.chain = if chains { Chain::Open } else { Chain::Closed };
-        if link_of.is_some() {
-            if let Some(action) = acts.starter_only.first() {
-                return Err((id, Reason::NotInChainLink(action.clone())));
-            }
-            if let Some(Rule {
-                kind: RuleKind::Match(links),
-                ..
-            }) = self.rules.last_mut()
-            {
-                links.push(link);
-            }
-            return Ok(());
+        if let Some(Rule {
+            kind: RuleKind::Match(links),
+            ..
+        }) = self.rules.last_mut()
+        {
+            links.push(link);
         }
-        let skip_after = acts.skip_after.clone();
-        let rule = self.rule(&acts, RuleKind::Match(vec![link]));
-        self.push(rule?, origin, skip_after).map_err(|e| (id, e))
+        Ok(())
     }
 
     /// A link: targets, operator and the actions a link may carry.

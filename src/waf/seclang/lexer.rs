@@ -21,6 +21,7 @@ pub fn directives(text: &str) -> (Vec<Directive>, Vec<(u32, Reason)>) {
     let mut errors = Vec::new();
     let mut logical = String::new();
     let mut start = 0u32;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let number = u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1);
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -120,6 +121,12 @@ mod tests {
         assert_eq!(d[0].args, ["ARGS", "@rx a\"b\\d", "id:1,    pass"]);
         assert_eq!(d[1].line, 6);
         assert_eq!(d[1].args, ["END"]);
+        let (d, _) = directives("\u{feff}SecMarker A\r\nSecMarker \\\r\n B\r\n");
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            (d[0].name.as_str(), d[1].args[0].as_str()),
+            ("SecMarker", "B")
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn rx(pattern: &str) -> Result<OperatorKind, Reason> {
 /// the `regex` crate reads `\x{hh}` as a code point (refused with Unicode off, or matched as
 /// its UTF-8 encoding). CRS writes byte patterns this way (`\x{e2}\x91[\xa0-\x{bf}]`), so
 /// they are rewritten to `\xhh`, which the crate reads as a byte.
-fn byte_escapes(pattern: &str) -> String {
+pub(super) fn byte_escapes(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut rest = pattern;
     while let Some(i) = rest.find('\\') {

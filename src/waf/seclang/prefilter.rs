@@ -112,14 +112,14 @@ fn analyze(hir: &Hir) -> Info {
                 required = match (required, &info.required) {
                     (Some(mut acc), Some(r)) => {
                         acc.extend(r.iter().cloned());
-                        capped(acc)
+                        Some(acc)
                     }
                     _ => None,
                 };
             }
             Info {
                 required: best([
-                    required.and_then(usable),
+                    required.and_then(shrink),
                     exact_set.clone().and_then(usable),
                 ]),
                 exact: exact_set,
@@ -141,6 +141,22 @@ fn usable(set: Set) -> Option<Set> {
     (!set.is_empty() && set.len() <= MAX_LITERALS && !set.contains(&Vec::new())).then_some(set)
 }
 
+/// A set too large made small enough by cutting its literals to a shorter prefix: a string
+/// that contains a literal contains its prefix.
+fn shrink(set: Set) -> Option<Set> {
+    if set.len() <= MAX_LITERALS {
+        return usable(set);
+    }
+    let longest = set.iter().map(Vec::len).max().unwrap_or(0);
+    (1..longest).rev().find_map(|k| {
+        let cut: Set = set
+            .iter()
+            .map(|l| l.get(..k).unwrap_or(l).to_vec())
+            .collect();
+        usable(cut)
+    })
+}
+
 fn capped(set: Set) -> Option<Set> {
     (set.len() <= MAX_LITERALS).then_some(set)
 }
@@ -160,17 +176,32 @@ fn product(a: &Set, b: &Set) -> Option<Set> {
     Some(out)
 }
 
-/// The most selective candidate: longest shortest literal, then fewest literals; literals must
-/// be text (the prefilter is a list of strings).
+/// The most selective candidate, by [`selectivity`]; literals must be text (the prefilter is a
+/// list of strings).
 fn best(candidates: impl IntoIterator<Item = Option<Set>>) -> Option<Set> {
     candidates
         .into_iter()
         .flatten()
         .filter(|s| s.iter().all(|l| std::str::from_utf8(l).is_ok()))
-        .max_by_key(|s| {
-            let shortest = s.iter().map(Vec::len).min().unwrap_or(0);
-            (shortest, std::cmp::Reverse(s.len()))
-        })
+        .max_by_key(|s| (selectivity(s), std::cmp::Reverse(s.len())))
+}
+
+/// How rarely a set fires on ordinary traffic, roughly: its least selective literal (letters,
+/// digits and the punctuation of URLs and forms count 1 a byte, other bytes 2), then each
+/// doubling of the number of literals costs a quarter of a byte.
+fn selectivity(set: &Set) -> i64 {
+    let weight = |lit: &Vec<u8>| -> i64 {
+        lit.iter()
+            .map(|b| match b {
+                b'a'..=b'z' | b'0'..=b'9' | b' ' | b'.' | b'/' | b'-' | b'_' | b'=' | b'&' => 1,
+                b'%' | b',' | b'+' | b':' => 1,
+                _ => 2,
+            })
+            .sum()
+    };
+    let least = set.iter().map(weight).min().unwrap_or(0);
+    let doublings = i64::from(usize::BITS - set.len().saturating_sub(1).leading_zeros());
+    4 * least - doublings
 }
 
 /// The lowercased members of a class, when there are few.
@@ -215,7 +246,9 @@ fn class_members(class: &Class) -> Option<Set> {
 fn minimal(set: Set) -> Set {
     let all: Vec<&Vec<u8>> = set.iter().collect();
     let contains = |hay: &[u8], needle: &[u8]| {
-        needle.len() < hay.len() && hay.windows(needle.len()).any(|w| w == needle)
+        !needle.is_empty()
+            && needle.len() < hay.len()
+            && hay.windows(needle.len()).any(|w| w == needle)
     };
     set.iter()
         .filter(|lit| !all.iter().any(|other| contains(lit, other)))
@@ -244,7 +277,9 @@ mod tests {
         );
         assert_eq!(lits(r"\bSLEEP\s*\("), v(&["sleep"]));
         assert_eq!(lits(r"a(?:b|c)d"), v(&["abd", "acd"]));
-        assert_eq!(lits(r"x[0-9]").map(|l| l.len()), Some(10));
+        // Ten two-byte literals are no more selective than their common prefix.
+        assert_eq!(lits(r"x[0-9]"), v(&["x"]));
+        assert_eq!(lits(r"x[0-9]\(").map(|l| l.len()), Some(10));
         // The empty string would satisfy these: no prefilter.
         assert_eq!(lits(r"a?"), None);
         assert_eq!(lits(r".*"), None);
@@ -257,7 +292,84 @@ mod tests {
         assert_eq!(lits(r"[a-z]{3}").map(|l| l.len()), Some(26));
         // A repetition needs at least one copy.
         assert_eq!(lits(r"(?:ab)+c?"), v(&["ab"]));
+        // Too many branches: their prefixes.
+        let many: Vec<String> = (0..100).map(|i| format!("k{i:03}x")).collect();
+        let l = lits(&many.join("|")).expect("a prefilter");
+        assert!(
+            l.len() <= MAX_LITERALS && l.iter().all(|x| x.starts_with('k')),
+            "{l:?}"
+        );
         // Superstrings are implied by their substrings.
         assert_eq!(lits(r"ab|xaby"), v(&["ab"]));
+    }
+
+    /// A random regex over a small alphabet, with every construct the analysis treats apart.
+    fn random_regex(rng: &mut fastrand::Rng, depth: u32) -> String {
+        let leaf = |rng: &mut fastrand::Rng| {
+            let leaves = [
+                "a", "b", "A", "B", r"\.", "-", "[ab]", "[^a]", "[a-c]", r"\d", r"\w", ".", "^",
+                "$", r"\b", "(?:)", "[Bb]",
+            ];
+            leaves[rng.usize(..leaves.len())].to_string()
+        };
+        if depth == 0 {
+            return leaf(rng);
+        }
+        match rng.u8(..6) {
+            0 => leaf(rng),
+            1 => (0..rng.usize(2..4))
+                .map(|_| random_regex(rng, depth - 1))
+                .collect(),
+            2 => {
+                let branches: Vec<String> = (0..rng.usize(2..4))
+                    .map(|_| random_regex(rng, depth - 1))
+                    .collect();
+                format!("(?:{})", branches.join("|"))
+            }
+            3 => {
+                let ops = ["?", "*", "+", "{2}", "{1,2}", "{0,2}", "+?", "{2,}"];
+                format!(
+                    "(?:{}){}",
+                    random_regex(rng, depth - 1),
+                    ops[rng.usize(..ops.len())]
+                )
+            }
+            4 => format!("(?i:{})", random_regex(rng, depth - 1)),
+            _ => format!("({})", random_regex(rng, depth - 1)),
+        }
+    }
+
+    #[test]
+    fn random_regexes_never_match_without_their_prefilter() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = b"aAbBc.-1 ";
+        let mut with = 0;
+        for _ in 0..3000 {
+            let pattern = random_regex(&mut rng, 4);
+            let Some(prefilter) = literals(&pattern) else {
+                continue;
+            };
+            with += 1;
+            let re = crate::waf::program::rx_builder(&pattern)
+                .build()
+                .expect("compiles");
+            for _ in 0..200 {
+                let len = rng.usize(0..9);
+                let s: Vec<u8> = (0..len)
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect();
+                if re.is_match(&s) {
+                    let low = s.to_ascii_lowercase();
+                    assert!(
+                        prefilter
+                            .iter()
+                            .any(|l| low.windows(l.len()).any(|w| w == l.as_bytes())),
+                        "{pattern} matches {:?}, prefilter {prefilter:?}",
+                        String::from_utf8_lossy(&s)
+                    );
+                }
+            }
+        }
+        assert!(with > 500, "{with}");
     }
 }

@@ -2,6 +2,7 @@
 //! (`A|B|!C:foo|&TX:x|ARGS:/regex/|XML:/*`).
 
 use super::error::Reason;
+use super::operators::byte_escapes;
 use crate::waf::program::{self, Collection, Exclusion, Selector, Target};
 
 /// The collection a SecLang variable name (any case) stands for.
@@ -194,10 +195,10 @@ fn element(s: &str) -> Result<(Element, &str), Reason> {
         (Selector::Key(path.trim().to_string()), tail)
     } else if let Some(body) = after.strip_prefix('/') {
         let end = regex_end(body).ok_or_else(|| Reason::BadVariable(s.to_string()))?;
-        let pattern = body.get(..end).unwrap_or_default();
+        let pattern = byte_escapes(body.get(..end).unwrap_or_default());
         let tail = body.get(end + 1..).unwrap_or_default();
-        check_selector_regex(pattern)?;
-        (Selector::Regex(pattern.to_string()), tail)
+        check_selector_regex(&pattern)?;
+        (Selector::Regex(pattern), tail)
     } else if let Some(body) = after.strip_prefix('\'') {
         let end = body.find('\'').ok_or(Reason::UnterminatedQuote)?;
         let key = body.get(..end).unwrap_or_default();
@@ -239,7 +240,8 @@ fn regex_end(body: &str) -> Option<usize> {
     None
 }
 
-/// Selector regexes match member names without regard to case, as the runtime will run them.
+/// Selector regexes match member names without regard to case, as the runtime will run them
+/// (with [`program::rx_builder`], case-insensitive; PCRE's `\x{hh}` already written `\xhh`).
 fn check_selector_regex(pattern: &str) -> Result<(), Reason> {
     program::rx_builder(pattern)
         .case_insensitive(true)

@@ -15,6 +15,7 @@ macro_rules! crs {
 
 /// `(file name, text)` of every rule file, in load order.
 pub const RULE_FILES: &[(&str, &str)] = crs![
+    // BEGIN rule files: written by scripts/update-crs.sh
     "REQUEST-901-INITIALIZATION.conf",
     "REQUEST-905-COMMON-EXCEPTIONS.conf",
     "REQUEST-911-METHOD-ENFORCEMENT.conf",
@@ -42,10 +43,12 @@ pub const RULE_FILES: &[(&str, &str)] = crs![
     "RESPONSE-956-DATA-LEAKAGES-RUBY.conf",
     "RESPONSE-959-BLOCKING-EVALUATION.conf",
     "RESPONSE-980-CORRELATION.conf",
+    // END rule files
 ];
 
 /// `(file name, text)` of every data file.
 pub const DATA_FILES: &[(&str, &str)] = crs![
+    // BEGIN data files: written by scripts/update-crs.sh
     "ai-critical-artifacts.data",
     "asp-dotnet-errors.data",
     "iis-errors.data",
@@ -67,6 +70,7 @@ pub const DATA_FILES: &[(&str, &str)] = crs![
     "web-shells-asp.data",
     "web-shells-php.data",
     "windows-powershell-commands.data",
+    // END data files
 ];
 
 /// The vendored rule files as compiler sources, in load order.
