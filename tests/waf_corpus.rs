@@ -258,10 +258,13 @@ fn inspect_res(rs: &CrsRules, status: u16, ct: &str, body: &str) -> Verdict {
 #[test]
 fn corpus_rates_hold() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/waf");
-    let rs = CrsRules::new(std::sync::Arc::clone(edge_gateway::waf::vendored_rule_set()), &Profile {
-        process_body: true,
-        ..Profile::default()
-    });
+    let rs = CrsRules::new(
+        std::sync::Arc::clone(edge_gateway::waf::vendored_rule_set()),
+        &Profile {
+            process_body: true,
+            ..Profile::default()
+        },
+    );
     let profiles = profiles(&dir);
     let browser = &profiles[0];
 

@@ -189,7 +189,13 @@ impl CrsRules {
         tx.run_phase(1, &|_| true);
         if tx.go_on() {
             if self.config.process_body && !req.body.is_empty() {
-                extract_request_body(req, tx.processor, self.config.body_limit, &mut tx.vars);
+                extract_request_body(
+                    req,
+                    tx.processor,
+                    tx.force_body,
+                    self.config.body_limit,
+                    &mut tx.vars,
+                );
             } else {
                 tx.vars.push(Collection::ReqbodyError, "", &b"0"[..]);
             }
@@ -242,6 +248,7 @@ impl CrsRules {
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
             processor: None,
+            force_body: false,
             engine: self.config.engine,
             cache: HashMap::new(),
             steps: 0,
@@ -274,6 +281,8 @@ struct Transaction<'a, 'r, 'b> {
     removed_tags: Vec<String>,
     removed_targets: Vec<(RuleRef, Exclusion)>,
     processor: Option<super::program::BodyProcessor>,
+    /// `ctl:forceRequestBodyVariable=On` ran.
+    force_body: bool,
     engine: EngineMode,
     /// (member slot, chain id) → the transformed value (`None`: unchanged).
     cache: HashMap<(u32, u16), Option<Rc<[u8]>>>,
@@ -729,7 +738,8 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
                     self.set_processor_var();
                 }
                 Ctl::RuleEngine(mode) => self.engine = *mode,
-                Ctl::ForceRequestBodyVariable(_) | Ctl::Ignored => {}
+                Ctl::ForceRequestBodyVariable(on) => self.force_body = *on,
+                Ctl::Ignored => {}
             }
         }
     }
@@ -866,15 +876,21 @@ pub(crate) fn collection_name(c: Collection) -> &'static str {
     }
 }
 
-/// Match data as CRS logs it, cut to a readable length.
+/// Match data as ModSecurity logs it: control characters escaped (`\x0d\x0a`), cut at 512
+/// bytes.
 fn clip(s: &str) -> String {
-    const MAX: usize = 200;
-    if s.len() <= MAX {
-        return s.to_string();
+    const MAX: usize = 512;
+    let mut out = String::with_capacity(s.len().min(MAX + 3));
+    for c in s.chars() {
+        if out.len() >= MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_ascii_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
     }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
+    out
 }

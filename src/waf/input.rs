@@ -298,15 +298,21 @@ pub(crate) fn extract_request_head<'a>(req: &RequestView<'a>, vars: &mut Vars<'a
 }
 
 /// The request body's collections (phase 2), parsed by `processor`.
+/// REQUEST_BODY holds the raw body only for the URLENCODED processor or when a rule forced it
+/// (`ctl:forceRequestBodyVariable`, which CRS's 901340 sets when no processor runs), as in
+/// ModSecurity: a JSON or XML body is inspected through ARGS and XML, not as one string.
 pub(crate) fn extract_request_body<'a>(
     req: &RequestView<'a>,
     processor: Option<BodyProcessor>,
+    force_body: bool,
     body_limit: usize,
     vars: &mut Vars<'a>,
 ) {
     let truncated = req.body_truncated || req.body.len() > body_limit;
     let body = &req.body[..req.body.len().min(body_limit)];
-    vars.set(Collection::RequestBody, body);
+    if force_body || processor == Some(BodyProcessor::UrlEncoded) {
+        vars.set(Collection::RequestBody, body);
+    }
     vars.set(
         Collection::RequestBodyLength,
         req.body.len().to_string().into_bytes(),
@@ -374,8 +380,15 @@ pub(crate) fn extract_request_body<'a>(
         }
         Some(BodyProcessor::Xml) => {
             vars.set(Collection::ReqbodyProcessor, &b"XML"[..]);
-            match xml_text(body, truncated) {
-                Ok(text) => vars.push(Collection::Xml, "/*", text),
+            match xml_values(body, truncated) {
+                Ok(values) => {
+                    for v in values.text {
+                        vars.push(Collection::Xml, "/*", v);
+                    }
+                    for v in values.attrs {
+                        vars.push(Collection::Xml, "//@*", v);
+                    }
+                }
                 Err(e) => error = Some(e),
             }
         }
@@ -403,65 +416,121 @@ pub(crate) fn extract_request_body<'a>(
     );
 }
 
-/// `XML:/*`: the document's text (the root element's string value, every text node in order),
-/// with attribute values after it; an unbalanced document is an error.
-fn xml_text(body: &[u8], truncated: bool) -> Result<Vec<u8>, String> {
+/// The XML processor's two selections, entities decoded, each value its own: `XML:/*` every
+/// text node, `XML://@*` every attribute value (CRS targets both: `<a probe="&#x7B;7*7&#x7D;">`
+/// is inspected as `{7*7}`). The `<?xml ...?>` declaration's pseudo-attributes count as
+/// attributes. An unbalanced document is an error.
+fn xml_values(body: &[u8], truncated: bool) -> Result<XmlValues, String> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut attrs: Vec<Vec<u8>> = Vec::new();
     let mut text = Vec::new();
-    let mut attrs = Vec::new();
     let mut depth: i64 = 0;
     let mut i = 0;
+    let flush = |text: &mut Vec<u8>, out: &mut Vec<Vec<u8>>| {
+        if text.iter().any(|b| !b.is_ascii_whitespace()) {
+            out.push(xml_unescape(text));
+        }
+        text.clear();
+    };
     while i < body.len() {
         if body[i] != b'<' {
             text.push(body[i]);
             i += 1;
             continue;
         }
-        let end = match body[i..].iter().position(|&b| b == b'>') {
-            Some(p) => i + p,
-            None if truncated => break,
-            None => return Err("XML parser error: unterminated tag".into()),
-        };
-        let tag = &body[i + 1..end];
-        match tag.first() {
+        flush(&mut text, &mut out);
+        if body[i..].starts_with(b"<![CDATA[") {
+            let start = i + 9;
+            let end = find(&body[start..], b"]]>").map(|p| start + p);
+            out.push(body[start..end.unwrap_or(body.len())].to_vec());
+            i = end.map_or(body.len(), |e| e + 3);
+            continue;
+        }
+        if body[i..].starts_with(b"<!--") {
+            i = find(&body[i..], b"-->").map_or(body.len(), |p| i + p + 3);
+            continue;
+        }
+        // The tag, up to a `>` outside quotes.
+        let mut j = i + 1;
+        let mut quote = None;
+        let mut value = Vec::new();
+        while j < body.len() {
+            let c = body[j];
+            match quote {
+                Some(q) if c == q => {
+                    attrs.push(xml_unescape(&value));
+                    value.clear();
+                    quote = None;
+                }
+                Some(_) => value.push(c),
+                None if c == b'"' || c == b'\'' => quote = Some(c),
+                None if c == b'>' => break,
+                None => {}
+            }
+            j += 1;
+        }
+        if j >= body.len() {
+            if truncated {
+                break;
+            }
+            return Err("XML parser error: unterminated tag".into());
+        }
+        match body.get(i + 1) {
             Some(b'/') => depth -= 1,
-            Some(b'?' | b'!') => {
-                if let Some(cdata) = tag.strip_prefix(b"![CDATA[") {
-                    text.extend_from_slice(cdata.strip_suffix(b"]]").unwrap_or(cdata));
-                }
-            }
-            _ => {
-                if tag.last() != Some(&b'/') {
-                    depth += 1;
-                }
-                // Quoted attribute values.
-                let mut q = None;
-                for &b in tag {
-                    match q {
-                        Some(open) if b == open => {
-                            q = None;
-                            attrs.push(b' ');
-                        }
-                        Some(_) => attrs.push(b),
-                        None if b == b'"' || b == b'\'' => q = Some(b),
-                        None => {}
-                    }
-                }
-            }
+            Some(b'?' | b'!') => {}
+            _ if body[j - 1] == b'/' => {}
+            _ => depth += 1,
         }
         if depth < 0 {
             return Err("XML parser error: unbalanced end tag".into());
         }
-        i = end + 1;
+        i = j + 1;
     }
+    flush(&mut text, &mut out);
     if depth != 0 && !truncated {
         return Err("XML parser error: unclosed element".into());
     }
-    let mut out: Vec<u8> = text;
-    if !attrs.is_empty() {
-        out.push(b' ');
-        out.extend_from_slice(&attrs);
+    Ok(XmlValues { text: out, attrs })
+}
+
+/// What `XML:/*` (text nodes) and `XML://@*` (attribute values) select.
+struct XmlValues {
+    text: Vec<Vec<u8>>,
+    attrs: Vec<Vec<u8>>,
+}
+
+/// XML's five named entities and character references.
+fn xml_unescape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'&' {
+            if let Some(end) = s[i..].iter().take(12).position(|&c| c == b';') {
+                let name = &s[i + 1..i + end];
+                let ch: Option<u32> = match name {
+                    b"lt" => Some(u32::from(b'<')),
+                    b"gt" => Some(u32::from(b'>')),
+                    b"amp" => Some(u32::from(b'&')),
+                    b"quot" => Some(u32::from(b'"')),
+                    b"apos" => Some(u32::from(b'\'')),
+                    [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                    [b'#', dec @ ..] => std::str::from_utf8(dec).ok().and_then(|d| d.parse().ok()),
+                    _ => None,
+                };
+                if let Some(c) = ch.and_then(char::from_u32) {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    i += end + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(s[i]);
+        i += 1;
     }
-    Ok(out)
+    out
 }
 
 /// Whether a response body of this `Content-Type` is inspected: CRS inspects textual bodies only
@@ -826,6 +895,21 @@ mod tests {
         let mut f = Vec::new();
         json_args(br#"["a"]"#, false, &mut f).unwrap();
         assert_eq!(args(&f), vec![("json".into(), "a".into())]);
+    }
+
+    #[test]
+    fn xml_text_and_attributes() {
+        let v = xml_values(
+            br#"<?xml version="1.0"?><root><a probe="&#x7B;7*7&#x7D;">x &lt; y</a><b/><![CDATA[<c>]]></root>"#,
+            false,
+        )
+        .unwrap();
+        let text: Vec<String> = v.text.iter().map(|b| lossy(b)).collect();
+        let attrs: Vec<String> = v.attrs.iter().map(|b| lossy(b)).collect();
+        assert_eq!(text, vec!["x < y", "<c>"]);
+        assert_eq!(attrs, vec!["1.0", "{7*7}"]);
+        assert!(xml_values(b"<a><b></a>", false).is_err());
+        assert!(xml_values(b"<a><b>", true).is_ok());
     }
 
     #[test]

@@ -171,10 +171,14 @@ fn html_entity_decode(input: &[u8]) -> Vec<u8> {
                     }
                 })
                 .count();
-            if digits > 0 && digits <= 8 {
-                let text = std::str::from_utf8(&rest[start..start + digits]).unwrap_or("0");
-                let cp = u32::from_str_radix(text, radix).unwrap_or(0xFFFD);
-                push_char(&mut out, cp);
+            if digits > 0 {
+                // Any number of digits, as ModSecurity's strtol reads them
+                // (`&#000000000000123;` is `{`); a value past Unicode is U+FFFD.
+                let cp = rest[start..start + digits]
+                    .iter()
+                    .filter_map(|d| (*d as char).to_digit(radix))
+                    .fold(0u32, |acc, d| acc.saturating_mul(radix).saturating_add(d));
+                push_char(&mut out, if cp > 0x10FFFF { 0xFFFD } else { cp });
                 let mut used = 1 + start + digits;
                 if rest.get(start + digits) == Some(&b';') {
                     used += 1;
@@ -642,6 +646,13 @@ mod tests {
         );
         assert_eq!(t(Transform::CssDecode, r"\65 xpression\("), "expression(");
         assert_eq!(t(Transform::Base64Decode, "PHNjcmlwdD4="), "<script>");
+        assert_eq!(
+            t(
+                Transform::HtmlEntityDecode,
+                "&#x24;&#0000000000000000000123;"
+            ),
+            "${"
+        );
         assert_eq!(t(Transform::Base64Decode, "!!"), "");
         assert_eq!(t(Transform::Base64DecodeExt, "PHNj!cmlwdD4="), "<script>");
         assert_eq!(t(Transform::EscapeSeqDecode, r"a\x41\n\101\q"), "aA\nAq");

@@ -654,11 +654,26 @@ pub fn receive(wire: &[u8]) -> Result<Received, String> {
             return Err("several Content-Length headers: the server refuses it (400)".into())
         }
     };
+    // Repeated fields reach the WAF as one, joined with ", ": httpd merges them, and so does
+    // the Fetch API's Headers that the Worker reads (CRS's 920620 test says so for httpd).
+    let mut merged: Vec<(String, String)> = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        match merged
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+        {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(&value);
+            }
+            None => merged.push((name, value)),
+        }
+    }
     Ok(Received {
         method: method.to_string(),
         uri: uri.to_string(),
         version: version.to_string(),
-        headers,
+        headers: merged,
         body,
     })
 }
