@@ -26,6 +26,7 @@
 mod engine;
 pub mod program;
 mod input;
+pub mod libinjection;
 mod rules;
 mod sqli;
 mod transform;
