@@ -537,12 +537,12 @@ impl<'a> State<'a> {
         pos + 2 + wlen + 1
     }
 
-    /// SQL Server's [bracketed words]; outside MySQL mode '[' is a left parenthesis.
+    /// SQL Server's [bracketed words].
+    ///
+    /// libinjection 4.0.0 reads '[' outside MySQL mode as a left parenthesis; this port keeps
+    /// the earlier reading (a bare word up to ']' in every mode), which is what Coraza's
+    /// libinjection-go (v0.2.4), and so CRS's regression tests, use.
     fn parse_bword(&self, t: &mut Token, pos: usize) -> usize {
-        if self.dialect != Dialect::Mysql {
-            t.assign(TokenType::LeftParens, pos, self.range(pos, pos + 1));
-            return pos + 1;
-        }
         let rest = self.from(pos);
         match rest.iter().position(|&c| c == b']') {
             None => {
