@@ -5,7 +5,7 @@
 //! and split into query/form arguments; a seeded random corpus of byte strings, SQL/HTML
 //! fragment mixes and mutations of the CRS payloads.
 
-use edge_gateway::waf::libinjection::detect_sqli;
+use edge_gateway::waf::libinjection::{detect_sqli, detect_xss};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -247,3 +247,103 @@ fn sqli_never_panics() {
     assert!(flagged > 0);
 }
 
+
+fn oracle_xss(input: &[u8]) -> Option<bool> {
+    catch_unwind(AssertUnwindSafe(|| libinjectionrs::detect_xss(input).is_injection())).ok()
+}
+
+/// Inputs where the XSS oracle is known to differ from libinjection (checked against the C).
+fn xss_oracle_wrong(input: &[u8]) -> Option<&'static str> {
+    // h5_is_white is strchr(" \t\n\v\f\r", ch), which also finds NUL (the terminator): a
+    // NUL ends attribute names and unquoted values; the oracle does not treat it as white.
+    if input.contains(&0) {
+        return Some("NUL is white in h5_is_white");
+    }
+    // is_black_attr compares strlen(event) bytes after "on": "onloadfoo" is black (prefix of
+    // LOAD); the oracle (like libinjection-go) matches the whole rest of the name.
+    let event_prefix = (0..input.len()).any(|i| {
+        input[i..].len() > 2
+            && input[i..i + 2].eq_ignore_ascii_case(b"on")
+            && EVENT_SAMPLE.iter().any(|e| {
+                let rest = &input[i + 2..];
+                rest.len() > e.len()
+                    && rest[..e.len()].eq_ignore_ascii_case(e)
+                    && !matches!(
+                        rest[e.len()],
+                        b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b'/' | b'=' | b'>'
+                    )
+            })
+    });
+    if event_prefix {
+        return Some("event name matched as a prefix");
+    }
+    None
+}
+
+/// Event names that occur in the corpora's fragments, for `xss_oracle_wrong`.
+const EVENT_SAMPLE: &[&[u8]] = &[b"load", b"error", b"mouseover", b"focus", b"click", b"end"];
+
+fn differential_xss(corpus: &[Vec<u8>]) -> usize {
+    let mut bad = Vec::new();
+    let mut oracle_panics = 0;
+    let mut excused = std::collections::BTreeMap::<&str, usize>::new();
+    for input in corpus {
+        let ours = detect_xss(input);
+        match oracle_xss(input) {
+            None => oracle_panics += 1,
+            Some(theirs) if theirs != ours => match xss_oracle_wrong(input) {
+                Some(reason) => *excused.entry(reason).or_default() += 1,
+                None => bad.push((String::from_utf8_lossy(input).into_owned(), ours, theirs)),
+            },
+            Some(_) => {}
+        }
+    }
+    eprintln!("XSS disagreements excused (oracle wrong): {excused:?}; oracle panics {oracle_panics}");
+    for b in bad.iter().take(30) {
+        eprintln!("XSS disagreement: {:?}: ours {}, oracle {}", b.0, b.1, b.2);
+    }
+    assert!(bad.is_empty(), "{} XSS disagreements out of {}", bad.len(), corpus.len());
+    let excused_total: usize = excused.values().sum();
+    assert!(excused_total * 50 < corpus.len(), "too many excused: {excused:?}");
+    oracle_panics
+}
+
+#[test]
+fn xss_agrees_with_oracle_on_crs_payloads() {
+    let corpus = crs_corpus();
+    differential_xss(&corpus);
+    let flagged = corpus.iter().filter(|c| detect_xss(c)).count();
+    eprintln!("{} CRS inputs, {flagged} XSS", corpus.len());
+    assert!(flagged > 100, "only {flagged} flagged");
+}
+
+#[test]
+fn xss_agrees_with_oracle_on_random_corpus() {
+    let base = crs_corpus();
+    let corpus = random_corpus(0x5eed_0011, 60_000, &base);
+    differential_xss(&corpus);
+}
+
+#[test]
+fn xss_never_panics() {
+    let base = crs_corpus();
+    let mut rng = fastrand::Rng::with_seed(0x5eed_0012);
+    let mut inputs = random_corpus(0x5eed_0013, 100_000, &base);
+    for _ in 0..200 {
+        let mut v = Vec::new();
+        while v.len() < 20_000 {
+            v.extend(fragment_mix(&mut rng, HTML_FRAGMENTS));
+        }
+        inputs.push(v);
+        inputs.push((0..rng.usize(1000..50_000)).map(|_| rng.u8(..)).collect());
+    }
+    // The C recurses once per '/' here; the port must not.
+    let mut slashes = b"<a".to_vec();
+    slashes.extend(std::iter::repeat_n(b'/', 1_000_000));
+    inputs.push(slashes);
+    let mut flagged = 0;
+    for input in &inputs {
+        flagged += usize::from(detect_xss(input));
+    }
+    assert!(flagged > 0);
+}

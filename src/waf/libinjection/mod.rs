@@ -5,8 +5,11 @@
 //! Both are total functions of the input bytes: no allocation beyond fixed-size state, no
 //! panics (every read is bounds-checked), and the same verdict as the C library.
 
+mod html5;
 mod sqli;
 mod sqli_data;
+mod xss;
+mod xss_events;
 
 pub(crate) use sqli::{Dialect, Quote, State as SqliState};
 
@@ -53,6 +56,12 @@ impl core::fmt::Display for Fingerprint {
 pub fn detect_sqli(input: &[u8]) -> Option<Fingerprint> {
     let mut state = SqliState::new(input, Quote::None, Dialect::Ansi);
     state.is_sqli().then(|| Fingerprint::new(state.fp()))
+}
+
+/// `libinjection_xss(s, len)`: whether the input is XSS, read as HTML from the data state and
+/// from inside an unquoted, single-, double- and back-quoted attribute value.
+pub fn detect_xss(input: &[u8]) -> bool {
+    xss::detect(input)
 }
 
 /// The folded fingerprint of `input` read in one context, whether or not it is SQLi
