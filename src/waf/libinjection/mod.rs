@@ -11,7 +11,7 @@ mod sqli_data;
 mod xss;
 mod xss_events;
 
-pub(crate) use sqli::{Dialect, Quote, State as SqliState};
+use sqli::{Dialect, Quote, State as SqliState};
 
 /// A libinjection SQLi fingerprint: up to 5 token-type letters (e.g. `s&sos`, `1UEkn`), or `X`
 /// for input that could not be parsed consistently.
@@ -64,39 +64,75 @@ pub fn detect_xss(input: &[u8]) -> bool {
     xss::detect(input)
 }
 
-/// The folded fingerprint of `input` read in one context, whether or not it is SQLi
-/// (`libinjection_sqli_fingerprint`), for tests and diagnostics.
+/// libinjection's test driver (src/testdriver.c) output, for tests against its test files.
 #[doc(hidden)]
-pub fn sqli_fingerprint(input: &[u8], quote: char, mysql: bool) -> Fingerprint {
-    let quote = match quote {
-        '\'' => Quote::Single,
-        '"' => Quote::Double,
-        _ => Quote::None,
-    };
-    let dialect = if mysql { Dialect::Mysql } else { Dialect::Ansi };
-    let mut state = SqliState::new(input, quote, dialect);
-    Fingerprint::new(state.fingerprint(quote, dialect))
-}
+pub mod testing {
+    use super::html5::{Html5, Start, TokenType as H5};
+    use super::sqli::{Dialect, Quote, State, Token};
 
-/// The tokens of `input` read in one context, each as libinjection's test files print them
-/// (type letter, space, value), for tests.
-#[doc(hidden)]
-pub fn sqli_tokens(input: &[u8], quote: char, mysql: bool) -> Vec<String> {
-    let quote = match quote {
-        '\'' => Quote::Single,
-        '"' => Quote::Double,
-        _ => Quote::None,
-    };
-    let dialect = if mysql { Dialect::Mysql } else { Dialect::Ansi };
-    let mut state = SqliState::new(input, quote, dialect);
-    let mut out = Vec::new();
-    let mut t = sqli::Token::default();
-    while state.tokenize(&mut t) {
-        out.push(format!(
-            "{} {}",
-            t.ty as u8 as char,
-            String::from_utf8_lossy(t.value())
-        ));
+    /// `print_token`: the type letter, a space, the value (strings with their quotes,
+    /// variables with their '@'s), a newline.
+    fn print_token(out: &mut Vec<u8>, t: &Token) {
+        out.push(t.ty as u8);
+        out.push(b' ');
+        let ty = t.ty as u8;
+        if ty == b'v' {
+            out.extend(std::iter::repeat_n(b'@', usize::from(t.count.min(2))));
+        }
+        if ty == b's' || ty == b'v' {
+            out.extend((t.str_open != 0).then_some(t.str_open));
+            out.extend_from_slice(t.c_str());
+            out.extend((t.str_close != 0).then_some(t.str_close));
+        } else {
+            out.extend_from_slice(t.c_str());
+        }
+        out.push(b'\n');
     }
-    out
+
+    /// Test type 0: every token (ANSI, no quote context).
+    pub fn sqli_tokens(input: &[u8]) -> Vec<u8> {
+        let mut state = State::new(input, Quote::None, Dialect::Ansi);
+        let mut out = Vec::new();
+        let mut t = Token::default();
+        while state.tokenize(&mut t) {
+            print_token(&mut out, &t);
+        }
+        out
+    }
+
+    /// Test type 1: the folded tokens.
+    pub fn sqli_folded(input: &[u8]) -> Vec<u8> {
+        let mut state = State::new(input, Quote::None, Dialect::Ansi);
+        let n = state.fold();
+        let mut out = Vec::new();
+        for t in state.tokens.iter().take(n) {
+            print_token(&mut out, t);
+        }
+        out
+    }
+
+    /// Test type 3: the HTML5 tokens from the data state, "TYPE,len,value".
+    pub fn html5_tokens(input: &[u8]) -> Vec<u8> {
+        let mut h5 = Html5::new(input, Start::Data);
+        let mut out = Vec::new();
+        while h5.next() {
+            let name = match h5.token_type {
+                H5::DataText => "DATA_TEXT",
+                H5::TagNameOpen => "TAG_NAME_OPEN",
+                H5::TagNameClose => "TAG_NAME_CLOSE",
+                H5::TagNameSelfClose => "TAG_NAME_SELFCLOSE",
+                H5::TagClose => "TAG_CLOSE",
+                H5::AttrName => "ATTR_NAME",
+                H5::AttrValue => "ATTR_VALUE",
+                H5::TagComment => "TAG_COMMENT",
+                H5::Doctype => "DOCTYPE",
+            };
+            out.extend_from_slice(format!("{name},{},", h5.token_len).as_bytes());
+            let tok = h5.token();
+            let end = tok.iter().position(|&c| c == 0).unwrap_or(tok.len());
+            out.extend_from_slice(tok.get(..end).unwrap_or(&[]));
+            out.push(b'\n');
+        }
+        out
+    }
 }

@@ -111,7 +111,7 @@ pub(super) enum Parser {
     Number,
 }
 
-/// `stoken_t` (without `count`, which only serves to reconstruct the input).
+/// `stoken_t`.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Token {
     pub(crate) ty: TokenType,
@@ -119,6 +119,8 @@ pub(crate) struct Token {
     pub(crate) str_close: u8,
     pub(crate) pos: usize,
     pub(crate) len: usize,
+    /// A variable's number of '@' (1 or 2); only serves to print it.
+    pub(crate) count: u8,
     val: [u8; TOKEN_SIZE],
 }
 
@@ -151,7 +153,7 @@ impl Token {
     }
 
     /// The value as C's string functions see it: up to the first NUL.
-    fn c_str(&self) -> &[u8] {
+    pub(crate) fn c_str(&self) -> &[u8] {
         let v = self.value();
         let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
         v.get(..end).unwrap_or(&[])
@@ -590,8 +592,10 @@ impl<'a> State<'a> {
 
     fn parse_var(&self, t: &mut Token, pos0: usize) -> usize {
         let mut pos = pos0 + 1;
+        t.count = 1;
         if self.at(pos) == b'@' && pos < self.slen() {
             pos += 1;
+            t.count = 2;
         }
         if pos < self.slen() {
             let c = self.at(pos);

@@ -265,7 +265,7 @@ pub(super) static CHAR_PARSERS: [Parser; 256] = [
 ];
 
 /// `sql_keywords`: upper-case word (or `0` + fingerprint) and its token type, sorted by bytes.
-pub(super) static KEYWORDS: [(&[u8], u8); 9352] = [
+pub(super) static KEYWORDS: [(&[u8], u8); 9353] = [
     (b"!!", b'o'),
     (b"!<", b'o'),
     (b"!=", b'o'),
@@ -8650,6 +8650,7 @@ pub(super) static KEYWORDS: [(&[u8], u8); 9352] = [
     (b"<=", b'o'),
     (b"<>", b'o'),
     (b"<@", b'o'),
+    (b"==", b'o'),
     (b">=", b'o'),
     (b">>", b'o'),
     (b"@>", b'o'),
