@@ -13,6 +13,7 @@ libinjection_xss.c) from the same crate's src/xss/blacklists.rs.
 Usage: scripts/gen-libinjection-data.py PATH/TO/libinjectionrs-0.1.1
 """
 import re
+import subprocess
 import sys
 
 # libinjectionrs's names for C's parse_* functions -> our `Parser` variants.
@@ -74,3 +75,5 @@ for e in events:
 out.append("];\n")
 open("src/waf/libinjection/xss_events.rs", "w", encoding="utf-8").write("".join(out))
 print(f"{len(events)} events")
+subprocess.run(["rustfmt", "--edition", "2021", "src/waf/libinjection/sqli_data.rs",
+                "src/waf/libinjection/xss_events.rs"], check=True)

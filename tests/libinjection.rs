@@ -76,20 +76,136 @@ fn crs_corpus() -> Vec<Vec<u8>> {
 }
 
 const SQL_FRAGMENTS: &[&str] = &[
-    "'", "\"", "`", "1", "0x1f", "1.e", "1e5", ".5", "$$", "$a$", "@", "@@version", "-- ", "--",
-    "#", "/*", "*/", "/*!", "(", ")", "{", "}", "[", "]", ",", ";", ":", "::", "\\", "\\N", " ",
-    "\t", "\n", "\0", "\u{a0}", "\u{85}", "union", "UNION ALL", "select", "from", "where", "or",
-    "and", "not", "in", "like", "is", "null", "into outfile", "sleep(5)", "benchmark", "user",
-    "user(", "char(", "concat", "=", "<=>", "!=", "||", "&&", "+", "-", "*", "%", "^", "~", "!",
-    "N'", "E'", "q'[", "nq'<", "b'01'", "x'af'", "U&'", "sp_password", "if", "collate",
-    "utf8_bin", "::int", "admin", "a.b", "select.1", "version()", "convert", "exec",
+    "'",
+    "\"",
+    "`",
+    "1",
+    "0x1f",
+    "1.e",
+    "1e5",
+    ".5",
+    "$$",
+    "$a$",
+    "@",
+    "@@version",
+    "-- ",
+    "--",
+    "#",
+    "/*",
+    "*/",
+    "/*!",
+    "(",
+    ")",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ";",
+    ":",
+    "::",
+    "\\",
+    "\\N",
+    " ",
+    "\t",
+    "\n",
+    "\0",
+    "\u{a0}",
+    "\u{85}",
+    "union",
+    "UNION ALL",
+    "select",
+    "from",
+    "where",
+    "or",
+    "and",
+    "not",
+    "in",
+    "like",
+    "is",
+    "null",
+    "into outfile",
+    "sleep(5)",
+    "benchmark",
+    "user",
+    "user(",
+    "char(",
+    "concat",
+    "=",
+    "<=>",
+    "!=",
+    "||",
+    "&&",
+    "+",
+    "-",
+    "*",
+    "%",
+    "^",
+    "~",
+    "!",
+    "N'",
+    "E'",
+    "q'[",
+    "nq'<",
+    "b'01'",
+    "x'af'",
+    "U&'",
+    "sp_password",
+    "if",
+    "collate",
+    "utf8_bin",
+    "::int",
+    "admin",
+    "a.b",
+    "select.1",
+    "version()",
+    "convert",
+    "exec",
 ];
 
 const HTML_FRAGMENTS: &[&str] = &[
-    "<", ">", "</", "/>", "<!--", "-->", "<!", "<?", "?>", "<script>", "</script>", "<img",
-    "src=", "onerror=", "onload", "=", "\"", "'", "`", " ", "\t", "\n", "\0", "javascript:",
-    "vbscript:", "data:", "alert(1)", "<a href=", "style=", "<svg", "xmlns", "<![CDATA[", "]]>",
-    "&#x3c;", "&lt;", "x", "<iframe", "<style>", "expression(", "<base", "formaction", "<?xml",
+    "<",
+    ">",
+    "</",
+    "/>",
+    "<!--",
+    "-->",
+    "<!",
+    "<?",
+    "?>",
+    "<script>",
+    "</script>",
+    "<img",
+    "src=",
+    "onerror=",
+    "onload",
+    "=",
+    "\"",
+    "'",
+    "`",
+    " ",
+    "\t",
+    "\n",
+    "\0",
+    "javascript:",
+    "vbscript:",
+    "data:",
+    "alert(1)",
+    "<a href=",
+    "style=",
+    "<svg",
+    "xmlns",
+    "<![CDATA[",
+    "]]>",
+    "&#x3c;",
+    "&lt;",
+    "x",
+    "<iframe",
+    "<style>",
+    "expression(",
+    "<base",
+    "formaction",
+    "<?xml",
 ];
 
 fn fragment_mix(rng: &mut fastrand::Rng, frags: &[&str]) -> Vec<u8> {
@@ -145,7 +261,8 @@ fn oracle_sqli(input: &[u8]) -> Option<Option<String>> {
 }
 
 fn contains_ci(h: &[u8], needle: &[u8]) -> bool {
-    h.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    h.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Inputs where the oracle is known to differ from libinjection, each checked against the C
@@ -179,9 +296,15 @@ fn sqli_oracle_wrong(input: &[u8]) -> Option<&'static str> {
     }
     // C gives a variable the bytes after its '@'s ("@user" is "user", so "@user(" is the
     // function USER); the oracle keeps the '@' in the value.
-    let at_function = [&b"user"[..], b"database", b"password", b"current_", b"localtime"]
-        .iter()
-        .any(|w| contains_ci(input, &[b"@", *w].concat()));
+    let at_function = [
+        &b"user"[..],
+        b"database",
+        b"password",
+        b"current_",
+        b"localtime",
+    ]
+    .iter()
+    .any(|w| contains_ci(input, &[b"@", *w].concat()));
     if at_function {
         return Some("variable value keeps its '@'");
     }
@@ -205,11 +328,19 @@ fn differential_sqli(corpus: &[Vec<u8>]) -> (usize, usize) {
     }
     eprintln!("disagreements excused (oracle wrong): {excused:?}");
     let excused_total: usize = excused.values().sum();
-    assert!(excused_total * 50 < corpus.len(), "too many excused: {excused:?}");
+    assert!(
+        excused_total * 50 < corpus.len(),
+        "too many excused: {excused:?}"
+    );
     for b in bad.iter().take(30) {
         eprintln!("disagreement: {:?}: ours {:?}, oracle {:?}", b.0, b.1, b.2);
     }
-    assert!(bad.is_empty(), "{} disagreements out of {}", bad.len(), corpus.len());
+    assert!(
+        bad.is_empty(),
+        "{} disagreements out of {}",
+        bad.len(),
+        corpus.len()
+    );
     (corpus.len(), oracle_panics)
 }
 
@@ -252,9 +383,11 @@ fn sqli_never_panics() {
     assert!(flagged > 0);
 }
 
-
 fn oracle_xss(input: &[u8]) -> Option<bool> {
-    catch_unwind(AssertUnwindSafe(|| libinjectionrs::detect_xss(input).is_injection())).ok()
+    catch_unwind(AssertUnwindSafe(|| {
+        libinjectionrs::detect_xss(input).is_injection()
+    }))
+    .ok()
 }
 
 /// Inputs where the XSS oracle is known to differ from libinjection (checked against the C).
@@ -303,13 +436,23 @@ fn differential_xss(corpus: &[Vec<u8>]) -> usize {
             Some(_) => {}
         }
     }
-    eprintln!("XSS disagreements excused (oracle wrong): {excused:?}; oracle panics {oracle_panics}");
+    eprintln!(
+        "XSS disagreements excused (oracle wrong): {excused:?}; oracle panics {oracle_panics}"
+    );
     for b in bad.iter().take(30) {
         eprintln!("XSS disagreement: {:?}: ours {}, oracle {}", b.0, b.1, b.2);
     }
-    assert!(bad.is_empty(), "{} XSS disagreements out of {}", bad.len(), corpus.len());
+    assert!(
+        bad.is_empty(),
+        "{} XSS disagreements out of {}",
+        bad.len(),
+        corpus.len()
+    );
     let excused_total: usize = excused.values().sum();
-    assert!(excused_total * 50 < corpus.len(), "too many excused: {excused:?}");
+    assert!(
+        excused_total * 50 < corpus.len(),
+        "too many excused: {excused:?}"
+    );
     oracle_panics
 }
 
@@ -380,11 +523,18 @@ fn libinjection_cases() -> Vec<Case> {
         if let Some(src) = trimmed.strip_prefix(b"--FILE-- ") {
             cases.extend(cur.take().map(|(c, _)| c));
             let source = String::from_utf8(src.to_vec()).expect("utf-8 source");
-            let case = Case { source, stale: None, input: Vec::new(), expected: Vec::new() };
+            let case = Case {
+                source,
+                stale: None,
+                input: Vec::new(),
+                expected: Vec::new(),
+            };
             cur = Some((case, 0));
             continue;
         }
-        let Some((case, section)) = cur.as_mut() else { continue };
+        let Some((case, section)) = cur.as_mut() else {
+            continue;
+        };
         match trimmed {
             b"--TEST--" => *section = 1,
             b"--INPUT--" => *section = 2,
@@ -414,7 +564,11 @@ fn run_case(source: &str, input: &[u8]) -> Vec<u8> {
     } else if name.starts_with("test-html5-") {
         testing::html5_tokens(input)
     } else if name.starts_with("test-xss-") {
-        if detect_xss(input) { b"1".to_vec() } else { b"0".to_vec() }
+        if detect_xss(input) {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        }
     } else {
         panic!("unknown test kind: {source}")
     }

@@ -24,9 +24,9 @@
 //! ```
 
 mod engine;
-pub mod program;
 mod input;
 pub mod libinjection;
+pub mod program;
 mod rules;
 mod sqli;
 mod transform;

@@ -65,7 +65,10 @@ fn is_white(ch: u8) -> bool {
 }
 
 fn find(h: &[u8], from: usize, c: u8) -> Option<usize> {
-    h.get(from..)?.iter().position(|&x| x == c).map(|i| from + i)
+    h.get(from..)?
+        .iter()
+        .position(|&x| x == c)
+        .map(|i| from + i)
 }
 
 /// `h5_state_t`: the tokenizer over one input; the current token is `start..start + len`.
@@ -505,7 +508,10 @@ impl<'a> Html5<'a> {
     /// 8.2.4.45
     fn markup_declaration_open(&mut self) -> Flow {
         let rest = self.s.get(self.pos..).unwrap_or(&[]);
-        if rest.get(..7).is_some_and(|w| w.eq_ignore_ascii_case(b"DOCTYPE")) {
+        if rest
+            .get(..7)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"DOCTYPE"))
+        {
             Flow::Call(State::Doctype)
         } else if rest.starts_with(b"[CDATA[") {
             self.pos += 7;

@@ -5,6 +5,8 @@
 //! Both are total functions of the input bytes: no allocation beyond fixed-size state, no
 //! panics (every read is bounds-checked), and the same verdict as the C library.
 
+#[cfg(test)]
+mod crs_figures;
 mod html5;
 mod sqli;
 mod sqli_data;

@@ -202,7 +202,10 @@ pub(crate) enum Dialect {
 /// `cstrcasecmp(a, b, n) == 0` with `n == b.len()`: `a` (upper case) equals `b` upper-cased.
 /// A NUL in `b` never matches (the C stops at `a`'s terminator).
 fn eq_upper(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| y != 0 && x == y.to_ascii_uppercase())
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(&x, &y)| y != 0 && x == y.to_ascii_uppercase())
 }
 
 /// `bsearch_keyword_type` over `sql_keywords`: the key upper-cased (ASCII letters only) must
@@ -245,12 +248,16 @@ fn memmem(h: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// `strlenspn`: leading bytes in `accept`; `strchr` also finds NUL (the terminator).
 fn strlenspn(s: &[u8], accept: &[u8]) -> usize {
-    s.iter().take_while(|&&c| c == 0 || accept.contains(&c)).count()
+    s.iter()
+        .take_while(|&&c| c == 0 || accept.contains(&c))
+        .count()
 }
 
 /// `strlencspn`: leading bytes not in `reject`; NUL always stops.
 fn strlencspn(s: &[u8], reject: &[u8]) -> usize {
-    s.iter().take_while(|&&c| c != 0 && !reject.contains(&c)).count()
+    s.iter()
+        .take_while(|&&c| c != 0 && !reject.contains(&c))
+        .count()
 }
 
 const WORD_DELIMS: &[u8] = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0";
@@ -348,6 +355,10 @@ impl<'a> State<'a> {
         }
     }
 
+    #[expect(
+        clippy::if_same_then_else,
+        reason = "one branch per case of the C, so the two read side by side"
+    )]
     fn parse_dash(&mut self, t: &mut Token, pos: usize) -> usize {
         let slen = self.slen();
         let dash2 = self.at(pos + 1) == b'-';
@@ -424,7 +435,10 @@ impl<'a> State<'a> {
     fn parse_string_core(&self, t: &mut Token, pos: usize, delim: u8, offset: usize) -> usize {
         let start = pos + offset;
         let find = |from: usize| {
-            self.from(from).iter().position(|&c| c == delim).map(|i| from + i)
+            self.from(from)
+                .iter()
+                .position(|&c| c == delim)
+                .map(|i| from + i)
         };
         let mut qpos = find(start);
         t.str_open = if offset > 0 { delim } else { 0 };
@@ -437,7 +451,11 @@ impl<'a> State<'a> {
                 }
                 Some(q) => {
                     // is_backslash_escaped(qpos - 1, start): an odd run of backslashes
-                    let run = self.range(start, q).iter().rev().take_while(|&&c| c == b'\\');
+                    let run = self
+                        .range(start, q)
+                        .iter()
+                        .rev()
+                        .take_while(|&&c| c == b'\\');
                     if run.count() % 2 == 1 {
                         qpos = find(q + 1);
                     } else if q + 1 < self.slen() && self.at(q + 1) == self.at(q) {
@@ -688,7 +706,11 @@ impl<'a> State<'a> {
                     t.assign(TokenType::Bareword, start, self.range(start, start + 2));
                     return start + 2;
                 }
-                t.assign(TokenType::Number, start, self.range(start, start + 2 + xlen));
+                t.assign(
+                    TokenType::Number,
+                    start,
+                    self.range(start, start + 2 + xlen),
+                );
                 return start + 2 + xlen;
             }
         }
@@ -728,7 +750,7 @@ impl<'a> State<'a> {
             }
         }
         // "1.e", "10.10E": no token; MySQL ignores them ("1.e(1)" is "(1)").
-        if !(have_e && !have_exp) {
+        if !have_e || have_exp {
             t.assign(TokenType::Number, start, self.range(start, pos));
         }
         pos
@@ -743,7 +765,11 @@ impl<'a> State<'a> {
         *t = Token::default();
         // In a quote context the input is pretended to start with that quote.
         if self.pos == 0 && self.quote != Quote::None {
-            let delim = if self.quote == Quote::Single { b'\'' } else { b'"' };
+            let delim = if self.quote == Quote::Single {
+                b'\''
+            } else {
+                b'"'
+            };
             self.pos = self.parse_string_core(t, 0, delim, 0);
             self.stats_tokens += 1;
             return true;
@@ -858,6 +884,10 @@ impl<'a> State<'a> {
     }
 
     /// `libinjection_sqli_fold`: tokenizes and folds into at most 5 tokens; their count.
+    #[expect(
+        clippy::if_same_then_else,
+        reason = "one branch per folding rule of the C, so the two read side by side"
+    )]
     pub(crate) fn fold(&mut self) -> usize {
         use TokenType as T;
         let mut last_comment = Token::default();
@@ -892,10 +922,31 @@ impl<'a> State<'a> {
                 let ty: [T; 5] = [self.ty(0), self.ty(1), self.ty(2), self.ty(3), self.ty(4)];
                 let special = matches!(
                     ty,
-                    [T::Number, T::Operator | T::Comma, T::LeftParens, T::Number, T::RightParens]
-                        | [T::Bareword, T::Operator, T::LeftParens, T::Bareword | T::Number, T::RightParens]
-                        | [T::Number, T::RightParens, T::Comma, T::LeftParens, T::Number]
-                        | [T::Bareword, T::RightParens, T::Operator, T::LeftParens, T::Bareword]
+                    [
+                        T::Number,
+                        T::Operator | T::Comma,
+                        T::LeftParens,
+                        T::Number,
+                        T::RightParens
+                    ] | [
+                        T::Bareword,
+                        T::Operator,
+                        T::LeftParens,
+                        T::Bareword | T::Number,
+                        T::RightParens
+                    ] | [
+                        T::Number,
+                        T::RightParens,
+                        T::Comma,
+                        T::LeftParens,
+                        T::Number
+                    ] | [
+                        T::Bareword,
+                        T::RightParens,
+                        T::Operator,
+                        T::LeftParens,
+                        T::Bareword
+                    ]
                 );
                 if special {
                     if pos > MAX_TOKENS {
@@ -1123,7 +1174,10 @@ impl<'a> State<'a> {
                 continue;
             } else if matches!(a.ty, T::Keyword | T::Expression | T::Group)
                 && b.is_unary_op()
-                && matches!(c.ty, T::Number | T::Bareword | T::Variable | T::String | T::Function)
+                && matches!(
+                    c.ty,
+                    T::Number | T::Bareword | T::Variable | T::String | T::Function
+                )
             {
                 // select - 1
                 self.copy_tok(left + 1, left + 2);
@@ -1205,7 +1259,12 @@ impl<'a> State<'a> {
             }
         }
         // a C string: up to the first NUL
-        self.fp_len = self.fingerprint.iter().take(tlen).take_while(|&&c| c != 0).count();
+        self.fp_len = self
+            .fingerprint
+            .iter()
+            .take(tlen)
+            .take_while(|&&c| c != 0)
+            .count();
 
         // 'X': the input could not be parsed consistently
         if self.fp().contains(&b'X') {

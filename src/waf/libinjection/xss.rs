@@ -19,18 +19,18 @@ enum Attr {
 
 /// `BLACKATTR`.
 const BLACK_ATTRS: [(&[u8], Attr); 20] = [
-    (b"ACTION", Attr::Url),         // form
+    (b"ACTION", Attr::Url),             // form
     (b"ATTRIBUTENAME", Attr::Indirect), // SVG
-    (b"BY", Attr::Url),             // SVG
-    (b"BACKGROUND", Attr::Url),     // IE6, O11
-    (b"DATAFORMATAS", Attr::Black), // IE
-    (b"DATASRC", Attr::Black),      // IE
-    (b"DYNSRC", Attr::Url),         // obsolete img attribute
-    (b"FILTER", Attr::Style),       // Opera, SVG inline style
-    (b"FORMACTION", Attr::Url),     // HTML 5
-    (b"FOLDER", Attr::Url),         // A tags, IE only
-    (b"FROM", Attr::Url),           // SVG
-    (b"HANDLER", Attr::Url),        // SVG Tiny, Opera
+    (b"BY", Attr::Url),                 // SVG
+    (b"BACKGROUND", Attr::Url),         // IE6, O11
+    (b"DATAFORMATAS", Attr::Black),     // IE
+    (b"DATASRC", Attr::Black),          // IE
+    (b"DYNSRC", Attr::Url),             // obsolete img attribute
+    (b"FILTER", Attr::Style),           // Opera, SVG inline style
+    (b"FORMACTION", Attr::Url),         // HTML 5
+    (b"FOLDER", Attr::Url),             // A tags, IE only
+    (b"FROM", Attr::Url),               // SVG
+    (b"HANDLER", Attr::Url),            // SVG Tiny, Opera
     (b"HREF", Attr::Url),
     (b"LOWSRC", Attr::Url), // obsolete img attribute
     (b"POSTER", Attr::Url), // Opera 10, 11
@@ -43,9 +43,26 @@ const BLACK_ATTRS: [(&[u8], Attr); 20] = [
 
 /// `BLACKTAG`.
 const BLACK_TAGS: [&[u8]; 20] = [
-    b"APPLET", b"BASE", b"COMMENT", b"EMBED", b"FRAME", b"FRAMESET", b"HANDLER", b"IFRAME",
-    b"IMPORT", b"ISINDEX", b"LINK", b"LISTENER", b"META", b"NOSCRIPT", b"OBJECT", b"SCRIPT",
-    b"STYLE", b"VMLFRAME", b"XML", b"XSS",
+    b"APPLET",
+    b"BASE",
+    b"COMMENT",
+    b"EMBED",
+    b"FRAME",
+    b"FRAMESET",
+    b"HANDLER",
+    b"IFRAME",
+    b"IMPORT",
+    b"ISINDEX",
+    b"LINK",
+    b"LISTENER",
+    b"META",
+    b"NOSCRIPT",
+    b"OBJECT",
+    b"SCRIPT",
+    b"STYLE",
+    b"VMLFRAME",
+    b"XML",
+    b"XSS",
 ];
 
 /// `cstrcasecmp_with_null(a, b, n) == 0`: `b` without its NULs, upper-cased, equals `a`.
@@ -92,7 +109,10 @@ fn is_black_attr(s: &[u8], start: usize, len: usize) -> Attr {
     }
     if len >= 5 {
         // JavaScript on* event handlers
-        if token.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"on")) {
+        if token
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"on"))
+        {
             let after_on = start + 2;
             if EVENTS
                 .iter()
@@ -245,7 +265,9 @@ pub(crate) fn is_xss(s: &[u8], start: Start) -> bool {
                     let head = token.get(..3).unwrap_or(&[]);
                     // IE conditional comments, XML
                     let cond = head.first() == Some(&b'[')
-                        && head.get(1..3).is_some_and(|p| p.eq_ignore_ascii_case(b"if"));
+                        && head
+                            .get(1..3)
+                            .is_some_and(|p| p.eq_ignore_ascii_case(b"if"));
                     if cond || head.eq_ignore_ascii_case(b"xml") {
                         return true;
                     }
