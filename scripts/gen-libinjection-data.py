@@ -32,6 +32,9 @@ src = open(sys.argv[1] + "/src/sqli/generated_data.rs", encoding="utf-8").read()
 chars = re.findall(r"CharType::(\w+), // (\d+) ", src)
 assert [int(n) for _, n in chars] == list(range(256)), "char map must list 0..=255 in order"
 words = re.findall(r'Keyword \{ word: "((?:[^"\\]|\\.)*)", token_type: b\'(.)\' \}', src)
+# Checked by hand: this table (plus the addition below) rendered in sqlparse_data.json's layout
+# has exactly that file's length (172947 chars), with the fingerprint "vksc" at its offset
+# (143995) in libinjection/libinjection @ 47e5c3b6302139f3ebb245111d6157a86cef501a.
 # libinjection 4.0.0 added SQLite's "==" operator (libinjection/libinjection
 # src/sqlparse_data.json @ 47e5c3b6302139f3ebb245111d6157a86cef501a); libinjectionrs 0.1.1's
 # table predates it. Its other entries were spot-checked against that file.
