@@ -1,9 +1,18 @@
-//! A Rust port of libinjection (<https://github.com/libinjection/libinjection>, version 4.0.0,
-//! commit 011cac91e9662131a9c7a19023e9d639dfafde2d; BSD-3-Clause, see `LICENSE` here), the
-//! detectors behind SecLang's `@detectSQLi` and `@detectXSS`.
+//! A Rust port of libinjection (<https://github.com/libinjection/libinjection>, version 4.0.0:
+//! `libinjection_sqli.c` at commit 011cac91e9662131a9c7a19023e9d639dfafde2d, `libinjection_xss.c`
+//! at 04508dabbe4acd2b3819bb9abb9d57ba00991525, `libinjection_html5.c` at
+//! 07030021d1f25763dca0d529ccaa0efbc2e3ebdc; BSD-3-Clause, see `LICENSE` here), the detectors
+//! behind SecLang's `@detectSQLi` and `@detectXSS`.
 //!
-//! Both are total functions of the input bytes: no allocation beyond fixed-size state, no
-//! panics (every read is bounds-checked), and the same verdict as the C library.
+//! Both are total functions of the input bytes: fixed-size state, no allocation, no panics
+//! (every read is bounds-checked, the HTML tokenizer's mutual recursion is a loop), and the
+//! C library's verdicts, including its quirks: `char` is signed as on x86 (a byte >= 0x80 after
+//! a number counts as whitespace in the "1c" check; 0xFF ends an HTML tag like EOF), NUL is
+//! white to the HTML tokenizer, event handler names are matched as prefixes.
+//!
+//! One deliberate difference: '[' opens an SQL Server [bracketed word] in every mode, as in
+//! libinjection before 4.0.0 and in libinjection-go (Coraza's, which CRS's regression
+//! tests run against); 4.0.0 reads it as '(' outside MySQL mode.
 
 #[cfg(test)]
 mod crs_figures;
@@ -68,6 +77,7 @@ pub fn detect_xss(input: &[u8]) -> bool {
 
 /// libinjection's test driver (src/testdriver.c) output, for tests against its test files.
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub mod testing {
     use super::html5::{Html5, Start, TokenType as H5};
     use super::sqli::{Dialect, Quote, State, Token};

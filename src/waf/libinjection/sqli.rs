@@ -561,7 +561,7 @@ impl<'a> State<'a> {
     ///
     /// libinjection 4.0.0 reads '[' outside MySQL mode as a left parenthesis; this port keeps
     /// the earlier reading (a bare word up to ']' in every mode), which is what Coraza's
-    /// libinjection-go (v0.2.4), and so CRS's regression tests, use.
+    /// libinjection-go, and so CRS's regression tests, use.
     fn parse_bword(&self, t: &mut Token, pos: usize) -> usize {
         let rest = self.from(pos);
         match rest.iter().position(|&c| c == b']') {
