@@ -600,3 +600,29 @@ fn libinjection_test_files() {
     eprintln!("{} libinjection test cases, {stale} stale", cases.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Behaviours of the C that a straightforward port would miss, each derived from its source.
+#[test]
+fn c_quirks_are_kept() {
+    use edge_gateway::waf::libinjection::testing::sqli_fingerprint;
+    // "1c" whitelist: the byte after the number is a signed `char`, so 0xA0 counts as <= 32.
+    assert_eq!(
+        detect_sqli(b"1\xa0--").map(|f| f.to_string()).as_deref(),
+        Some("1c")
+    );
+    // q'<delim>…: a delimiter byte >= 0x80 is < 33 as a signed char, so this is the word "q".
+    assert_eq!(sqli_fingerprint(b"q'\xa0abc'", ' ', false).0, "ns");
+    // h5_skip_white returns a signed char: 0xFF is CHAR_EOF and ends the tag.
+    assert!(detect_xss(b"<a onerror=alert(1)>"));
+    assert!(!detect_xss(b"<a \xffonerror=alert(1)>"));
+    // h5_is_white is strchr(" \t\n\v\f\r", c), which finds NUL too.
+    assert!(detect_xss(b"<a\0onclick=x>"));
+    // Event handlers: "on" + the first strlen(name) bytes, a prefix match.
+    assert!(detect_xss(b"<a onclickx=1>"));
+    assert!(!detect_xss(b"<a onxyz=1>"));
+    // 4.0's SQLite "==" operator.
+    assert_eq!(
+        sqli_fingerprint(b"' or 1==1;--", '\'', false),
+        ("s&1;c".to_string(), true)
+    );
+}

@@ -101,6 +101,20 @@ pub mod testing {
         out.push(b'\n');
     }
 
+    /// `libinjection_sqli_fingerprint` in one context: `quote` is `'`, `"` or anything else
+    /// for none; and whether that fingerprint passes the blacklist and whitelist.
+    pub fn sqli_fingerprint(input: &[u8], quote: char, mysql: bool) -> (String, bool) {
+        let quote = match quote {
+            '\'' => Quote::Single,
+            '"' => Quote::Double,
+            _ => Quote::None,
+        };
+        let dialect = if mysql { Dialect::Mysql } else { Dialect::Ansi };
+        let mut state = State::new(input, quote, dialect);
+        let fp = String::from_utf8_lossy(state.fingerprint(quote, dialect)).into_owned();
+        (fp, state.check_fingerprint())
+    }
+
     /// Test type 0: every token (ANSI, no quote context).
     pub fn sqli_tokens(input: &[u8]) -> Vec<u8> {
         let mut state = State::new(input, Quote::None, Dialect::Ansi);
