@@ -376,6 +376,12 @@ fn sqli_never_panics() {
         inputs.push(v);
         inputs.push((0..rng.usize(1000..50_000)).map(|_| rng.u8(..)).collect());
     }
+    // Quote-heavy strings that made another port quadratic (libinjection-go's
+    // GHSA-974q-67pr-5pc2): the backslash run before each quote is all that is rescanned.
+    let escaped = [&b"'"[..], &b"\\'".repeat(300_000)].concat();
+    let doubled = [&b"'"[..], &b"''".repeat(300_000)].concat();
+    inputs.push(escaped);
+    inputs.push(doubled);
     let mut flagged = 0;
     for input in &inputs {
         flagged += usize::from(detect_sqli(input).is_some());
