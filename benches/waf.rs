@@ -6,8 +6,8 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use edge_gateway::waf::program::Program;
 use edge_gateway::waf::{vendored_rule_set, Budget, CrsRules, Profile, RuleSet};
-use std::sync::Arc;
 use std::hint::black_box;
+use std::sync::Arc;
 
 #[path = "gateway_support.rs"]
 mod gateway_support;
@@ -27,12 +27,15 @@ fn benches(c: &mut Criterion) {
             })
         },
     );
-    c.bench_function("waf start-up: the same and compile every operator (eager)", |b| {
-        b.iter(|| {
-            let p: Program = serde_json::from_str(black_box(&json_program)).unwrap();
-            black_box(RuleSet::new(p).compile_all())
-        })
-    });
+    c.bench_function(
+        "waf start-up: the same and compile every operator (eager)",
+        |b| {
+            b.iter(|| {
+                let p: Program = serde_json::from_str(black_box(&json_program)).unwrap();
+                black_box(RuleSet::new(p).compile_all())
+            })
+        },
+    );
 
     let set = Arc::clone(vendored_rule_set());
     // Every operator compiled first: a long-lived isolate's steady state.

@@ -58,7 +58,11 @@ pub extern "C" fn waf_setup(eager: u32) -> u32 {
         return u32::MAX;
     };
     let set = Arc::new(RuleSet::new(program));
-    let bad = if eager == 1 { set.compile_all().len() } else { 0 };
+    let bad = if eager == 1 {
+        set.compile_all().len()
+    } else {
+        0
+    };
     let rs = CrsRules::new(
         set,
         &Profile {

@@ -15,13 +15,12 @@
 pub mod document;
 mod engine;
 mod input;
+pub mod libinjection;
 mod operate;
 pub mod program;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod seclang;
-mod sqli;
 mod transform;
-mod xss;
 
 pub use engine::{CrsRules, RuleSet};
 

@@ -133,12 +133,13 @@ pub(crate) fn run_operator(
             when(set.lookup(ip).is_some())
         }
         OperatorKind::DetectSqli => {
-            let fp = super::sqli::detect(value, &mut 0)?;
+            // ModSecurity puts the fingerprint in TX:0.
+            let fp = super::libinjection::detect_sqli(value)?;
             Some(OpOutcome {
-                captures: vec![fp.as_bytes().to_vec()],
+                captures: vec![fp.as_str().as_bytes().to_vec()],
             })
         }
-        OperatorKind::DetectXss => when(super::xss::detect(value, &mut 0).is_some()),
+        OperatorKind::DetectXss => when(super::libinjection::detect_xss(value)),
         OperatorKind::UnconditionalMatch => yes(),
         OperatorKind::NoMatch => None,
     }
