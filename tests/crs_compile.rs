@@ -450,8 +450,17 @@ fn samples() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crs-regression");
     let mut raw = Vec::new();
     for dir in std::fs::read_dir(&root).expect("tests/crs-regression") {
-        for file in std::fs::read_dir(dir.expect("dir").path()).expect("dir") {
-            let text = std::fs::read_to_string(file.expect("file").path()).expect("yaml");
+        let dir = dir.expect("dir").path();
+        // The rule-file folders; the runner's baseline and README sit beside them.
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir).expect("dir") {
+            let path = file.expect("file").path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(path).expect("yaml");
             for event in saphyr_parser::Parser::new_from_str(&text) {
                 let (event, _) = event.expect("yaml parses");
                 if let saphyr_parser::Event::Scalar(value, ..) = event {

@@ -131,6 +131,8 @@ fn parse_request(line: &str) -> Req {
     let mut fields = line.split('\t');
     let first = fields.next().unwrap_or_default();
     let (method, target) = first.split_once(' ').unwrap_or(("GET", first));
+    // A client never sends a URL's fragment (`#how-long`): it stays in the browser.
+    let target = target.split_once('#').map_or(target, |(t, _)| t);
     let mut req = Req::get(target);
     req.method = method.into();
     for f in fields {

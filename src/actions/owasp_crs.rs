@@ -92,7 +92,8 @@ impl Waf {
                 Some(items) => {
                     for (i, item) in items.iter().enumerate() {
                         let (code, msg) = match item.value {
-                            Yaml::Int(id) if (900_000..=999_999).contains(&id) => {
+                            // CRS's ids, and the engine setup's 200002.
+                            Yaml::Int(id) if (900_000..=999_999).contains(&id) || id == 200_002 => {
                                 waf.exclude_rule_ids.push(id as u32);
                                 if !known.contains(&(id as u32)) {
                                     let at = crate::source::index(&list, i);

@@ -46,12 +46,7 @@ impl<'a> RequestView<'a> {
     /// The view of a gateway request; `body` is what was read (at most the limit), `truncated`
     /// whether more remained.
     pub fn from_head(head: &'a RequestHead, body: &'a [u8], truncated: bool) -> Self {
-        let mut headers: Vec<(&'a str, &'a str)> = head.headers.iter().collect();
-        // HTTP/1.1 requires Host and CRS checks it (920280); the platform hands it over as the
-        // URL's authority, not always as a header.
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-            headers.insert(0, ("Host", &head.host));
-        }
+        let headers: Vec<(&'a str, &'a str)> = head.headers.iter().collect();
         RequestView {
             method: &head.method,
             path: &head.path,
@@ -280,6 +275,12 @@ pub(crate) fn extract_request_head<'a>(req: &RequestView<'a>, vars: &mut Vars<'a
     let mut args = Vec::new();
     parse_urlencoded(req.query.as_bytes(), &mut args);
     add_args(vars, args, true);
+    // HTTP/1.1 requires Host and CRS checks it (920280); the platform hands the request over
+    // with the host in its URL, not always as a header.
+    if !req.host.is_empty() && req.header_value("host").is_none() {
+        vars.push(Collection::RequestHeadersNames, "Host", &b"Host"[..]);
+        vars.push(Collection::RequestHeaders, "Host", req.host.as_bytes());
+    }
     for &(name, value) in &req.headers {
         vars.push(Collection::RequestHeadersNames, name, name.as_bytes());
         vars.push(Collection::RequestHeaders, name, value.as_bytes());

@@ -15,6 +15,7 @@
 //! tests run against); 4.0.0 reads it as '(' outside MySQL mode.
 
 mod html5;
+mod parser;
 mod sqli;
 mod sqli_data;
 mod xss;

@@ -5,6 +5,7 @@
 //! reads one byte past the input (it assumes a NUL-terminated string), the port reads 0; index
 //! arithmetic saturates where the C asserts it cannot underflow.
 
+use super::parser::Parser;
 use super::sqli_data::{CHAR_PARSERS, KEYWORDS};
 
 /// `LIBINJECTION_SQLI_TOKEN_SIZE`: a token keeps at most 31 bytes of its value (+ NUL in C).
@@ -82,33 +83,6 @@ impl TokenType {
             _ => TokenType::None,
         }
     }
-}
-
-/// The parser `char_parse_map` names for a token's first byte.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Parser {
-    White,
-    Operator1,
-    Operator2,
-    Other,
-    Char,
-    Hash,
-    Dash,
-    Slash,
-    Backslash,
-    String,
-    EString,
-    UString,
-    QString,
-    NqString,
-    BString,
-    XString,
-    BWord,
-    Word,
-    Tick,
-    Var,
-    Money,
-    Number,
 }
 
 /// `stoken_t`.

@@ -2,7 +2,7 @@
 //! libinjection's SQL tables (libinjection_sqli_data.h, libinjection 4.0.0); BSD-3-Clause,
 //! see LICENSE in this directory.
 
-use super::sqli::Parser;
+use super::parser::Parser;
 
 /// `char_parse_map`: the parser for a token starting with each byte.
 pub(super) static CHAR_PARSERS: [Parser; 256] = [

@@ -21,6 +21,7 @@ mod error;
 mod lexer;
 mod macros;
 mod operators;
+mod pcre;
 mod prefilter;
 mod targets;
 mod vendored;

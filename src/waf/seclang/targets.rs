@@ -2,7 +2,7 @@
 //! (`A|B|!C:foo|&TX:x|ARGS:/regex/|XML:/*`).
 
 use super::error::Reason;
-use super::operators::byte_escapes;
+use super::pcre::byte_escapes;
 use crate::waf::program::{self, Collection, Exclusion, Selector, Target};
 
 /// The collection a SecLang variable name (any case) stands for.

@@ -73,10 +73,14 @@ pub const DATA_FILES: &[(&str, &str)] = crs![
     // END data files
 ];
 
-/// The vendored rule files as compiler sources, in load order.
+/// Loaded before CRS, as a ModSecurity setup loads its recommended configuration first: the
+/// engine's rule 200002 (see the file). Ours, not CRS's: `update-crs.sh` leaves it alone.
+pub const ENGINE_SETUP: (&str, &str) = ("engine-setup.conf", include_str!("engine-setup.conf"));
+
+/// The engine setup and the vendored rule files as compiler sources, in load order.
 pub fn vendored_sources() -> Vec<Source<'static>> {
-    RULE_FILES
-        .iter()
+    std::iter::once(&ENGINE_SETUP)
+        .chain(RULE_FILES)
         .map(|(file, text)| Source { file, text })
         .collect()
 }
