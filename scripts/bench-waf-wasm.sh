@@ -14,7 +14,7 @@ echo "bench-waf-wasm: $(stat -c %s "$wasm") B of wasm"
 # A real bundle of a policy that runs the WAF: it carries the compiled CRS.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-printf 'on_http_request:\n  - actions:\n      - type: owasp-crs-request\n' >"$tmp/waf.yaml"
+printf 'on_http_request:\n  - actions:\n      - type: owasp-crs-request\n      - type: deny\n' >"$tmp/waf.yaml"
 cargo run -q --bin policy-check -- bundle --no-ip-intel --out "$tmp/bundle.json" "$tmp/waf.yaml" >/dev/null
 echo "bench-waf-wasm: $(stat -c %s "$tmp/bundle.json") B bundle, $(gzip -c "$tmp/bundle.json" | wc -c) B gzip"
 node benches/wasm/run.mjs "$wasm" "$tmp/bundle.json"

@@ -22,7 +22,7 @@ use super::{Budget, CrsSeverity, Disposition, MatchedRule, OnBudget, Profile, Ve
 use regex::bytes::Regex;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 /// A program ready to run: the rules and their lazily compiled operators. Made once per
 /// bundle and shared by every action and request.
@@ -33,8 +33,10 @@ pub struct RuleSet {
     /// Per rule, per link: the id of its transformation chain (rules with equal chains share
     /// transformed values within a request).
     chains: Vec<Vec<u16>>,
-    /// Member-name regexes of target selectors (`ARGS:/^id_/`), compiled on first use.
-    selectors: Mutex<HashMap<String, Option<Regex>>>,
+    /// Member-name regexes of target selectors (`ARGS:/^id_/`, `!REQUEST_COOKIES:/__utm/`),
+    /// each compiled on first use; found by pattern without a lock.
+    selector_index: HashMap<String, usize>,
+    selectors: Vec<OnceLock<Option<Regex>>>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -66,11 +68,35 @@ impl RuleSet {
                     .collect(),
             );
         }
+        let mut selector_index: HashMap<String, usize> = HashMap::new();
+        for rule in &program.rules {
+            let RuleKind::Match(ls) = &rule.kind else {
+                continue;
+            };
+            let mut note = |sel: &Selector| {
+                if let Selector::Regex(p) = sel {
+                    let next = selector_index.len();
+                    selector_index.entry(p.clone()).or_insert(next);
+                }
+            };
+            for l in ls {
+                l.targets.iter().for_each(|t| note(&t.selector));
+                l.exclusions.iter().for_each(|e| note(&e.selector));
+                for ctl in &l.actions.ctls {
+                    if let Ctl::RuleRemoveTargetById { target, .. }
+                    | Ctl::RuleRemoveTargetByTag { target, .. } = ctl
+                    {
+                        note(&target.selector);
+                    }
+                }
+            }
+        }
         RuleSet {
             program,
             links,
             chains,
-            selectors: Mutex::new(HashMap::new()),
+            selectors: (0..selector_index.len()).map(|_| OnceLock::new()).collect(),
+            selector_index,
         }
     }
 
@@ -105,15 +131,13 @@ impl RuleSet {
     }
 
     fn selector_matches(&self, pattern: &str, name: &str) -> bool {
-        let mut map = match self.selectors.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
+        let Some(slot) = self.selector_index.get(pattern) else {
+            return false;
         };
-        map.entry(pattern.to_string())
-            .or_insert_with(|| {
-                regex::bytes::RegexBuilder::new(pattern)
+        self.selectors[*slot]
+            .get_or_init(|| {
+                super::program::rx_builder(pattern)
                     .case_insensitive(true)
-                    .size_limit(1 << 20)
                     .build()
                     .ok()
             })
@@ -250,7 +274,7 @@ impl CrsRules {
             processor: None,
             force_body: false,
             engine: self.config.engine,
-            cache: HashMap::new(),
+            cache: Cache::default(),
             steps: 0,
             budget,
             start,
@@ -284,8 +308,7 @@ struct Transaction<'a, 'r, 'b> {
     /// `ctl:forceRequestBodyVariable=On` ran.
     force_body: bool,
     engine: EngineMode,
-    /// (member slot, chain id) → the transformed value (`None`: unchanged).
-    cache: HashMap<(u32, u16), Option<Rc<[u8]>>>,
+    cache: Cache,
     steps: u64,
     budget: &'r mut Budget<'b>,
     start: Option<f64>,
@@ -318,7 +341,33 @@ impl std::ops::Deref for Tv<'_> {
     }
 }
 
-type Cache = HashMap<(u32, u16), Option<Rc<[u8]>>>;
+/// (member slot, chain id) → the transformed value (`None`: unchanged). Keys are small
+/// integers the engine makes, not attacker-chosen text: a multiplicative hash serves, where
+/// SipHash cost more than the lookups it protects.
+type Cache = HashMap<(u32, u16), Option<Rc<[u8]>>, std::hash::BuildHasherDefault<SlotHash>>;
+
+#[derive(Default)]
+struct SlotHash(u64);
+
+impl std::hash::Hasher for SlotHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
 
 /// The value after a chain of transformations, shared between rules with the same chain.
 fn transformed<'x>(
@@ -593,20 +642,24 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
     /// The values a link's targets name, less its exclusions and the runtime ones.
     fn resolve(&self, set: &RuleSet, rule: &Rule, link: &Link) -> Vec<Src> {
         let mut out = Vec::new();
+        // The exclusions that apply to this link: its own and those a ctl added for this rule.
+        let runtime: Vec<&Exclusion> = self
+            .removed_targets
+            .iter()
+            .filter(|(r, _)| self.names(r, rule))
+            .map(|(_, e)| e)
+            .collect();
         for target in &link.targets {
-            let excluded = |c: Collection, name: &str| {
-                link.exclusions
-                    .iter()
-                    .chain(
-                        self.removed_targets
-                            .iter()
-                            .filter(|(r, _)| self.names(r, rule))
-                            .map(|(_, e)| e),
-                    )
-                    .any(|e| e.collection == c && self.selects(set, &e.selector, name))
-            };
+            let c = target.collection;
+            let these: Vec<&Exclusion> = link
+                .exclusions
+                .iter()
+                .chain(runtime.iter().copied())
+                .filter(|e| e.collection == c)
+                .collect();
+            let excluded = |name: &str| these.iter().any(|e| self.selects(set, &e.selector, name));
             let before = out.len();
-            self.members(set, target, &excluded, &mut out);
+            self.members(set, target, &excluded, these.is_empty(), &mut out);
             if target.count {
                 let n = out.len() - before;
                 out.truncate(before);
@@ -638,12 +691,15 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         &self,
         set: &RuleSet,
         target: &Target,
-        excluded: &dyn Fn(Collection, &str) -> bool,
+        excluded: &dyn Fn(&str) -> bool,
+        no_exclusions: bool,
         out: &mut Vec<Src>,
     ) {
         let c = target.collection;
         let label = collection_name(c);
-        let keep = |name: &str| self.selects(set, &target.selector, name) && !excluded(c, name);
+        let keep = |name: &str| {
+            self.selects(set, &target.selector, name) && (no_exclusions || !excluded(name))
+        };
         let owned = |out: &mut Vec<Src>, name: &str, bytes: &[u8]| {
             if keep(name) {
                 let full = if name.is_empty() {

@@ -1,7 +1,7 @@
 //! What the WAF inspects: a typed view of a request or response, and its split into SecLang's
 //! collections (ARGS, ARGS_NAMES, REQUEST_COOKIES, ...), with the body processors (urlencoded,
-//! JSON, multipart, XML). Bad bodies never panic: they set REQBODY_ERROR, which CRS's rule
-//! 200002-style check (920xxx) reads.
+//! JSON, multipart, XML). Bad bodies never panic: they set REQBODY_ERROR, which the engine
+//! setup's rule 200002 reads (`seclang/engine-setup.conf`).
 
 use super::program::{BodyProcessor, Collection};
 use super::transform::url_decode;

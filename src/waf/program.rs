@@ -19,8 +19,9 @@ pub const RX_SIZE_LIMIT: usize = 10 << 20;
 
 /// How every `Rx` pattern is compiled, by the SecLang compiler (to reject a pattern the Worker
 /// could not run, and to derive its prefilter from the same syntax tree) and by the Worker: on
-/// bytes, Unicode off (PCRE without UTF mode, as ModSecurity: `\w` and `(?i)` are ASCII, `.` is
-/// any byte but `\n`).
+/// bytes, Unicode off (PCRE without UTF mode, as ModSecurity: `\w` and `(?i)` are ASCII). The
+/// Worker adds ModSecurity v3's DOTALL and MULTILINE (`waf::operate`); neither changes which
+/// literals a match must contain, so the prefilter holds for both.
 pub fn rx_builder(pattern: &str) -> regex::bytes::RegexBuilder {
     let mut b = regex::bytes::RegexBuilder::new(pattern);
     b.unicode(false).size_limit(RX_SIZE_LIMIT);
