@@ -104,7 +104,9 @@ impl Waf {
                             }
                             Yaml::Int(id) => (
                                 OUT_OF_RANGE,
-                                format!("rule ids are CRS's (900000 to 999999) or 200002, not {id}"),
+                                format!(
+                                    "rule ids are CRS's (900000 to 999999) or 200002, not {id}"
+                                ),
                             ),
                             _ => (
                                 BAD_CONFIG,

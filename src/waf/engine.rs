@@ -14,11 +14,12 @@ use super::input::{
 };
 use super::operate::{atoi, run_operator, LinkCache, OpOutcome};
 use super::program::{
-    Actions, Collection, Ctl, Disruptive, EngineMode, Exclusion, Expand, Link, Piece, Program,
-    Rule, RuleKind, Selector, SetOp, Severity, Target, Transform,
+    Actions, Collection, Ctl, Disruptive, EngineMode, Exclusion, Expand, Link, OperatorKind, Piece,
+    Program, Rule, RuleKind, Selector, SetOp, Severity, Target, Transform,
 };
 use super::transform::apply;
 use super::{Budget, CrsSeverity, Disposition, MatchedRule, OnBudget, Profile, Verdict};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -37,6 +38,11 @@ pub struct RuleSet {
     /// each compiled on first use; found by pattern without a lock.
     selector_index: HashMap<String, usize>,
     selectors: Vec<OnceLock<Option<Regex>>>,
+    /// Every regex's prefilter literals, deduplicated, and one automaton over them, built on
+    /// first use: a value is scanned once for all of them (per distinct transformed form), not
+    /// once per rule.
+    literals: Vec<String>,
+    scanner: OnceLock<Option<AhoCorasick>>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -51,6 +57,7 @@ impl std::fmt::Debug for RuleSet {
 impl RuleSet {
     pub fn new(program: Program) -> RuleSet {
         let mut chain_ids: HashMap<Vec<Transform>, u16> = HashMap::new();
+        let mut literal_ids: HashMap<String, u32> = HashMap::new();
         let mut links = Vec::with_capacity(program.rules.len());
         let mut chains = Vec::with_capacity(program.rules.len());
         for rule in &program.rules {
@@ -58,7 +65,31 @@ impl RuleSet {
                 RuleKind::Match(ls) => ls,
                 _ => &[],
             };
-            links.push(ls.iter().map(|_| LinkCache::default()).collect());
+            links.push(
+                ls.iter()
+                    .map(|l| {
+                        let mut cache = LinkCache::default();
+                        if let OperatorKind::Rx {
+                            prefilter: Some(p), ..
+                        } = &l.operator.kind
+                        {
+                            let mut words: Vec<(u32, u64)> = Vec::new();
+                            for lit in p {
+                                let next = literal_ids.len() as u32;
+                                let id =
+                                    *literal_ids.entry(lit.to_ascii_lowercase()).or_insert(next);
+                                let (word, bit) = (id / 64, 1u64 << (id % 64));
+                                match words.iter_mut().find(|(w, _)| *w == word) {
+                                    Some((_, mask)) => *mask |= bit,
+                                    None => words.push((word, bit)),
+                                }
+                            }
+                            cache.lits = words.into();
+                        }
+                        cache
+                    })
+                    .collect(),
+            );
             chains.push(
                 ls.iter()
                     .map(|l| {
@@ -91,12 +122,18 @@ impl RuleSet {
                 }
             }
         }
+        let mut literals = vec![String::new(); literal_ids.len()];
+        for (lit, id) in literal_ids {
+            literals[id as usize] = lit;
+        }
         RuleSet {
             program,
             links,
             chains,
             selectors: (0..selector_index.len()).map(|_| OnceLock::new()).collect(),
             selector_index,
+            literals,
+            scanner: OnceLock::new(),
         }
     }
 
@@ -114,6 +151,33 @@ impl RuleSet {
             .collect()
     }
 
+    /// The shared literal automaton (overlapping matches: every literal present is reported).
+    fn scanner(&self) -> Option<&AhoCorasick> {
+        self.scanner
+            .get_or_init(|| {
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&self.literals)
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Which literals occur in `value`, as a bitset over literal ids.
+    fn scan(&self, value: &[u8]) -> Rc<[u64]> {
+        let mut bits = vec![0u64; self.literals.len().div_ceil(64)];
+        if let Some(ac) = self.scanner() {
+            for m in ac.find_overlapping_iter(value) {
+                let id = m.pattern().as_usize();
+                if let Some(w) = bits.get_mut(id / 64) {
+                    *w |= 1 << (id % 64);
+                }
+            }
+        }
+        bits.into()
+    }
+
     /// Compiles every operator now (what a request would otherwise do lazily); returns the ids
     /// of rules with an operator that does not compile (none for a checked program).
     pub fn compile_all(&self) -> Vec<u32> {
@@ -124,6 +188,7 @@ impl RuleSet {
                     if !c.prepare(&l.operator.kind) {
                         bad.push(rule.id);
                     }
+                    let _ = self.scanner();
                 }
             }
         }
@@ -275,6 +340,7 @@ impl CrsRules {
             force_body: false,
             engine: self.config.engine,
             cache: Cache::default(),
+            hits: HashMap::default(),
             steps: 0,
             budget,
             start,
@@ -309,6 +375,8 @@ struct Transaction<'a, 'r, 'b> {
     force_body: bool,
     engine: EngineMode,
     cache: Cache,
+    /// (member slot, chain id, or `RAW` for the untransformed value) → its literal hits.
+    hits: HashMap<(u32, u16), Rc<[u64]>, std::hash::BuildHasherDefault<SlotHash>>,
     steps: u64,
     budget: &'r mut Budget<'b>,
     start: Option<f64>,
@@ -344,6 +412,9 @@ impl std::ops::Deref for Tv<'_> {
 /// (member slot, chain id) → the transformed value (`None`: unchanged). Keys are small
 /// integers the engine makes, not attacker-chosen text: a multiplicative hash serves, where
 /// SipHash cost more than the lookups it protects.
+/// The chain id that names a value before any transformation, in the hits cache.
+const RAW: u16 = u16::MAX;
+
 type Cache = HashMap<(u32, u16), Option<Rc<[u8]>>, std::hash::BuildHasherDefault<SlotHash>>;
 
 #[derive(Default)]
@@ -558,7 +629,29 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
                     raw,
                 );
                 self.steps += bytes.len() as u64 + 1;
-                self.operate(rule, link, cache, &bytes)
+                // The shared scan, once per distinct form of a request value; a value the
+                // chain left as it was shares the untransformed value's scan.
+                let prefiltered = match slot {
+                    Some(slot) if !cache.lits.is_empty() => {
+                        let key = match bytes {
+                            Tv::Same(_) => (slot, RAW),
+                            Tv::New(_) => (slot, chain),
+                        };
+                        let hits = match self.hits.get(&key) {
+                            Some(h) => Rc::clone(h),
+                            None => {
+                                let h = set.scan(&bytes);
+                                self.hits.insert(key, Rc::clone(&h));
+                                h
+                            }
+                        };
+                        Some(cache.lits.iter().any(|&(word, mask)| {
+                            hits.get(word as usize).is_some_and(|w| w & mask != 0)
+                        }))
+                    }
+                    _ => None,
+                };
+                self.operate(rule, link, cache, &bytes, prefiltered)
                     .map(|o| (o, bytes.to_vec()))
             };
             let Some((out, bytes)) = outcome else {
@@ -607,14 +700,14 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
     ) -> Option<(OpOutcome, Vec<u8>)> {
         let mut cur: Vec<u8> = raw.to_vec();
         self.steps += cur.len() as u64 + 1;
-        if let Some(o) = self.operate(rule, link, cache, &cur) {
+        if let Some(o) = self.operate(rule, link, cache, &cur, None) {
             return Some((o, cur));
         }
         for t in &link.transforms {
             if let Some(next) = apply(*t, &cur) {
                 cur = next;
                 self.steps += cur.len() as u64 + 1;
-                if let Some(o) = self.operate(rule, link, cache, &cur) {
+                if let Some(o) = self.operate(rule, link, cache, &cur, None) {
                     return Some((o, cur));
                 }
             }
@@ -628,10 +721,16 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         link: &Link,
         cache: &LinkCache,
         value: &[u8],
+        prefiltered: Option<bool>,
     ) -> Option<OpOutcome> {
-        let out = run_operator(&link.operator.kind, cache, value, link.capture, &|e| {
-            self.expand(e, rule)
-        });
+        let out = run_operator(
+            &link.operator.kind,
+            cache,
+            value,
+            link.capture,
+            prefiltered,
+            &|e| self.expand(e, rule),
+        );
         match (out, link.operator.negated) {
             (Some(o), false) => Some(o),
             (None, true) => Some(OpOutcome::default()),

@@ -10,9 +10,14 @@ use std::sync::OnceLock;
 #[derive(Default)]
 pub(crate) struct LinkCache {
     regex: OnceLock<Option<Regex>>,
-    /// The regex's prefilter literals, or `@pm`'s phrases.
+    /// The regex's prefilter literals (for values the shared scan does not cover), or `@pm`'s
+    /// phrases.
     phrases: OnceLock<Option<AhoCorasick>>,
     ips: OnceLock<IpSet>,
+    /// The regex's prefilter literals in the rule set's shared automaton, as (word, mask)
+    /// pairs over the scan's bitset: a link's literals were numbered together, so they share
+    /// a few words.
+    pub(crate) lits: Box<[(u32, u64)]>,
 }
 
 /// What a matching operator captured (`TX:0`.. when the rule has `capture`).
@@ -55,22 +60,28 @@ impl LinkCache {
 }
 
 /// Runs an operator on one (transformed) value; `Some` when it matches. `expand` renders a
-/// parameter's macros against the transaction.
+/// parameter's macros against the transaction. `prefiltered` is the shared scan's answer for
+/// a regex's literals when the engine has it (`None`: this link scans the value itself).
 pub(crate) fn run_operator(
     op: &OperatorKind,
     cache: &LinkCache,
     value: &[u8],
     capture: bool,
+    prefiltered: Option<bool>,
     expand: &dyn Fn(&Expand) -> String,
 ) -> Option<OpOutcome> {
     let yes = || Some(OpOutcome::default());
     let when = |b: bool| if b { yes() } else { None };
     match op {
         OperatorKind::Rx { pattern, prefilter } => {
-            if let Some(p) = prefilter {
-                let ac = cache.phrases.get_or_init(|| phrases(p)).as_ref();
-                if ac.is_some_and(|ac| !ac.is_match(value)) {
-                    return None;
+            match (prefiltered, prefilter) {
+                (Some(false), _) => return None,
+                (Some(true), _) | (None, None) => {}
+                (None, Some(p)) => {
+                    let ac = cache.phrases.get_or_init(|| phrases(p)).as_ref();
+                    if ac.is_some_and(|ac| !ac.is_match(value)) {
+                        return None;
+                    }
                 }
             }
             let re = cache
@@ -190,7 +201,7 @@ mod tests {
 
     fn run(op: OperatorKind, v: &str) -> bool {
         let cache = LinkCache::default();
-        run_operator(&op, &cache, v.as_bytes(), false, &|e| {
+        run_operator(&op, &cache, v.as_bytes(), false, None, &|e| {
             e.0.iter()
                 .map(|p| match p {
                     super::super::program::Piece::Text(t) => t.clone(),
@@ -199,6 +210,10 @@ mod tests {
                 .collect()
         })
         .is_some()
+    }
+
+    fn run_bytes(op: OperatorKind, v: &[u8]) -> bool {
+        run_operator(&op, &LinkCache::default(), v, false, None, &|_| String::new()).is_some()
     }
 
     fn text(s: &str) -> Expand {
@@ -227,7 +242,8 @@ mod tests {
         assert!(run(OperatorKind::ValidateUrlEncoding, "a%zz"));
         assert!(run(OperatorKind::ValidateUrlEncoding, "a%2"));
         assert!(!run(OperatorKind::ValidateUrlEncoding, "a%2f"));
-        assert!(run(OperatorKind::ValidateUtf8Encoding, "\u{e9}") == false);
+        assert!(!run(OperatorKind::ValidateUtf8Encoding, "\u{e9}"));
+        assert!(run_bytes(OperatorKind::ValidateUtf8Encoding, b"\xc3"));
         assert!(run(
             OperatorKind::IpMatch(vec!["10.0.0.0/8".into()]),
             "10.2.3.4"
