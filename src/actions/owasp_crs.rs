@@ -18,12 +18,14 @@ use cel::Value;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// The default step budget. Measured: a 4 KB urlencoded form of ~60 fields takes 150k steps, a
-/// 4 KB JSON string 160k, a 4 KB query full of quotes and brackets 116k (about 37 steps per
-/// input byte; native ~5 ns a step, so 1M is ~5 ms native, ~15 ms expected in wasm). A million
-/// leaves room for large cookies and headers (not bounded by `body_limit`) and stops a
-/// pathological request from spending the Worker's CPU.
-const DEFAULT_MAX_STEPS: u64 = 1_000_000;
+/// The default step budget: a fixed part for the request line, headers and cookies, and a part
+/// per inspected body byte. Steps are bytes run through transformations and operators. Measured
+/// with CRS at PL1 (`benches/waf_requests.rs`): a browser GET with 7 arguments takes 44k steps,
+/// a 1 KB JSON body 236k, a 4 KB form 675k (about 150 per body byte). The default leaves
+/// twice that and stops a pathological request from spending the Worker's CPU (a step is about
+/// 4 ns natively, 5 in wasm: 2.9M steps for the default 4 KB body are about 15 ms).
+const DEFAULT_BASE_STEPS: u64 = 1_000_000;
+const DEFAULT_STEPS_PER_BODY_BYTE: u64 = 450;
 /// The largest body prefix an operator may ask to inspect.
 const MAX_BODY_LIMIT: i64 = 128 << 10;
 
@@ -137,8 +139,10 @@ impl Waf {
         if let Some(limit) = ranged(&mut c, "body_limit", 1, MAX_BODY_LIMIT, &mut ok) {
             waf.body_limit = limit as usize;
         }
-        let max_steps = ranged(&mut c, "max_steps", 1_000, 1_000_000_000, &mut ok)
-            .map_or(DEFAULT_MAX_STEPS, |s| s as u64);
+        let max_steps = ranged(&mut c, "max_steps", 1_000, 1_000_000_000, &mut ok).map_or(
+            DEFAULT_BASE_STEPS + DEFAULT_STEPS_PER_BODY_BYTE * waf.body_limit as u64,
+            |s| s as u64,
+        );
         waf.on_budget = match c.string("on_budget_exceeded") {
             None => OnBudget::Block,
             Some((_, v)) if v == "block" => OnBudget::Block,

@@ -213,7 +213,10 @@ mod tests {
     }
 
     fn run_bytes(op: OperatorKind, v: &[u8]) -> bool {
-        run_operator(&op, &LinkCache::default(), v, false, None, &|_| String::new()).is_some()
+        run_operator(&op, &LinkCache::default(), v, false, None, &|_| {
+            String::new()
+        })
+        .is_some()
     }
 
     fn text(s: &str) -> Expand {
