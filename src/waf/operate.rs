@@ -26,11 +26,17 @@ pub(crate) struct OpOutcome {
     pub captures: Vec<Vec<u8>>,
 }
 
+/// Each regex's lazy-DFA cache: the crate's default (2 MiB) times CRS's ~300 regexes would
+/// outgrow a Worker's 128 MB as varied traffic fills the caches; at this size a full cache is
+/// cleared and refilled (or the search falls back to the NFA), bounding all of them to ~40 MB.
+const DFA_CACHE_LIMIT: usize = 128 << 10;
+
 pub(crate) fn compile_regex(pattern: &str) -> Option<Regex> {
     // ModSecurity v3 compiles with PCRE2_DOTALL | PCRE2_MULTILINE (Coraza prefixes `(?sm)`).
     rx_builder(pattern)
         .dot_matches_new_line(true)
         .multi_line(true)
+        .dfa_size_limit(DFA_CACHE_LIMIT)
         .build()
         .ok()
 }

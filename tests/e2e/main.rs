@@ -9,6 +9,7 @@ mod support;
 mod access;
 mod actions;
 mod bodies;
+mod crs_regression;
 mod failover;
 mod gateway;
 mod jwt;
