@@ -7,6 +7,9 @@
 //! newly passing ones (`UPDATE_CEL_BASELINE=1` rewrites the baseline). Writes the per-file pass
 //! rates into the generated part of `docs/cel-conformance.md`.
 
+#[path = "support/baseline.rs"]
+mod baseline;
+
 use cel::{Context, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -629,55 +632,17 @@ fn cel_conformance() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     write_doc(&root.join(DOC), &tallies);
 
-    let baseline_path = root.join(BASELINE);
-    if std::env::var_os("UPDATE_CEL_BASELINE").is_some() {
-        let mut text = String::from(
-            "# CEL conformance tests that pass (tests/cel_conformance.rs); one id a line.\n\
-             # Regenerate with UPDATE_CEL_BASELINE=1 cargo test --test cel_conformance\n",
-        );
-        for id in &passing {
-            text.push_str(id);
-            text.push('\n');
-        }
-        std::fs::write(&baseline_path, text).expect("write the baseline");
-        eprintln!("wrote {} passing test ids to {BASELINE}", passing.len());
-        return;
+    baseline::Baseline {
+        file: BASELINE,
+        cases: "conformance tests",
+        header: &[
+            "CEL conformance tests that pass (tests/cel_conformance.rs); one id a line.",
+            "Regenerate with UPDATE_CEL_BASELINE=1 cargo test --test cel_conformance",
+        ],
+        rewrite: "UPDATE_CEL_BASELINE=1 cargo test --test cel_conformance",
+        write: std::env::var_os("UPDATE_CEL_BASELINE").is_some(),
     }
-    let baseline: BTreeSet<String> = std::fs::read_to_string(&baseline_path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    let newly: Vec<_> = passing.difference(&baseline).collect();
-    if !newly.is_empty() {
-        // Straight to stderr: the test harness captures `eprintln!` of a passing test.
-        let mut msg = format!(
-            "{} conformance tests pass that the baseline does not list; run \
-             UPDATE_CEL_BASELINE=1 cargo test --test cel_conformance to record them:\n",
-            newly.len()
-        );
-        for id in newly {
-            let _ = writeln!(msg, "  {id}");
-        }
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
-    }
-    let regressed: Vec<String> = baseline
-        .difference(&passing)
-        .map(|id| {
-            let why = failures
-                .get(id)
-                .map(String::as_str)
-                .unwrap_or("no longer found");
-            format!("  {id}: {why}")
-        })
-        .collect();
-    assert!(
-        regressed.is_empty(),
-        "{} conformance tests that passed before now fail:\n{}",
-        regressed.len(),
-        regressed.join("\n")
-    );
+    .check(root, &passing, &failures);
 }
 
 fn write_doc(path: &Path, tallies: &[(&str, Tally)]) {

@@ -16,6 +16,8 @@
 //! the test, new passes are printed (`CRS_BASELINE=write` rewrites the file). `CRS_REPORT=1`
 //! (with `--nocapture`) prints the per-file tables and the skipped stages for `docs/waf.md`.
 
+#[path = "support/baseline.rs"]
+mod baseline;
 #[path = "support/ftw.rs"]
 mod ftw;
 
@@ -555,55 +557,17 @@ fn crs_regression() {
         }
     }
 
-    let baseline_path = root().join(BASELINE);
-    if std::env::var("CRS_BASELINE").as_deref() == Ok("write") {
-        let mut text = String::from(
-            "# CRS regression stages that pass (tests/crs_regression.rs): <config>/<rule>-<test>-<stage>.\n\
-             # Regenerate with CRS_BASELINE=write cargo test --test crs_regression\n",
-        );
-        for id in &passing {
-            text.push_str(id);
-            text.push('\n');
-        }
-        std::fs::write(&baseline_path, text).expect("write the baseline");
-        eprintln!("wrote {} passing stages to {BASELINE}", passing.len());
-        return;
+    baseline::Baseline {
+        file: BASELINE,
+        cases: "CRS regression stages",
+        header: &[
+            "CRS regression stages that pass (tests/crs_regression.rs): <config>/<rule>-<test>-<stage>.",
+            "Regenerate with CRS_BASELINE=write cargo test --test crs_regression",
+        ],
+        rewrite: "CRS_BASELINE=write cargo test --test crs_regression",
+        write: std::env::var("CRS_BASELINE").as_deref() == Ok("write"),
     }
-    let baseline: BTreeSet<String> = std::fs::read_to_string(&baseline_path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    let newly: Vec<_> = passing.difference(&baseline).collect();
-    if !newly.is_empty() {
-        // Straight to stderr: the harness captures the output of a passing test.
-        let mut msg = format!(
-            "{} CRS regression stages pass that {BASELINE} does not list; record them with \
-             CRS_BASELINE=write cargo test --test crs_regression\n",
-            newly.len()
-        );
-        for id in newly.iter().take(50) {
-            let _ = writeln!(msg, "  {id}");
-        }
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
-    }
-    let regressed: Vec<String> = baseline
-        .difference(&passing)
-        .map(|id| {
-            let why = failures
-                .get(id)
-                .map(String::as_str)
-                .unwrap_or("no longer run (skipped or gone)");
-            format!("  {id}: {why}")
-        })
-        .collect();
-    assert!(
-        regressed.is_empty(),
-        "{} CRS regression stages that passed before now fail:\n{}",
-        regressed.len(),
-        regressed.join("\n")
-    );
+    .check(root(), &passing, &failures);
 }
 
 #[test]

@@ -65,6 +65,11 @@ pub(crate) fn apply(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
     (out != input).then_some(out)
 }
 
+/// The byte two hex digits at `at` spell (`\xHH` escapes).
+fn hex_pair(input: &[u8], at: usize) -> Option<u8> {
+    Some(hex(*input.get(at)?)? << 4 | hex(*input.get(at + 1)?)?)
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -234,21 +239,16 @@ fn js_decode(input: &[u8]) -> Vec<u8> {
         }
         let n = input[i + 1];
         match n {
-            b'x' => {
-                match (
-                    input.get(i + 2).and_then(|b| hex(*b)),
-                    input.get(i + 3).and_then(|b| hex(*b)),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 4;
-                    }
-                    _ => {
-                        out.push(b'x');
-                        i += 2;
-                    }
+            b'x' => match hex_pair(input, i + 2) {
+                Some(b) => {
+                    out.push(b);
+                    i += 4;
                 }
-            }
+                None => {
+                    out.push(b'x');
+                    i += 2;
+                }
+            },
             b'u' => {
                 let digits = input.get(i + 2..i + 6);
                 match digits {
@@ -495,15 +495,12 @@ fn escape_seq_decode(input: &[u8]) -> Vec<u8> {
             out.push(c);
             i += 2;
         } else if n == b'x' {
-            match (
-                input.get(i + 2).and_then(|b| hex(*b)),
-                input.get(i + 3).and_then(|b| hex(*b)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
+            match hex_pair(input, i + 2) {
+                Some(b) => {
+                    out.push(b);
                     i += 4;
                 }
-                _ => {
+                None => {
                     out.push(n);
                     i += 2;
                 }
