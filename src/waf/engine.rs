@@ -9,8 +9,8 @@
 //! once and shared by every rule with the same chain.
 
 use super::input::{
-    default_processor, extract_request_body, extract_request_head, extract_response, RequestView,
-    ResponseView, Vars,
+    default_processor, extract_request_body, extract_request_head, extract_response, mime,
+    RequestView, ResponseView, Vars,
 };
 use super::operate::{atoi, run_operator, LinkCache, OpOutcome};
 use super::program::{
@@ -181,6 +181,7 @@ impl RuleSet {
     /// Compiles every operator now (what a request would otherwise do lazily); returns the ids
     /// of rules with an operator that does not compile (none for a checked program).
     pub fn compile_all(&self) -> Vec<u32> {
+        let _ = self.scanner();
         let mut bad = Vec::new();
         for (rule, caches) in self.program.rules.iter().zip(&self.links) {
             if let RuleKind::Match(ls) = &rule.kind {
@@ -188,7 +189,6 @@ impl RuleSet {
                     if !c.prepare(&l.operator.kind) {
                         bad.push(rule.id);
                     }
-                    let _ = self.scanner();
                 }
             }
         }
@@ -264,13 +264,7 @@ impl CrsRules {
         let mut tx = self.transaction(vars, budget);
         let processor = req
             .header_value("content-type")
-            .map(|ct| {
-                ct.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+            .map(mime)
             .as_deref()
             .and_then(default_processor);
         tx.processor = processor;
@@ -340,7 +334,7 @@ impl CrsRules {
             force_body: false,
             engine: self.config.engine,
             cache: Cache::default(),
-            hits: HashMap::default(),
+            hits: SlotMap::default(),
             steps: 0,
             budget,
             start,
@@ -376,7 +370,7 @@ struct Transaction<'a, 'r, 'b> {
     engine: EngineMode,
     cache: Cache,
     /// (member slot, chain id, or `RAW` for the untransformed value) → its literal hits.
-    hits: HashMap<(u32, u16), Rc<[u64]>, std::hash::BuildHasherDefault<SlotHash>>,
+    hits: SlotMap<Rc<[u64]>>,
     steps: u64,
     budget: &'r mut Budget<'b>,
     start: Option<f64>,
@@ -409,13 +403,21 @@ impl std::ops::Deref for Tv<'_> {
     }
 }
 
-/// (member slot, chain id) → the transformed value (`None`: unchanged). Keys are small
-/// integers the engine makes, not attacker-chosen text: a multiplicative hash serves, where
-/// SipHash cost more than the lookups it protects.
 /// The chain id that names a value before any transformation, in the hits cache.
 const RAW: u16 = u16::MAX;
 
-type Cache = HashMap<(u32, u16), Option<Rc<[u8]>>, std::hash::BuildHasherDefault<SlotHash>>;
+/// A request value's identity: its collection and its index there.
+fn slot(c: Collection, i: usize) -> u32 {
+    ((c as u32) << 20) | (i as u32 & 0xF_FFFF)
+}
+
+/// Keyed by (member slot, chain id). Keys are small integers the engine makes, not
+/// attacker-chosen text: a multiplicative hash serves, where SipHash cost more than the lookups
+/// it protects.
+type SlotMap<V> = HashMap<(u32, u16), V, std::hash::BuildHasherDefault<SlotHash>>;
+
+/// The transformed value per slot and chain (`None`: the chain left it unchanged).
+type Cache = SlotMap<Option<Rc<[u8]>>>;
 
 #[derive(Default)]
 struct SlotHash(u64);
@@ -611,7 +613,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         for src in &values {
             let (slot, raw): (Option<u32>, &[u8]) = match src {
                 Src::Member(c, i) => (
-                    Some(((*c as u32) << 20) | (*i as u32 & 0xF_FFFF)),
+                    Some(slot(*c, *i)),
                     self.vars.get(*c).get(*i).map_or(&[][..], |m| &m.value),
                 ),
                 Src::Owned(_, b) => (None, b),
@@ -813,7 +815,8 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
             Collection::Tx => {
                 if let Selector::Key(k) = &target.selector {
                     // The common case (`TX:paranoia_level`): one lookup, not a scan.
-                    if let Some(v) = self.tx.get(&k.to_ascii_lowercase()) {
+                    // The compiler lowercased the key, as TX names are kept.
+                    if let Some(v) = self.tx.get(k.as_str()) {
                         owned(out, k, v.as_bytes());
                     }
                     return;

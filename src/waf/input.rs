@@ -581,7 +581,7 @@ pub(crate) fn extract_response<'a>(
 }
 
 /// The media type of a `Content-Type` value, lowercase, without parameters.
-fn mime(value: &str) -> String {
+pub(crate) fn mime(value: &str) -> String {
     value
         .split(';')
         .next()

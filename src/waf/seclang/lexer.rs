@@ -34,37 +34,30 @@ pub fn directives(text: &str) -> (Vec<Directive>, Vec<(u32, Reason)>) {
         }
         logical.push_str(raw);
         let line = std::mem::take(&mut logical);
-        match words(&line) {
-            Ok(words) => {
-                let mut words = words.into_iter();
-                if let Some(name) = words.next() {
-                    out.push(Directive {
-                        line: start,
-                        name,
-                        args: words.collect(),
-                    });
-                }
-            }
-            Err(reason) => errors.push((start, reason)),
-        }
+        directive(&line, start, &mut out, &mut errors);
     }
     if !logical.is_empty() {
         // A backslash on the last line: the directive ends with the file.
-        match words(&logical) {
-            Ok(words) => {
-                let mut words = words.into_iter();
-                if let Some(name) = words.next() {
-                    out.push(Directive {
-                        line: start,
-                        name,
-                        args: words.collect(),
-                    });
-                }
-            }
-            Err(reason) => errors.push((start, reason)),
-        }
+        directive(&logical, start, &mut out, &mut errors);
     }
     (out, errors)
+}
+
+/// Adds the directive one logical line holds (none when it is blank), or why it holds none.
+fn directive(line: &str, start: u32, out: &mut Vec<Directive>, errors: &mut Vec<(u32, Reason)>) {
+    match words(line) {
+        Ok(words) => {
+            let mut words = words.into_iter();
+            if let Some(name) = words.next() {
+                out.push(Directive {
+                    line: start,
+                    name,
+                    args: words.collect(),
+                });
+            }
+        }
+        Err(reason) => errors.push((start, reason)),
+    }
 }
 
 /// The words of one logical line; none for a blank line or a comment.
