@@ -3,11 +3,17 @@
 //! scoring into TX, `skipAfter` markers, `ctl` exceptions, and the disruptive `deny` of the
 //! blocking-evaluation rules.
 //!
-//! Cost: a [`RuleSet`] is made once per bundle; every regex, phrase automaton and prefilter in
-//! it is compiled the first time a request needs it, so a rule whose prefilter never fires never
-//! compiles. Within a request, a value transformed by a chain of `t:` functions is computed
-//! once and shared by every rule with the same chain.
+//! Cost: a [`RuleSet`] is made once per bundle; every regex and phrase automaton in it is
+//! compiled the first time a request needs it. Within a request:
+//! - a target list is resolved once per phase (CRS's rules share a few dozen lists);
+//! - a value's transformed forms are computed once and shared along the trie of
+//!   transformation chains ([`super::forms`]), and a chain none of whose transformations the
+//!   value gives anything to change costs nothing;
+//! - each distinct form is scanned once, by one automaton, for every regex's prefilter
+//!   literals and every `@pm` phrase; a regex then looks only at the values holding one of its
+//!   literals, and `@pm` is decided by the scan.
 
+use super::forms::{uncached, Chains, Forms, Node, Slot, SlotHash, SlotMap};
 use super::input::{
     default_processor, extract_request_body, extract_request_head, extract_response, mime,
     RequestView, ResponseView, Vars,
@@ -15,11 +21,11 @@ use super::input::{
 use super::operate::{atoi, run_operator, LinkCache, OpOutcome};
 use super::program::{
     Actions, Collection, Ctl, Disruptive, EngineMode, Exclusion, Expand, Link, OperatorKind, Piece,
-    Program, Rule, RuleKind, Selector, SetOp, Severity, Target, Transform,
+    Program, Rule, RuleKind, Selector, SetOp, Severity, Target,
 };
 use super::transform::apply;
 use super::{Budget, CrsSeverity, Disposition, MatchedRule, OnBudget, Profile, Verdict};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::Regex;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -31,9 +37,15 @@ pub struct RuleSet {
     program: Program,
     /// Per rule, per link.
     links: Vec<Vec<LinkCache>>,
-    /// Per rule, per link: the id of its transformation chain (rules with equal chains share
-    /// transformed values within a request).
-    chains: Vec<Vec<u16>>,
+    /// Per rule, per link: its transformation chain's node in `chains` (links share the
+    /// forms of a value their chains have in common, within a request).
+    nodes: Vec<Vec<Node>>,
+    chains: Chains,
+    /// Per rule, per link: its target list's index in `views` when every target names request
+    /// values (not TX, not MATCHED_*, not a count): a transaction resolves such a list once per
+    /// phase, and rules with the same list share it.
+    view_ids: Vec<Vec<Option<u16>>>,
+    views: Vec<(Vec<Target>, Vec<Exclusion>)>,
     /// Member-name regexes of target selectors (`ARGS:/^id_/`, `!REQUEST_COOKIES:/__utm/`),
     /// each compiled on first use; found by pattern without a lock.
     selector_index: HashMap<String, usize>,
@@ -56,10 +68,12 @@ impl std::fmt::Debug for RuleSet {
 
 impl RuleSet {
     pub fn new(program: Program) -> RuleSet {
-        let mut chain_ids: HashMap<Vec<Transform>, u16> = HashMap::new();
+        let mut chains = Chains::default();
+        let mut view_index: HashMap<(&[Target], &[Exclusion]), u16> = HashMap::new();
+        let mut view_ids = Vec::with_capacity(program.rules.len());
         let mut literal_ids: HashMap<String, u32> = HashMap::new();
         let mut links = Vec::with_capacity(program.rules.len());
-        let mut chains = Vec::with_capacity(program.rules.len());
+        let mut nodes = Vec::with_capacity(program.rules.len());
         for rule in &program.rules {
             let ls: &[Link] = match &rule.kind {
                 RuleKind::Match(ls) => ls,
@@ -69,9 +83,12 @@ impl RuleSet {
                 ls.iter()
                     .map(|l| {
                         let mut cache = LinkCache::default();
+                        // A regex's prefilter, or `@pm`'s phrases: the shared scan decides
+                        // `@pm` exactly, and a regex runs only when it may match.
                         if let OperatorKind::Rx {
                             prefilter: Some(p), ..
-                        } = &l.operator.kind
+                        }
+                        | OperatorKind::Pm(p) = &l.operator.kind
                         {
                             let mut words: Vec<(u32, u64)> = Vec::new();
                             for lit in p {
@@ -90,11 +107,17 @@ impl RuleSet {
                     })
                     .collect(),
             );
-            chains.push(
+            nodes.push(ls.iter().map(|l| chains.node(&l.transforms)).collect());
+            view_ids.push(
                 ls.iter()
                     .map(|l| {
-                        let next = chain_ids.len() as u16;
-                        *chain_ids.entry(l.transforms.clone()).or_insert(next)
+                        let fixed = l.targets.iter().all(|t| !t.count && !dynamic(t.collection));
+                        let next = view_index.len() as u16;
+                        fixed.then(|| {
+                            *view_index
+                                .entry((&l.targets, &l.exclusions))
+                                .or_insert(next)
+                        })
                     })
                     .collect(),
             );
@@ -122,6 +145,10 @@ impl RuleSet {
                 }
             }
         }
+        let mut views = vec![(Vec::new(), Vec::new()); view_index.len()];
+        for ((targets, exclusions), id) in view_index {
+            views[id as usize] = (targets.to_vec(), exclusions.to_vec());
+        }
         let mut literals = vec![String::new(); literal_ids.len()];
         for (lit, id) in literal_ids {
             literals[id as usize] = lit;
@@ -129,7 +156,10 @@ impl RuleSet {
         RuleSet {
             program,
             links,
+            nodes,
             chains,
+            view_ids,
+            views,
             selectors: (0..selector_index.len()).map(|_| OnceLock::new()).collect(),
             selector_index,
             literals,
@@ -152,11 +182,14 @@ impl RuleSet {
     }
 
     /// The shared literal automaton (overlapping matches: every literal present is reported).
+    /// The literals are lowercase and the automaton matches bytes as they are: scanning a
+    /// lowercased value is cheaper than an automaton that folds case (about 10 ms to build
+    /// for CRS's ~6,000 literals and phrases, against 30 ms).
     fn scanner(&self) -> Option<&AhoCorasick> {
         self.scanner
             .get_or_init(|| {
                 AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
                     .match_kind(MatchKind::Standard)
                     .build(&self.literals)
                     .ok()
@@ -164,18 +197,28 @@ impl RuleSet {
             .as_ref()
     }
 
-    /// Which literals occur in `value`, as a bitset over literal ids.
-    fn scan(&self, value: &[u8]) -> Rc<[u64]> {
-        let mut bits = vec![0u64; self.literals.len().div_ceil(64)];
-        if let Some(ac) = self.scanner() {
-            for m in ac.find_overlapping_iter(value) {
-                let id = m.pattern().as_usize();
-                if let Some(w) = bits.get_mut(id / 64) {
-                    *w |= 1 << (id % 64);
-                }
+    /// Which literals occur in `value` (without regard to ASCII case), as a bitset over literal
+    /// ids; `None` for none.
+    fn scan(&self, value: &[u8]) -> Hits {
+        let ac = self.scanner()?;
+        let lower;
+        let value = if value.iter().any(u8::is_ascii_uppercase) {
+            lower = value.to_ascii_lowercase();
+            &lower[..]
+        } else {
+            value
+        };
+        let mut bits: Vec<u64> = Vec::new();
+        for m in ac.find_overlapping_iter(value) {
+            let id = m.pattern().as_usize();
+            if bits.is_empty() {
+                bits = vec![0u64; self.literals.len().div_ceil(64)];
+            }
+            if let Some(w) = bits.get_mut(id / 64) {
+                *w |= 1 << (id % 64);
             }
         }
-        bits.into()
+        (!bits.is_empty()).then(|| bits.into())
     }
 
     /// Compiles every operator now (what a request would otherwise do lazily); returns the ids
@@ -333,8 +376,11 @@ impl CrsRules {
             processor: None,
             force_body: false,
             engine: self.config.engine,
-            cache: Cache::default(),
-            hits: SlotMap::default(),
+            forms: Forms::default(),
+            hits: SlotMap::with_capacity_and_hasher(512, Default::default()),
+            lists: Vec::new(),
+            list_index: HashMap::default(),
+            cands: SlotMap::default(),
             steps: 0,
             budget,
             start,
@@ -368,9 +414,15 @@ struct Transaction<'a, 'r, 'b> {
     /// `ctl:forceRequestBodyVariable=On` ran.
     force_body: bool,
     engine: EngineMode,
-    cache: Cache,
-    /// (member slot, chain id, or `RAW` for the untransformed value) → its literal hits.
-    hits: SlotMap<Rc<[u64]>>,
+    forms: Forms,
+    /// (member slot, the node where its form last changed) → the form's literal hits.
+    hits: SlotMap<Hits>,
+    /// Resolved target lists: the members each names.
+    lists: Vec<Rc<[(Collection, u32)]>>,
+    /// (target list of the rule set, the runtime exclusions applied) → index in `lists`.
+    list_index: HashMap<(u16, u64), u32, std::hash::BuildHasherDefault<SlotHash>>,
+    /// (index in `lists`, node) → the members whose form has a literal hit.
+    cands: SlotMap<Rc<[Cand]>>,
     steps: u64,
     budget: &'r mut Budget<'b>,
     start: Option<f64>,
@@ -384,98 +436,46 @@ struct Transaction<'a, 'r, 'b> {
 /// the transformation cache), or a dynamic value (TX, MATCHED_*, a count) with its name.
 enum Src {
     Member(Collection, usize),
-    Owned(String, Vec<u8>),
+    /// The collection, the member's name (empty for a scalar), the value: the name is spelled
+    /// `TX:name` only for a match.
+    Owned(Collection, String, Vec<u8>),
 }
 
-/// A transformed value: the input itself, or a cached result.
-enum Tv<'x> {
-    Same(&'x [u8]),
-    New(Rc<[u8]>),
+/// Which of the rule set's literals a value's form contains (a bitset over literal ids), or
+/// `None` for none: most values of benign traffic.
+type Hits = Option<Rc<[u64]>>;
+
+/// One link of a rule, with what the rule set keeps for it.
+struct LinkAt<'s> {
+    cache: &'s LinkCache,
+    node: Node,
+    view: Option<u16>,
 }
 
-impl std::ops::Deref for Tv<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Tv::Same(b) => b,
-            Tv::New(b) => b,
-        }
-    }
+/// A value of a target list whose form contains some literal: the only values a prefiltered
+/// regex needs to look at.
+struct Cand {
+    c: Collection,
+    i: u32,
+    hits: Rc<[u64]>,
 }
 
-/// The chain id that names a value before any transformation, in the hits cache.
-const RAW: u16 = u16::MAX;
+/// Collections whose values change as rules run: read per link, never cached.
+fn dynamic(c: Collection) -> bool {
+    matches!(
+        c,
+        Collection::Tx
+            | Collection::MatchedVar
+            | Collection::MatchedVarName
+            | Collection::MatchedVars
+            | Collection::MatchedVarsNames
+            | Collection::Rule
+    )
+}
 
 /// A request value's identity: its collection and its index there.
-fn slot(c: Collection, i: usize) -> u32 {
+fn slot(c: Collection, i: usize) -> Slot {
     ((c as u32) << 20) | (i as u32 & 0xF_FFFF)
-}
-
-/// Keyed by (member slot, chain id). Keys are small integers the engine makes, not
-/// attacker-chosen text: a multiplicative hash serves, where SipHash cost more than the lookups
-/// it protects.
-type SlotMap<V> = HashMap<(u32, u16), V, std::hash::BuildHasherDefault<SlotHash>>;
-
-/// The transformed value per slot and chain (`None`: the chain left it unchanged).
-type Cache = SlotMap<Option<Rc<[u8]>>>;
-
-#[derive(Default)]
-struct SlotHash(u64);
-
-impl std::hash::Hasher for SlotHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-/// The value after a chain of transformations, shared between rules with the same chain.
-fn transformed<'x>(
-    cache: &mut Cache,
-    steps: &mut u64,
-    slot: Option<u32>,
-    chain: u16,
-    transforms: &[Transform],
-    raw: &'x [u8],
-) -> Tv<'x> {
-    if transforms.is_empty() {
-        return Tv::Same(raw);
-    }
-    if let Some(hit) = slot.and_then(|s| cache.get(&(s, chain))) {
-        return match hit {
-            Some(bytes) => Tv::New(Rc::clone(bytes)),
-            None => Tv::Same(raw),
-        };
-    }
-    let mut cur: Option<Vec<u8>> = None;
-    for t in transforms {
-        let input: &[u8] = cur.as_deref().unwrap_or(raw);
-        *steps += input.len() as u64;
-        if let Some(next) = apply(*t, input) {
-            cur = Some(next);
-        }
-    }
-    let result: Option<Rc<[u8]>> = cur.map(Rc::from);
-    if let Some(s) = slot {
-        cache.insert((s, chain), result.clone());
-    }
-    match result {
-        Some(bytes) => Tv::New(bytes),
-        None => Tv::Same(raw),
-    }
 }
 
 impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
@@ -520,6 +520,8 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
     fn run_phase(&mut self, phase: u8, only: &dyn Fn(u32) -> bool) {
         let set = Arc::clone(&self.rules.set);
         let rules = &set.program.rules;
+        // The body processor ran (or a response was read) since the last phase.
+        self.vars_changed();
         let mut i = 0;
         while i < rules.len() && self.go_on() {
             let index = i;
@@ -591,85 +593,46 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
     /// rule 922150 collects every multipart Content-Type with a counter it increments.
     fn run_chain(&mut self, set: &RuleSet, index: usize, rule: &Rule, links: &[Link]) -> bool {
         for (n, link) in links.iter().enumerate() {
-            let cache = &set.links[index][n];
-            let chain = set.chains[index][n];
-            if !self.run_link(set, rule, link, cache, chain) {
+            let at = LinkAt {
+                cache: &set.links[index][n],
+                node: set.nodes[index][n],
+                view: set.view_ids[index][n],
+            };
+            if !self.run_link(set, rule, link, at) {
                 return false;
             }
         }
         true
     }
 
-    fn run_link(
-        &mut self,
-        set: &RuleSet,
-        rule: &Rule,
-        link: &Link,
-        cache: &LinkCache,
-        chain: u16,
-    ) -> bool {
-        let values = self.resolve(set, rule, link);
+    fn run_link(&mut self, set: &RuleSet, rule: &Rule, link: &Link, at: LinkAt<'_>) -> bool {
         let mut found: Vec<(String, Vec<u8>)> = Vec::new();
-        for src in &values {
-            let (slot, raw): (Option<u32>, &[u8]) = match src {
-                Src::Member(c, i) => (
-                    Some(slot(*c, *i)),
-                    self.vars.get(*c).get(*i).map_or(&[][..], |m| &m.value),
-                ),
-                Src::Owned(_, b) => (None, b),
-            };
-            let outcome = if link.multi_match {
-                let raw = raw.to_vec();
-                self.multi_match(rule, link, cache, &raw)
-            } else {
-                let bytes = transformed(
-                    &mut self.cache,
-                    &mut self.steps,
-                    slot,
-                    chain,
-                    &link.transforms,
-                    raw,
-                );
-                self.steps += bytes.len() as u64 + 1;
-                // The shared scan, once per distinct form of a request value; a value the
-                // chain left as it was shares the untransformed value's scan.
-                let prefiltered = match slot {
-                    Some(slot) if !cache.lits.is_empty() => {
-                        let key = match bytes {
-                            Tv::Same(_) => (slot, RAW),
-                            Tv::New(_) => (slot, chain),
-                        };
-                        let hits = match self.hits.get(&key) {
-                            Some(h) => Rc::clone(h),
-                            None => {
-                                let h = set.scan(&bytes);
-                                self.hits.insert(key, Rc::clone(&h));
-                                h
-                            }
-                        };
-                        Some(cache.lits.iter().any(|&(word, mask)| {
-                            hits.get(word as usize).is_some_and(|w| w & mask != 0)
-                        }))
+        let list = at.view.and_then(|v| self.list(set, rule, v));
+        match list {
+            // A prefiltered regex looks only at the values whose form has one of its literals.
+            Some(l) if !at.cache.lits.is_empty() && !link.operator.negated && !link.multi_match => {
+                let cands = self.candidates(set, l, at.node);
+                self.steps += cands.len() as u64;
+                for cand in cands.iter() {
+                    let hit = at.cache.hit(&cand.hits);
+                    if hit {
+                        let src = Src::Member(cand.c, cand.i as usize);
+                        self.evaluate(set, rule, link, &at, &src, Some(true), &mut found);
                     }
-                    _ => None,
-                };
-                self.operate(rule, link, cache, &bytes, prefiltered)
-                    .map(|o| (o, bytes.to_vec()))
-            };
-            let Some((out, bytes)) = outcome else {
-                continue;
-            };
-            if link.capture {
-                for (k, c) in out.captures.iter().enumerate() {
-                    self.tx
-                        .insert(k.to_string(), String::from_utf8_lossy(c).into_owned());
                 }
             }
-            let name = self.src_name(src);
-            self.matched_var_name.clone_from(&name);
-            found.push((name, bytes.clone()));
-            self.matched_var = bytes;
-            self.run_actions(rule, &link.actions);
+            Some(l) => {
+                let members = Rc::clone(&self.lists[l as usize]);
+                for &(c, i) in members.iter() {
+                    let src = Src::Member(c, i as usize);
+                    self.evaluate(set, rule, link, &at, &src, None, &mut found);
+                }
+            }
+            None => {
+                for src in &self.resolve(set, rule, link) {
+                    self.evaluate(set, rule, link, &at, src, None, &mut found);
+                }
+            }
         }
         if found.is_empty() {
             return false;
@@ -678,9 +641,191 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         true
     }
 
+    /// Runs a link's operator on one value and, when it matches, the link's actions.
+    /// `prefiltered`: the shared scan's answer for a regex's literals, when already known.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the transaction's parts a value is read with"
+    )]
+    fn evaluate(
+        &mut self,
+        set: &RuleSet,
+        rule: &Rule,
+        link: &Link,
+        at: &LinkAt<'_>,
+        src: &Src,
+        prefiltered: Option<bool>,
+        found: &mut Vec<(String, Vec<u8>)>,
+    ) {
+        let outcome = match src {
+            Src::Member(c, i) => {
+                let (raw, classes): (&[u8], u16) = self
+                    .vars
+                    .get(*c)
+                    .get(*i)
+                    .map_or((&[][..], 0), |m| (&m.value, m.classes));
+                let s = slot(*c, *i);
+                // `multiMatch`: the operator runs on the value and after each transformation
+                // that changed it, the forms on the chain's path.
+                let path = if link.multi_match {
+                    set.chains.path(at.node)
+                } else {
+                    std::slice::from_ref(&at.node)
+                };
+                let mut outcome = None;
+                for &node in path {
+                    let (bytes, form) =
+                        self.forms
+                            .get(&set.chains, &mut self.steps, s, node, raw, classes);
+                    if link.multi_match && form != node {
+                        continue;
+                    }
+                    self.steps += bytes.len() as u64 + 1;
+                    // The shared scan, once per distinct form of a request value.
+                    let prefiltered = match prefiltered {
+                        None if !at.cache.lits.is_empty() => {
+                            let hits = match self.hits.get(&(s, form)) {
+                                Some(h) => h.clone(),
+                                None => {
+                                    let h = set.scan(&bytes);
+                                    self.hits.insert((s, form), h.clone());
+                                    h
+                                }
+                            };
+                            Some(hits.is_some_and(|hits| at.cache.hit(&hits)))
+                        }
+                        p => p,
+                    };
+                    if let Some(o) = self.operate(rule, link, at.cache, &bytes, prefiltered) {
+                        outcome = Some((o, bytes.to_vec()));
+                        break;
+                    }
+                }
+                outcome
+            }
+            Src::Owned(_, _, raw) => {
+                if link.multi_match {
+                    self.multi_match(rule, link, at.cache, raw)
+                } else {
+                    let new = uncached(&mut self.steps, &link.transforms, raw);
+                    let bytes: &[u8] = new.as_deref().unwrap_or(raw);
+                    self.steps += bytes.len() as u64 + 1;
+                    self.operate(rule, link, at.cache, bytes, None)
+                        .map(|o| (o, bytes.to_vec()))
+                }
+            }
+        };
+        let Some((out, bytes)) = outcome else {
+            return;
+        };
+        if link.capture {
+            for (k, c) in out.captures.iter().enumerate() {
+                self.tx
+                    .insert(k.to_string(), String::from_utf8_lossy(c).into_owned());
+            }
+        }
+        let name = self.src_name(src);
+        self.matched_var_name.clone_from(&name);
+        found.push((name, bytes.clone()));
+        self.matched_var = bytes;
+        self.run_actions(rule, &link.actions);
+    }
+
+    /// The index in `lists` of the members a link's target list `v` names for `rule`: the
+    /// list less its exclusions and those a `ctl` added for the rule (CRS's 941010 removes
+    /// REQUEST_FILENAME from every XSS rule, for example). Resolved once per phase and set of
+    /// exclusions; `None` past 64 runtime exclusions, which the caller resolves itself.
+    fn list(&mut self, set: &RuleSet, rule: &Rule, v: u16) -> Option<u32> {
+        let mut mask = 0u64;
+        for (k, (r, _)) in self.removed_targets.iter().enumerate() {
+            if self.names(r, rule) {
+                if k >= 64 {
+                    return None;
+                }
+                mask |= 1 << k;
+            }
+        }
+        if let Some(&l) = self.list_index.get(&(v, mask)) {
+            return Some(l);
+        }
+        let (targets, exclusions) = &set.views[v as usize];
+        let exclusions: Vec<&Exclusion> = exclusions
+            .iter()
+            .chain(
+                self.removed_targets
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| mask & (1 << k) != 0)
+                    .map(|(_, (_, e))| e),
+            )
+            .collect();
+        let members: Rc<[(Collection, u32)]> = self
+            .resolve_targets(set, targets, exclusions)
+            .into_iter()
+            .filter_map(|src| match src {
+                Src::Member(c, i) => Some((c, i as u32)),
+                Src::Owned(..) => None,
+            })
+            .collect();
+        let l = self.lists.len() as u32;
+        self.lists.push(members);
+        self.list_index.insert((v, mask), l);
+        Some(l)
+    }
+
+    /// The members of a target list whose form at `node` contains some literal, in order.
+    fn candidates(&mut self, set: &RuleSet, l: u32, node: Node) -> Rc<[Cand]> {
+        if let Some(cands) = self.cands.get(&(l, node)) {
+            return Rc::clone(cands);
+        }
+        let members = Rc::clone(&self.lists[l as usize]);
+        let mut out = Vec::new();
+        for &(c, i) in members.iter() {
+            let s = slot(c, i as usize);
+            let (raw, classes): (&[u8], u16) = self
+                .vars
+                .get(c)
+                .get(i as usize)
+                .map_or((&[][..], 0), |m| (&m.value, m.classes));
+            let (bytes, form) = self
+                .forms
+                .get(&set.chains, &mut self.steps, s, node, raw, classes);
+            let hits = match self.hits.get(&(s, form)) {
+                Some(h) => h.clone(),
+                None => {
+                    self.steps += bytes.len() as u64;
+                    let h = set.scan(&bytes);
+                    self.hits.insert((s, form), h.clone());
+                    h
+                }
+            };
+            if let Some(hits) = hits {
+                out.push(Cand { c, i, hits });
+            }
+        }
+        let cands: Rc<[Cand]> = out.into();
+        self.cands.insert((l, node), Rc::clone(&cands));
+        cands
+    }
+
+    /// Forgets what was resolved, and the forms of values replaced: the collections changed
+    /// (members were added, or replaced).
+    fn vars_changed(&mut self) {
+        let replaced = self.vars.take_replaced();
+        self.forms.forget(replaced);
+        if replaced != 0 {
+            self.hits
+                .retain(|(slot, _), _| replaced & (1 << ((slot >> 20) % 64)) == 0);
+        }
+        self.cands.clear();
+        self.lists.clear();
+        self.list_index.clear();
+    }
+
     fn src_name(&self, src: &Src) -> String {
         match src {
-            Src::Owned(name, _) => name.clone(),
+            Src::Owned(c, name, _) if name.is_empty() => collection_name(*c).to_string(),
+            Src::Owned(c, name, _) => format!("{}:{name}", collection_name(*c)),
             Src::Member(c, i) => {
                 let label = collection_name(*c);
                 match self.vars.get(*c).get(*i) {
@@ -742,20 +887,32 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
 
     /// The values a link's targets name, less its exclusions and the runtime ones.
     fn resolve(&self, set: &RuleSet, rule: &Rule, link: &Link) -> Vec<Src> {
-        let mut out = Vec::new();
         // The exclusions that apply to this link: its own and those a ctl added for this rule.
-        let runtime: Vec<&Exclusion> = self
-            .removed_targets
+        let exclusions: Vec<&Exclusion> = link
+            .exclusions
             .iter()
-            .filter(|(r, _)| self.names(r, rule))
-            .map(|(_, e)| e)
+            .chain(
+                self.removed_targets
+                    .iter()
+                    .filter(|(r, _)| self.names(r, rule))
+                    .map(|(_, e)| e),
+            )
             .collect();
-        for target in &link.targets {
+        self.resolve_targets(set, &link.targets, exclusions)
+    }
+
+    fn resolve_targets(
+        &self,
+        set: &RuleSet,
+        targets: &[Target],
+        exclusions: Vec<&Exclusion>,
+    ) -> Vec<Src> {
+        let mut out = Vec::new();
+        for target in targets {
             let c = target.collection;
-            let these: Vec<&Exclusion> = link
-                .exclusions
+            let these: Vec<&Exclusion> = exclusions
                 .iter()
-                .chain(runtime.iter().copied())
+                .copied()
                 .filter(|e| e.collection == c)
                 .collect();
             let excluded = |name: &str| these.iter().any(|e| self.selects(set, &e.selector, name));
@@ -764,10 +921,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
             if target.count {
                 let n = out.len() - before;
                 out.truncate(before);
-                out.push(Src::Owned(
-                    collection_name(target.collection).to_string(),
-                    n.to_string().into_bytes(),
-                ));
+                out.push(Src::Owned(c, String::new(), n.to_string().into_bytes()));
             }
         }
         out
@@ -797,18 +951,12 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         out: &mut Vec<Src>,
     ) {
         let c = target.collection;
-        let label = collection_name(c);
         let keep = |name: &str| {
             self.selects(set, &target.selector, name) && (no_exclusions || !excluded(name))
         };
         let owned = |out: &mut Vec<Src>, name: &str, bytes: &[u8]| {
             if keep(name) {
-                let full = if name.is_empty() {
-                    label.to_string()
-                } else {
-                    format!("{label}:{name}")
-                };
-                out.push(Src::Owned(full, bytes.to_vec()));
+                out.push(Src::Owned(c, name.to_string(), bytes.to_vec()));
             }
         };
         match c {
@@ -894,6 +1042,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
                 Ctl::RequestBodyProcessor(p) => {
                     self.processor = Some(*p);
                     self.set_processor_var();
+                    self.vars_changed();
                 }
                 Ctl::RuleEngine(mode) => self.engine = *mode,
                 Ctl::ForceRequestBodyVariable(on) => self.force_body = *on,

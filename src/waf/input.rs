@@ -129,6 +129,8 @@ impl<'a> ResponseView<'a> {
 pub(crate) struct Member<'a> {
     pub name: Cow<'a, str>,
     pub value: Cow<'a, [u8]>,
+    /// The value's byte classes ([`super::transform::classes`]).
+    pub classes: u16,
 }
 
 /// A transaction's collections, indexed by [`Collection`]; TX and the MATCHED_* variables live
@@ -136,6 +138,9 @@ pub(crate) struct Member<'a> {
 #[derive(Debug)]
 pub(crate) struct Vars<'a> {
     lists: Vec<Vec<Member<'a>>>,
+    /// The collections whose members [`Vars::set`] replaced since [`Vars::take_replaced`]: a
+    /// member's index then names another value (pushing keeps every index's value).
+    replaced: u64,
 }
 
 const COLLECTIONS: usize = Collection::Rule as usize + 1;
@@ -144,6 +149,7 @@ impl<'a> Vars<'a> {
     pub(crate) fn new() -> Self {
         Vars {
             lists: (0..COLLECTIONS).map(|_| Vec::new()).collect(),
+            replaced: 0,
         }
     }
 
@@ -154,9 +160,11 @@ impl<'a> Vars<'a> {
         value: impl Into<Cow<'a, [u8]>>,
     ) {
         if let Some(list) = self.lists.get_mut(c as usize) {
+            let value = value.into();
             list.push(Member {
                 name: name.into(),
-                value: value.into(),
+                classes: super::transform::classes(&value),
+                value,
             });
         }
     }
@@ -169,7 +177,13 @@ impl<'a> Vars<'a> {
         if let Some(list) = self.lists.get_mut(c as usize) {
             list.clear();
         }
+        self.replaced |= 1 << (c as u32 % 64);
         self.push(c, "", value);
+    }
+
+    /// The collections replaced since the last call, as a bitset over [`Collection`].
+    pub(crate) fn take_replaced(&mut self) -> u64 {
+        std::mem::take(&mut self.replaced)
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod document;
 mod engine;
+mod forms;
 mod input;
 pub mod libinjection;
 mod operate;

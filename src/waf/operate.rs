@@ -14,9 +14,9 @@ pub(crate) struct LinkCache {
     /// phrases.
     phrases: OnceLock<Option<AhoCorasick>>,
     ips: OnceLock<IpSet>,
-    /// The regex's prefilter literals in the rule set's shared automaton, as (word, mask)
-    /// pairs over the scan's bitset: a link's literals were numbered together, so they share
-    /// a few words.
+    /// The regex's prefilter literals, or `@pm`'s phrases, in the rule set's shared automaton,
+    /// as (word, mask) pairs over the scan's bitset: a link's literals were numbered together,
+    /// so they share a few words.
     pub(crate) lits: Box<[(u32, u64)]>,
 }
 
@@ -50,6 +50,13 @@ fn phrases(list: &[String]) -> Option<AhoCorasick> {
 }
 
 impl LinkCache {
+    /// Whether a value's literal hits include one of this link's literals.
+    pub(crate) fn hit(&self, hits: &[u64]) -> bool {
+        self.lits
+            .iter()
+            .any(|&(word, mask)| hits.get(word as usize).is_some_and(|w| w & mask != 0))
+    }
+
     /// Compiles what the operator needs now; false when it does not compile.
     pub(crate) fn prepare(&self, op: &OperatorKind) -> bool {
         match op {
@@ -67,7 +74,8 @@ impl LinkCache {
 
 /// Runs an operator on one (transformed) value; `Some` when it matches. `expand` renders a
 /// parameter's macros against the transaction. `prefiltered` is the shared scan's answer for
-/// a regex's literals when the engine has it (`None`: this link scans the value itself).
+/// a regex's literals or `@pm`'s phrases when the engine has it (`None`: this link scans the
+/// value itself).
 pub(crate) fn run_operator(
     op: &OperatorKind,
     cache: &LinkCache,
@@ -94,6 +102,11 @@ pub(crate) fn run_operator(
                 .regex
                 .get_or_init(|| compile_regex(pattern))
                 .as_ref()?;
+            // Most values a regex sees do not match it: the lazy DFA says so, and only a
+            // match pays for the capture groups.
+            if !re.is_match(value) {
+                return None;
+            }
             if capture {
                 let caps = re.captures(value)?;
                 Some(OpOutcome {
@@ -104,10 +117,13 @@ pub(crate) fn run_operator(
                         .collect(),
                 })
             } else {
-                when(re.is_match(value))
+                yes()
             }
         }
         OperatorKind::Pm(list) => {
+            if prefiltered == Some(false) {
+                return None;
+            }
             let ac = cache.phrases.get_or_init(|| phrases(list)).as_ref()?;
             let m = ac.find(value)?;
             Some(OpOutcome {

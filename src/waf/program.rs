@@ -97,7 +97,7 @@ pub struct Actions {
     pub ctls: Vec<Ctl>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Target {
     pub collection: Collection,
     pub selector: Selector,
@@ -105,13 +105,13 @@ pub struct Target {
     pub count: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Exclusion {
     pub collection: Collection,
     pub selector: Selector,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Selector {
     /// Every member.
     All,

@@ -65,6 +65,109 @@ pub(crate) fn apply(t: Transform, input: &[u8]) -> Option<Vec<u8>> {
     (out != input).then_some(out)
 }
 
+/// Classes of bytes, as a bitset: a transformation can change a value only if the value holds
+/// a byte of one of its [`triggers`]. A value's classes are read once; a chain none of whose
+/// triggers the value holds leaves it as it is, with no pass over it per transformation.
+pub(crate) mod class {
+    pub const PERCENT_PLUS: u16 = 1 << 0;
+    pub const AMP: u16 = 1 << 1;
+    pub const BACKSLASH: u16 = 1 << 2;
+    pub const UPPER: u16 = 1 << 3;
+    pub const LOWER: u16 = 1 << 4;
+    pub const NUL: u16 = 1 << 5;
+    pub const SPACE: u16 = 1 << 6;
+    pub const PATH: u16 = 1 << 7;
+    pub const HIGH: u16 = 1 << 8;
+    pub const COMMENT: u16 = 1 << 9;
+    /// Every value has it: the transformations that may change any value.
+    pub const ANY: u16 = 1 << 10;
+}
+
+const fn byte_class(b: u8) -> u16 {
+    use class::*;
+    let mut c = 0;
+    if b == b'%' || b == b'+' {
+        c |= PERCENT_PLUS;
+    }
+    if b == b'&' {
+        c |= AMP;
+    }
+    if b == b'\\' {
+        c |= BACKSLASH;
+    }
+    if b.is_ascii_uppercase() {
+        c |= UPPER;
+    }
+    if b.is_ascii_lowercase() {
+        c |= LOWER;
+    }
+    if b == 0 {
+        c |= NUL;
+    }
+    if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0) {
+        c |= SPACE;
+    }
+    if b == b'/' || b == b'.' {
+        c |= PATH;
+    }
+    if b >= 0x80 {
+        c |= HIGH;
+    }
+    if matches!(b, b'/' | b'*' | b'-' | b'#' | b'<') {
+        c |= COMMENT;
+    }
+    c
+}
+
+const CLASSES: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = byte_class(b as u8);
+        b += 1;
+    }
+    t
+};
+
+/// The classes of the bytes `value` holds, and [`class::ANY`].
+pub(crate) fn classes(value: &[u8]) -> u16 {
+    value
+        .iter()
+        .fold(class::ANY, |acc, &b| acc | CLASSES[b as usize])
+}
+
+/// The byte classes without which `t` leaves a value as it is (the guards of [`apply`]).
+pub(crate) fn triggers(t: Transform) -> u16 {
+    use class::*;
+    match t {
+        Transform::UrlDecode | Transform::UrlDecodeUni => PERCENT_PLUS,
+        Transform::HtmlEntityDecode => AMP,
+        Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => BACKSLASH,
+        Transform::Lowercase => UPPER,
+        Transform::Uppercase => LOWER,
+        Transform::RemoveNulls | Transform::ReplaceNulls => NUL,
+        Transform::CompressWhitespace
+        | Transform::RemoveWhitespace
+        | Transform::Trim
+        | Transform::TrimLeft
+        | Transform::TrimRight => SPACE,
+        Transform::NormalizePath => PATH,
+        Transform::NormalizePathWin => PATH | BACKSLASH,
+        Transform::ReplaceComments | Transform::RemoveComments | Transform::RemoveCommentsChar => {
+            COMMENT
+        }
+        Transform::Utf8ToUnicode => HIGH,
+        Transform::CmdLine
+        | Transform::Base64Decode
+        | Transform::Base64DecodeExt
+        | Transform::HexDecode
+        | Transform::HexEncode
+        | Transform::UrlEncode
+        | Transform::Sha1
+        | Transform::Length => ANY,
+    }
+}
+
 /// The byte two hex digits at `at` spell (`\xHH` escapes).
 fn hex_pair(input: &[u8], at: usize) -> Option<u8> {
     Some(hex(*input.get(at)?)? << 4 | hex(*input.get(at + 1)?)?)
@@ -623,6 +726,92 @@ mod tests {
     fn t(tf: Transform, s: &str) -> String {
         String::from_utf8_lossy(&apply(tf, s.as_bytes()).unwrap_or_else(|| s.as_bytes().to_vec()))
             .into_owned()
+    }
+
+    const ALL: [Transform; 29] = [
+        Transform::Base64Decode,
+        Transform::Base64DecodeExt,
+        Transform::CmdLine,
+        Transform::CompressWhitespace,
+        Transform::CssDecode,
+        Transform::EscapeSeqDecode,
+        Transform::HexDecode,
+        Transform::HexEncode,
+        Transform::HtmlEntityDecode,
+        Transform::JsDecode,
+        Transform::Length,
+        Transform::Lowercase,
+        Transform::NormalizePath,
+        Transform::NormalizePathWin,
+        Transform::RemoveComments,
+        Transform::RemoveCommentsChar,
+        Transform::RemoveNulls,
+        Transform::RemoveWhitespace,
+        Transform::ReplaceComments,
+        Transform::ReplaceNulls,
+        Transform::Sha1,
+        Transform::Trim,
+        Transform::TrimLeft,
+        Transform::TrimRight,
+        Transform::Uppercase,
+        Transform::UrlDecode,
+        Transform::UrlDecodeUni,
+        Transform::UrlEncode,
+        Transform::Utf8ToUnicode,
+    ];
+
+    /// The engine skips a transformation when the value holds none of its triggers: that must
+    /// never skip a change. Random values built from the bytes outside a transformation's
+    /// triggers must come out as they went in.
+    #[test]
+    fn triggers_are_sound() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for t in ALL {
+            let quiet: Vec<u8> = (0..=255u8)
+                .filter(|&b| CLASSES[b as usize] & triggers(t) == 0)
+                .collect();
+            if triggers(t) & class::ANY != 0 {
+                continue;
+            }
+            assert!(!quiet.is_empty(), "{t:?}");
+            for _ in 0..4000 {
+                let len = (next() % 24) as usize;
+                let value: Vec<u8> = (0..len)
+                    .map(|_| quiet[(next() % quiet.len() as u64) as usize])
+                    .collect();
+                assert_eq!(classes(&value) & triggers(t), 0);
+                assert!(
+                    apply(t, &value).is_none(),
+                    "{t:?} changed {:?} though it holds none of its triggers",
+                    String::from_utf8_lossy(&value)
+                );
+            }
+        }
+    }
+
+    /// A trigger present does make some values change (the classes are not vacuous).
+    #[test]
+    fn triggers_name_bytes_that_change_values() {
+        for (t, v) in [
+            (Transform::UrlDecode, "a%41"),
+            (Transform::HtmlEntityDecode, "&lt;"),
+            (Transform::JsDecode, "\\x41"),
+            (Transform::Lowercase, "A"),
+            (Transform::RemoveNulls, "a\0"),
+            (Transform::CompressWhitespace, "a \t b"),
+            (Transform::NormalizePath, "a/./b"),
+            (Transform::RemoveComments, "a/*b*/"),
+            (Transform::Utf8ToUnicode, "é"),
+        ] {
+            assert_ne!(classes(v.as_bytes()) & triggers(t), 0, "{t:?}");
+            assert!(apply(t, v.as_bytes()).is_some(), "{t:?} on {v:?}");
+        }
     }
 
     #[test]

@@ -14,8 +14,14 @@
 use regex_syntax::hir::{Class, Hir, HirKind};
 use std::collections::BTreeSet;
 
-/// At most this many literals in any set (and so in a prefilter).
+/// At most this many literals in an exact set, a product or a concatenation's candidate.
 const MAX_LITERALS: usize = 64;
+/// At most this many in an alternation's union of required sets (CRS's lists of commands and
+/// functions): a union grows linearly, and every literal shares the one automaton.
+const MAX_UNION: usize = 1024;
+/// A union too large is cut to prefixes no shorter than this: a set of one- or two-letter
+/// prefixes fires on nearly every value of ordinary traffic, which costs more than the regex.
+const MIN_CUT: usize = 3;
 /// Classes larger than this are not enumerated.
 const MAX_CLASS: usize = 256;
 
@@ -28,8 +34,17 @@ struct Info {
     required: Option<Set>,
 }
 
-/// The prefilter for `pattern`, or `None` when there is none we are sure of.
+/// The prefilter for `pattern`, or `None` when there is none we are sure of, or none worth
+/// its cost: a single letter, digit or space occurs in most values, so a set with one only
+/// adds the scan's matches to a regex it cannot spare.
 pub fn literals(pattern: &str) -> Option<Vec<String>> {
+    let set = required(pattern)?;
+    let common = |l: &String| l.len() == 1 && (l.as_bytes()[0].is_ascii_alphanumeric() || l == " ");
+    (!set.iter().any(common)).then_some(set)
+}
+
+/// The literals one of which every match of `pattern` contains, or `None`.
+fn required(pattern: &str) -> Option<Vec<String>> {
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
@@ -144,16 +159,18 @@ fn usable(set: Set) -> Option<Set> {
 /// A set too large made small enough by cutting its literals to a shorter prefix: a string
 /// that contains a literal contains its prefix.
 fn shrink(set: Set) -> Option<Set> {
-    if set.len() <= MAX_LITERALS {
-        return usable(set);
+    let fits =
+        |s: Set| (!s.is_empty() && s.len() <= MAX_UNION && !s.contains(&Vec::new())).then_some(s);
+    if set.len() <= MAX_UNION {
+        return fits(set);
     }
     let longest = set.iter().map(Vec::len).max().unwrap_or(0);
-    (1..longest).rev().find_map(|k| {
+    (MIN_CUT..longest).rev().find_map(|k| {
         let cut: Set = set
             .iter()
             .map(|l| l.get(..k).unwrap_or(l).to_vec())
             .collect();
-        usable(cut)
+        fits(cut)
     })
 }
 
@@ -261,7 +278,7 @@ mod tests {
     use super::*;
 
     fn lits(p: &str) -> Option<Vec<String>> {
-        literals(p)
+        required(p)
     }
 
     fn v(items: &[&str]) -> Option<Vec<String>> {
@@ -292,15 +309,26 @@ mod tests {
         assert_eq!(lits(r"[a-z]{3}").map(|l| l.len()), Some(26));
         // A repetition needs at least one copy.
         assert_eq!(lits(r"(?:ab)+c?"), v(&["ab"]));
-        // Too many branches: their prefixes.
-        let many: Vec<String> = (0..100).map(|i| format!("k{i:03}x")).collect();
+        // A list of words is its words; too many, their prefixes (never shorter than 3).
+        let some: Vec<String> = (0..100).map(|i| format!("k{i:03}x")).collect();
+        assert_eq!(lits(&some.join("|")).map(|l| l.len()), Some(100));
+        let many: Vec<String> = (0..2000).map(|i| format!("k{i:04}x")).collect();
         let l = lits(&many.join("|")).expect("a prefilter");
         assert!(
-            l.len() <= MAX_LITERALS && l.iter().all(|x| x.starts_with('k')),
+            l.len() <= MAX_UNION && l.iter().all(|x| x.starts_with('k') && x.len() >= MIN_CUT),
             "{l:?}"
         );
         // Superstrings are implied by their substrings.
         assert_eq!(lits(r"ab|xaby"), v(&["ab"]));
+    }
+
+    #[test]
+    fn a_prefilter_of_one_letter_is_none() {
+        assert_eq!(literals(r"x[0-9]"), None);
+        assert_eq!(literals(r"select|x"), None);
+        assert_eq!(literals(r"[a-z]{3}"), None);
+        assert_eq!(literals(r"'|select"), v(&["'", "select"]));
+        assert_eq!(literals(r"(?i)union\s+select"), v(&["select"]));
     }
 
     /// A random regex over a small alphabet, with every construct the analysis treats apart.
@@ -346,7 +374,7 @@ mod tests {
         let mut with = 0;
         for _ in 0..3000 {
             let pattern = random_regex(&mut rng, 4);
-            let Some(prefilter) = literals(&pattern) else {
+            let Some(prefilter) = required(&pattern) else {
                 continue;
             };
             with += 1;
