@@ -50,11 +50,24 @@ pub struct RuleSet {
     /// each compiled on first use; found by pattern without a lock.
     selector_index: HashMap<String, usize>,
     selectors: Vec<OnceLock<Option<Regex>>>,
-    /// Every regex's prefilter literals, deduplicated, and one automaton over them, built on
-    /// first use: a value is scanned once for all of them (per distinct transformed form), not
-    /// once per rule.
+    /// The literals of the request's rules (phases 1 and 2) and of the response's: each
+    /// transaction builds only the automaton it needs (CRS's response rules carry 100 KB of
+    /// error messages).
+    scanners: [Scanner; 2],
+}
+
+/// Every prefilter literal and `@pm` phrase of one side's rules, deduplicated, and one
+/// automaton over them, built on first use: a value is scanned once for all of them (per
+/// distinct transformed form), not once per rule.
+#[derive(Default)]
+struct Scanner {
     literals: Vec<String>,
-    scanner: OnceLock<Option<AhoCorasick>>,
+    ac: OnceLock<Option<AhoCorasick>>,
+}
+
+/// The scanner a rule's links use: 0 for the request's phases, 1 for the response's.
+fn side(phase: u8) -> usize {
+    usize::from(phase >= 3)
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -71,7 +84,7 @@ impl RuleSet {
         let mut chains = Chains::default();
         let mut view_index: HashMap<(&[Target], &[Exclusion]), u16> = HashMap::new();
         let mut view_ids = Vec::with_capacity(program.rules.len());
-        let mut literal_ids: HashMap<String, u32> = HashMap::new();
+        let mut literal_ids: [HashMap<String, u32>; 2] = Default::default();
         let mut links = Vec::with_capacity(program.rules.len());
         let mut nodes = Vec::with_capacity(program.rules.len());
         for rule in &program.rules {
@@ -91,10 +104,10 @@ impl RuleSet {
                         | OperatorKind::Pm(p) = &l.operator.kind
                         {
                             let mut words: Vec<(u32, u64)> = Vec::new();
+                            let ids = &mut literal_ids[side(rule.phase)];
                             for lit in p {
-                                let next = literal_ids.len() as u32;
-                                let id =
-                                    *literal_ids.entry(lit.to_ascii_lowercase()).or_insert(next);
+                                let next = ids.len() as u32;
+                                let id = *ids.entry(lit.to_ascii_lowercase()).or_insert(next);
                                 let (word, bit) = (id / 64, 1u64 << (id % 64));
                                 match words.iter_mut().find(|(w, _)| *w == word) {
                                     Some((_, mask)) => *mask |= bit,
@@ -149,10 +162,16 @@ impl RuleSet {
         for ((targets, exclusions), id) in view_index {
             views[id as usize] = (targets.to_vec(), exclusions.to_vec());
         }
-        let mut literals = vec![String::new(); literal_ids.len()];
-        for (lit, id) in literal_ids {
-            literals[id as usize] = lit;
-        }
+        let scanners = literal_ids.map(|ids| {
+            let mut literals = vec![String::new(); ids.len()];
+            for (lit, id) in ids {
+                literals[id as usize] = lit;
+            }
+            Scanner {
+                literals,
+                ac: OnceLock::new(),
+            }
+        });
         RuleSet {
             program,
             links,
@@ -162,8 +181,7 @@ impl RuleSet {
             views,
             selectors: (0..selector_index.len()).map(|_| OnceLock::new()).collect(),
             selector_index,
-            literals,
-            scanner: OnceLock::new(),
+            scanners,
         }
     }
 
@@ -181,50 +199,12 @@ impl RuleSet {
             .collect()
     }
 
-    /// The shared literal automaton (overlapping matches: every literal present is reported).
-    /// The literals are lowercase and the automaton matches bytes as they are: scanning a
-    /// lowercased value is cheaper than an automaton that folds case (about 10 ms to build
-    /// for CRS's ~6,000 literals and phrases, against 30 ms).
-    fn scanner(&self) -> Option<&AhoCorasick> {
-        self.scanner
-            .get_or_init(|| {
-                AhoCorasickBuilder::new()
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .match_kind(MatchKind::Standard)
-                    .build(&self.literals)
-                    .ok()
-            })
-            .as_ref()
-    }
-
-    /// Which literals occur in `value` (without regard to ASCII case), as a bitset over literal
-    /// ids; `None` for none.
-    fn scan(&self, value: &[u8]) -> Hits {
-        let ac = self.scanner()?;
-        let lower;
-        let value = if value.iter().any(u8::is_ascii_uppercase) {
-            lower = value.to_ascii_lowercase();
-            &lower[..]
-        } else {
-            value
-        };
-        let mut bits: Vec<u64> = Vec::new();
-        for m in ac.find_overlapping_iter(value) {
-            let id = m.pattern().as_usize();
-            if bits.is_empty() {
-                bits = vec![0u64; self.literals.len().div_ceil(64)];
-            }
-            if let Some(w) = bits.get_mut(id / 64) {
-                *w |= 1 << (id % 64);
-            }
-        }
-        (!bits.is_empty()).then(|| bits.into())
-    }
-
     /// Compiles every operator now (what a request would otherwise do lazily); returns the ids
     /// of rules with an operator that does not compile (none for a checked program).
     pub fn compile_all(&self) -> Vec<u32> {
-        let _ = self.scanner();
+        for scanner in &self.scanners {
+            let _ = scanner.ac();
+        }
         let mut bad = Vec::new();
         for (rule, caches) in self.program.rules.iter().zip(&self.links) {
             if let RuleKind::Match(ls) = &rule.kind {
@@ -251,6 +231,48 @@ impl RuleSet {
             })
             .as_ref()
             .is_some_and(|re| re.is_match(name.as_bytes()))
+    }
+}
+
+impl Scanner {
+    /// The automaton (overlapping matches: every literal present is reported). The literals
+    /// are lowercase and the automaton matches bytes as they are: scanning a lowercased value
+    /// is cheaper than an automaton that folds case (about 9 ms to build for the request
+    /// rules' ~6,000 literals and phrases, against 30 ms).
+    fn ac(&self) -> Option<&AhoCorasick> {
+        self.ac
+            .get_or_init(|| {
+                AhoCorasickBuilder::new()
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .match_kind(MatchKind::Standard)
+                    .build(&self.literals)
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Which literals occur in `value` (without regard to ASCII case), as a bitset over literal
+    /// ids; `None` for none.
+    fn scan(&self, value: &[u8]) -> Hits {
+        let ac = self.ac()?;
+        let lower;
+        let value = if value.iter().any(u8::is_ascii_uppercase) {
+            lower = value.to_ascii_lowercase();
+            &lower[..]
+        } else {
+            value
+        };
+        let mut bits: Vec<u64> = Vec::new();
+        for m in ac.find_overlapping_iter(value) {
+            let id = m.pattern().as_usize();
+            if bits.is_empty() {
+                bits = vec![0u64; self.literals.len().div_ceil(64)];
+            }
+            if let Some(w) = bits.get_mut(id / 64) {
+                *w |= 1 << (id % 64);
+            }
+        }
+        (!bits.is_empty()).then(|| bits.into())
     }
 }
 
@@ -450,6 +472,8 @@ struct LinkAt<'s> {
     cache: &'s LinkCache,
     node: Node,
     view: Option<u16>,
+    /// The scanner its literals are numbered in ([`side`]).
+    side: usize,
 }
 
 /// A value of a target list whose form contains some literal: the only values a prefiltered
@@ -597,6 +621,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
                 cache: &set.links[index][n],
                 node: set.nodes[index][n],
                 view: set.view_ids[index][n],
+                side: side(rule.phase),
             };
             if !self.run_link(set, rule, link, at) {
                 return false;
@@ -611,7 +636,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         match list {
             // A prefiltered regex looks only at the values whose form has one of its literals.
             Some(l) if !at.cache.lits.is_empty() && !link.operator.negated && !link.multi_match => {
-                let cands = self.candidates(set, l, at.node);
+                let cands = self.candidates(set, l, at.node, at.side);
                 self.steps += cands.len() as u64;
                 for cand in cands.iter() {
                     let hit = at.cache.hit(&cand.hits);
@@ -684,11 +709,12 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
                     // The shared scan, once per distinct form of a request value.
                     let prefiltered = match prefiltered {
                         None if !at.cache.lits.is_empty() => {
-                            let hits = match self.hits.get(&(s, form)) {
+                            let key = (s | (at.side as u32) << 31, form);
+                            let hits = match self.hits.get(&key) {
                                 Some(h) => h.clone(),
                                 None => {
-                                    let h = set.scan(&bytes);
-                                    self.hits.insert((s, form), h.clone());
+                                    let h = set.scanners[at.side].scan(&bytes);
+                                    self.hits.insert(key, h.clone());
                                     h
                                 }
                             };
@@ -774,8 +800,9 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
     }
 
     /// The members of a target list whose form at `node` contains some literal, in order.
-    fn candidates(&mut self, set: &RuleSet, l: u32, node: Node) -> Rc<[Cand]> {
-        if let Some(cands) = self.cands.get(&(l, node)) {
+    fn candidates(&mut self, set: &RuleSet, l: u32, node: Node, side: usize) -> Rc<[Cand]> {
+        let at = (l | (side as u32) << 31, node);
+        if let Some(cands) = self.cands.get(&at) {
             return Rc::clone(cands);
         }
         let members = Rc::clone(&self.lists[l as usize]);
@@ -790,12 +817,13 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
             let (bytes, form) = self
                 .forms
                 .get(&set.chains, &mut self.steps, s, node, raw, classes);
-            let hits = match self.hits.get(&(s, form)) {
+            let key = (s | (side as u32) << 31, form);
+            let hits = match self.hits.get(&key) {
                 Some(h) => h.clone(),
                 None => {
                     self.steps += bytes.len() as u64;
-                    let h = set.scan(&bytes);
-                    self.hits.insert((s, form), h.clone());
+                    let h = set.scanners[side].scan(&bytes);
+                    self.hits.insert(key, h.clone());
                     h
                 }
             };
@@ -804,7 +832,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
             }
         }
         let cands: Rc<[Cand]> = out.into();
-        self.cands.insert((l, node), Rc::clone(&cands));
+        self.cands.insert(at, Rc::clone(&cands));
         cands
     }
 
