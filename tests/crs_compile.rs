@@ -590,6 +590,52 @@ fn every_prefilter_holds_on_every_match() {
     assert!(matched > 500, "the samples exercise the regexes: {matched}");
 }
 
+/// The engine decides `@rx` with a forward lazy DFA of its own: on every CRS regex and every
+/// sample it must agree with the `regex` crate compiled as the engine compiles it.
+#[test]
+fn every_regex_dfa_agrees_with_the_regex_crate() {
+    let p = vendored();
+    let samples = samples();
+    let mut patterns = std::collections::BTreeSet::new();
+    for r in &p.rules {
+        if let RuleKind::Match(links) = &r.kind {
+            for l in links {
+                if let OperatorKind::Rx { pattern, .. } = &l.operator.kind {
+                    patterns.insert(pattern.clone());
+                }
+            }
+        }
+    }
+    let (mut matches, mut gave_up) = (0, 0);
+    for pattern in &patterns {
+        let re = program::rx_builder(pattern)
+            .dot_matches_new_line(true)
+            .multi_line(true)
+            .build()
+            .expect("compiles");
+        let got = edge_gateway::waf::rx_dfa_matches(pattern, &samples).expect("the DFA builds");
+        for (sample, dfa) in samples.iter().zip(got) {
+            let want = re.is_match(sample);
+            matches += usize::from(want);
+            match dfa {
+                Some(d) => assert_eq!(
+                    d,
+                    want,
+                    "{pattern} on {:?}",
+                    String::from_utf8_lossy(sample)
+                ),
+                None => gave_up += 1,
+            }
+        }
+    }
+    eprintln!(
+        "{} regexes × {} samples: {matches} matches, the DFA gave up {gave_up} times",
+        patterns.len(),
+        samples.len()
+    );
+    assert!(matches > 10_000, "{matches}");
+}
+
 /// Damaged rule text (CRS's own, with SecLang's syntax characters sprinkled in and lines cut)
 /// is compiled or refused, never a panic.
 #[test]

@@ -34,6 +34,13 @@ pub fn vendored_rule_set() -> &'static std::sync::Arc<RuleSet> {
 }
 pub use input::{textual_response, RequestView, ResponseView};
 
+/// Whether the engine's forward DFA for an `@rx` pattern matches each value (`None` where it
+/// gave up): for the test that holds it to the `regex` crate on every CRS regex.
+#[doc(hidden)]
+pub fn rx_dfa_matches(pattern: &str, values: &[Vec<u8>]) -> Option<Vec<Option<bool>>> {
+    operate::dfa_matches(pattern, values)
+}
+
 /// How much a match weighs, CRS's severities and their anomaly scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CrsSeverity {

@@ -4,11 +4,20 @@ use super::program::{rx_builder, Expand, OperatorKind};
 use crate::ipset::IpSet;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
-use std::sync::OnceLock;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::syntax;
+use regex_automata::Input;
+use std::sync::{Mutex, OnceLock};
 
 /// The compiled parts of one link's operator, built on first use.
 #[derive(Default)]
 pub(crate) struct LinkCache {
+    /// Whether the regex matches: a forward lazy DFA, built the first time a value gets past
+    /// the prefilter.
+    test: OnceLock<Option<Test>>,
+    /// The whole regex, for its capture groups: built the first time it matches (or when the
+    /// DFA gives up).
     regex: OnceLock<Option<Regex>>,
     /// The regex's prefilter literals (for values the shared scan does not cover), or `@pm`'s
     /// phrases.
@@ -41,6 +50,56 @@ pub(crate) fn compile_regex(pattern: &str) -> Option<Regex> {
         .ok()
 }
 
+/// A forward lazy DFA and its cache (one per regex: a Worker runs one request at a time per
+/// isolate, so the lock is never contended).
+struct Test {
+    dfa: DFA,
+    cache: Mutex<Cache>,
+}
+
+/// The DFA that says whether `pattern` matches, compiled as [`compile_regex`] compiles it.
+fn compile_test(pattern: &str) -> Option<Test> {
+    let dfa = DFA::builder()
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .dot_matches_new_line(true)
+                .multi_line(true),
+        )
+        .thompson(
+            thompson::Config::new()
+                .utf8(false)
+                .nfa_size_limit(Some(super::program::RX_SIZE_LIMIT))
+                .which_captures(WhichCaptures::None),
+        )
+        .configure(
+            DFA::config()
+                .cache_capacity(DFA_CACHE_LIMIT)
+                .skip_cache_capacity_check(true),
+        )
+        .build(pattern)
+        .ok()?;
+    let cache = Mutex::new(dfa.create_cache());
+    Some(Test { dfa, cache })
+}
+
+impl Test {
+    /// `None` when the DFA gives up (its cache cleared too often): the caller asks the regex.
+    fn is_match(&self, value: &[u8]) -> Option<bool> {
+        let mut cache = self.cache.lock().ok()?;
+        self.dfa
+            .try_search_fwd(&mut cache, &Input::new(value).earliest(true))
+            .ok()
+            .map(|m| m.is_some())
+    }
+}
+
+pub(crate) fn dfa_matches(pattern: &str, values: &[Vec<u8>]) -> Option<Vec<Option<bool>>> {
+    let test = compile_test(pattern)?;
+    Some(values.iter().map(|v| test.is_match(v)).collect())
+}
+
 fn phrases(list: &[String]) -> Option<AhoCorasick> {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
@@ -64,7 +123,8 @@ impl LinkCache {
                 if let Some(p) = prefilter {
                     self.phrases.get_or_init(|| phrases(p));
                 }
-                self.regex.get_or_init(|| compile_regex(pattern)).is_some()
+                self.test.get_or_init(|| compile_test(pattern)).is_some()
+                    && self.regex.get_or_init(|| compile_regex(pattern)).is_some()
             }
             OperatorKind::Pm(list) => self.phrases.get_or_init(|| phrases(list)).is_some(),
             _ => true,
@@ -98,13 +158,23 @@ pub(crate) fn run_operator(
                     }
                 }
             }
+            // Most values a regex sees do not match it: the forward DFA says so, and only a
+            // match (or a DFA that gave up) pays for the whole regex.
+            let matched = cache
+                .test
+                .get_or_init(|| compile_test(pattern))
+                .as_ref()
+                .and_then(|t| t.is_match(value));
+            match (matched, capture) {
+                (Some(false), _) => return None,
+                (Some(true), false) => return yes(),
+                _ => {}
+            }
             let re = cache
                 .regex
                 .get_or_init(|| compile_regex(pattern))
                 .as_ref()?;
-            // Most values a regex sees do not match it: the lazy DFA says so, and only a
-            // match pays for the capture groups.
-            if !re.is_match(value) {
+            if matched.is_none() && !re.is_match(value) {
                 return None;
             }
             if capture {
