@@ -352,13 +352,31 @@ impl Stack {
 }
 
 fn run(cli: Cli, stack: &mut Stack) -> Stop {
-    match start_and_serve(cli, stack) {
-        Ok(stop) | Err(stop) => stop,
+    // With --free-ports a port is chosen free, then bound by a child a moment later: another
+    // process (a test's own outgoing connection) can take it in between. Such a start is tried
+    // again, on other ports, before anything was announced.
+    let mut attempt = 1;
+    loop {
+        match start_and_serve(&cli, stack) {
+            Err(Stop::Failed(why)) if cli.free_ports && attempt < 4 && port_taken(&why) => {
+                say(&format!(
+                    "a port was taken before its service bound it; again on other ports ({why})"
+                ));
+                stack.stop_all();
+                attempt += 1;
+            }
+            Ok(stop) | Err(stop) => return stop,
+        }
     }
 }
 
-fn start_and_serve(cli: Cli, stack: &mut Stack) -> Result<Stop, Stop> {
-    let layout = plan(&cli)?;
+/// Whether a start failed because a port was bound by someone else first.
+fn port_taken(why: &str) -> bool {
+    why.contains("Address already in use") || why.contains("EADDRINUSE")
+}
+
+fn start_and_serve(cli: &Cli, stack: &mut Stack) -> Result<Stop, Stop> {
+    let layout = plan(cli)?;
     if cli.check_ports {
         say("all ports are free");
         return Ok(Stop::Requested("--check-ports".into()));
