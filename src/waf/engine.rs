@@ -13,7 +13,7 @@
 //!   literals and every `@pm` phrase; a regex then looks only at the values holding one of its
 //!   literals, and `@pm` is decided by the scan.
 
-use super::forms::{uncached, Chains, Forms, Node, Slot, SlotHash, SlotMap};
+use super::forms::{in_collections, slot, uncached, Chains, Forms, Node, SlotHash, SlotMap};
 use super::input::{
     default_processor, extract_request_body, extract_request_head, extract_response, mime,
     RequestView, ResponseView, Vars,
@@ -467,6 +467,27 @@ enum Src {
 /// `None` for none: most values of benign traffic.
 type Hits = Option<Rc<[u64]>>;
 
+/// The literal hits of one form of a value — (slot, form node, side) — scanned once per
+/// transaction; the scan's bytes count as steps.
+fn hits_of(
+    cache: &mut SlotMap<Hits>,
+    scanner: &Scanner,
+    steps: &mut u64,
+    (slot, form, side): (u32, Node, usize),
+    bytes: &[u8],
+) -> Hits {
+    // The side is the slot's top bit: a response transaction's phase-1 rules scan with the
+    // request's literals.
+    let key = (slot | (side as u32) << 31, form);
+    if let Some(h) = cache.get(&key) {
+        return h.clone();
+    }
+    *steps += bytes.len() as u64;
+    let h = scanner.scan(bytes);
+    cache.insert(key, h.clone());
+    h
+}
+
 /// One link of a rule, with what the rule set keeps for it.
 struct LinkAt<'s> {
     cache: &'s LinkCache,
@@ -495,11 +516,6 @@ fn dynamic(c: Collection) -> bool {
             | Collection::MatchedVarsNames
             | Collection::Rule
     )
-}
-
-/// A request value's identity: its collection and its index there.
-fn slot(c: Collection, i: usize) -> Slot {
-    ((c as u32) << 20) | (i as u32 & 0xF_FFFF)
 }
 
 impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
@@ -684,11 +700,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
     ) {
         let outcome = match src {
             Src::Member(c, i) => {
-                let (raw, classes): (&[u8], u16) = self
-                    .vars
-                    .get(*c)
-                    .get(*i)
-                    .map_or((&[][..], 0), |m| (&m.value, m.classes));
+                let (raw, classes) = self.vars.value(*c, *i);
                 let s = slot(*c, *i);
                 // `multiMatch`: the operator runs on the value and after each transformation
                 // that changed it, the forms on the chain's path.
@@ -709,15 +721,13 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
                     // The shared scan, once per distinct form of a request value.
                     let prefiltered = match prefiltered {
                         None if !at.cache.lits.is_empty() => {
-                            let key = (s | (at.side as u32) << 31, form);
-                            let hits = match self.hits.get(&key) {
-                                Some(h) => h.clone(),
-                                None => {
-                                    let h = set.scanners[at.side].scan(&bytes);
-                                    self.hits.insert(key, h.clone());
-                                    h
-                                }
-                            };
+                            let hits = hits_of(
+                                &mut self.hits,
+                                &set.scanners[at.side],
+                                &mut self.steps,
+                                (s, form, at.side),
+                                &bytes,
+                            );
                             Some(hits.is_some_and(|hits| at.cache.hit(&hits)))
                         }
                         p => p,
@@ -809,24 +819,17 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         let mut out = Vec::new();
         for &(c, i) in members.iter() {
             let s = slot(c, i as usize);
-            let (raw, classes): (&[u8], u16) = self
-                .vars
-                .get(c)
-                .get(i as usize)
-                .map_or((&[][..], 0), |m| (&m.value, m.classes));
+            let (raw, classes) = self.vars.value(c, i as usize);
             let (bytes, form) = self
                 .forms
                 .get(&set.chains, &mut self.steps, s, node, raw, classes);
-            let key = (s | (side as u32) << 31, form);
-            let hits = match self.hits.get(&key) {
-                Some(h) => h.clone(),
-                None => {
-                    self.steps += bytes.len() as u64;
-                    let h = set.scanners[side].scan(&bytes);
-                    self.hits.insert(key, h.clone());
-                    h
-                }
-            };
+            let hits = hits_of(
+                &mut self.hits,
+                &set.scanners[side],
+                &mut self.steps,
+                (s, form, side),
+                &bytes,
+            );
             if let Some(hits) = hits {
                 out.push(Cand { c, i, hits });
             }
@@ -842,8 +845,7 @@ impl<'a, 'r, 'b> Transaction<'a, 'r, 'b> {
         let replaced = self.vars.take_replaced();
         self.forms.forget(replaced);
         if replaced != 0 {
-            self.hits
-                .retain(|(slot, _), _| replaced & (1 << ((slot >> 20) % 64)) == 0);
+            self.hits.retain(|(s, _), _| !in_collections(*s, replaced));
         }
         self.cands.clear();
         self.lists.clear();

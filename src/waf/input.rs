@@ -173,6 +173,13 @@ impl<'a> Vars<'a> {
         self.lists.get(c as usize).map_or(&[], Vec::as_slice)
     }
 
+    /// Member `i` of `c`: its value and the value's byte classes (empty when there is none).
+    pub(crate) fn value(&self, c: Collection, i: usize) -> (&[u8], u16) {
+        self.get(c)
+            .get(i)
+            .map_or((&[][..], 0), |m| (&m.value, m.classes))
+    }
+
     pub(crate) fn set(&mut self, c: Collection, value: impl Into<Cow<'a, [u8]>>) {
         if let Some(list) = self.lists.get_mut(c as usize) {
             list.clear();

@@ -121,25 +121,14 @@ fn parse_reply(buf: &[u8], closed: bool, to_head: bool) -> Option<RawReply> {
     };
     // The Worker compresses its answer when the stage's request accepts it.
     let body = match get("Content-Encoding").as_deref() {
-        Some("gzip") => {
+        Some(coding @ ("gzip" | "deflate" | "br")) => {
+            let mut decoder: Box<dyn Read> = match coding {
+                "gzip" => Box::new(flate2::read::GzDecoder::new(&body[..])),
+                "deflate" => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+                _ => Box::new(brotli_decompressor::Decompressor::new(&body[..], 4096)),
+            };
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .read_to_end(&mut out)
-                .ok()?;
-            out
-        }
-        Some("deflate") => {
-            let mut out = Vec::new();
-            flate2::read::ZlibDecoder::new(&body[..])
-                .read_to_end(&mut out)
-                .ok()?;
-            out
-        }
-        Some("br") => {
-            let mut out = Vec::new();
-            brotli_decompressor::Decompressor::new(&body[..], 4096)
-                .read_to_end(&mut out)
-                .ok()?;
+            decoder.read_to_end(&mut out).ok()?;
             out
         }
         _ => body,

@@ -153,14 +153,17 @@ fn exact(set: Option<Set>) -> Info {
 
 /// A set every match must contain one of: non-empty, without the empty string, not too large.
 fn usable(set: Set) -> Option<Set> {
-    (!set.is_empty() && set.len() <= MAX_LITERALS && !set.contains(&Vec::new())).then_some(set)
+    usable_up_to(set, MAX_LITERALS)
+}
+
+fn usable_up_to(set: Set, max: usize) -> Option<Set> {
+    (!set.is_empty() && set.len() <= max && !set.contains(&Vec::new())).then_some(set)
 }
 
 /// A set too large made small enough by cutting its literals to a shorter prefix: a string
 /// that contains a literal contains its prefix.
 fn shrink(set: Set) -> Option<Set> {
-    let fits =
-        |s: Set| (!s.is_empty() && s.len() <= MAX_UNION && !s.contains(&Vec::new())).then_some(s);
+    let fits = |s: Set| usable_up_to(s, MAX_UNION);
     if set.len() <= MAX_UNION {
         return fits(set);
     }
